@@ -1,0 +1,3 @@
+module github.com/afteraction/afteraction/cmd/afteraction
+
+go 1.26

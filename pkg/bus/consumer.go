@@ -1,0 +1,314 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/afteraction/afteraction/pkg/events"
+)
+
+// Message is one delivery handed to a handler.
+type Message struct {
+	// Subject is the NATS subject the message was published on.
+	Subject string
+	// Envelope holds the CloudEvents attributes and the data (see EnvelopeOf).
+	Envelope events.Envelope
+	// Header is every header as received.
+	Header nats.Header
+	// Stream, StreamSeq and Delivered locate the message and count its deliveries (1 = first).
+	Stream    string
+	StreamSeq uint64
+	Delivered uint64
+
+	msg jetstream.Msg
+}
+
+// InProgress tells JetStream the handler is still working, resetting the ack
+// timer; long handlers call it so the message is not redelivered meanwhile.
+func (m *Message) InProgress() error {
+	if m.msg == nil {
+		return nil
+	}
+	return m.msg.InProgress()
+}
+
+// Handler handles one message. Returning nil acks it; an error marked with
+// Permanent sends it to the DLQ and terminates it; any other error naks it with
+// a back-off delay until MaxDeliver, after which it goes to the DLQ. A handler
+// must commit its work (and record the event id in processed_events) before
+// returning nil: the ack follows the return.
+type Handler func(ctx context.Context, m *Message) error
+
+// BatchHandler handles up to BatchSize messages at once, typically in one
+// transaction, and returns one outcome per message, in order, with the meaning
+// of Handler's return value. Returning a slice of the wrong length naks them all.
+type BatchHandler func(ctx context.Context, ms []*Message) []error
+
+// ConsumerConfig describes a durable pull consumer.
+type ConsumerConfig struct {
+	// Durable names the consumer; replicas of a service share it and compete for messages.
+	Durable string
+	// Stream and Subjects select what it reads.
+	Stream   string
+	Subjects []string
+	// MaxDeliver bounds the deliveries of one message before it goes to the DLQ (default 8).
+	MaxDeliver int
+	// Backoff is the nak delay after the 1st, 2nd, ... failure; the last value repeats
+	// (default 1s, 5s, 30s, 2m, 10m).
+	Backoff []time.Duration
+	// AckWait is how long a delivery may stay unacknowledged before JetStream
+	// redelivers it (default 30s); handlers get a context with this deadline.
+	AckWait time.Duration
+	// BatchSize is how many messages ConsumeBatch hands over at most (default 500).
+	BatchSize int
+	// Workers is how many messages Consume handles concurrently (default 1).
+	Workers int
+	// MaxAckPending bounds unacknowledged deliveries across replicas (default 1000,
+	// at least twice BatchSize).
+	MaxAckPending int
+}
+
+func (c ConsumerConfig) withDefaults() ConsumerConfig {
+	c.MaxDeliver = orDefault(c.MaxDeliver, 8)
+	if len(c.Backoff) == 0 {
+		c.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute}
+	}
+	c.AckWait = orDefault(c.AckWait, 30*time.Second)
+	c.BatchSize = orDefault(c.BatchSize, 500)
+	c.Workers = orDefault(c.Workers, 1)
+	c.MaxAckPending = max(orDefault(c.MaxAckPending, 1000), 2*c.BatchSize)
+	return c
+}
+
+// Consume runs h for every message of the durable consumer described by cfg
+// until ctx is cancelled, then finishes the messages already delivered and
+// returns nil. It creates or updates the consumer first.
+func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) error {
+	cfg = cfg.withDefaults()
+	cfg.BatchSize = 1
+	return b.run(ctx, cfg, func(ctx context.Context, ms []*Message) []error {
+		return []error{safeCall(ctx, h, ms[0])}
+	})
+}
+
+// ConsumeBatch is Consume for handlers that take many messages at once: it
+// waits for the first message, gathers whatever else is already buffered up to
+// BatchSize, and hands them over together. The per-message rules still hold.
+func (b *Bus) ConsumeBatch(ctx context.Context, cfg ConsumerConfig, h BatchHandler) error {
+	return b.run(ctx, cfg.withDefaults(), func(ctx context.Context, ms []*Message) (errs []error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err := fmt.Errorf("batch handler panic: %v\n%s", r, debug.Stack())
+				errs = make([]error, len(ms))
+				for i := range errs {
+					errs[i] = err
+				}
+			}
+		}()
+		return h(ctx, ms)
+	})
+}
+
+func safeCall(ctx context.Context, h Handler, m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return h(ctx, m)
+}
+
+func (b *Bus) run(ctx context.Context, cfg ConsumerConfig, h BatchHandler) error {
+	if cfg.Durable == "" || cfg.Stream == "" || len(cfg.Subjects) == 0 {
+		return errors.New("consumer config: durable, stream and subjects are required")
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+		Durable:        cfg.Durable,
+		FilterSubjects: cfg.Subjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     -1, // bounded by us, so the last failure still reaches the DLQ
+		MaxAckPending:  cfg.MaxAckPending,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}
+	log := b.log.With(zap.String("consumer", cfg.Durable))
+	log.Info("consumer started", zap.Strings("subjects", cfg.Subjects), zap.Int("workers", cfg.Workers), zap.Int("batch", cfg.BatchSize))
+	g := new(errgroup.Group)
+	for range cfg.Workers {
+		g.Go(func() error { return b.pull(ctx, cons, cfg, h, log) })
+	}
+	err = g.Wait()
+	log.Info("consumer stopped")
+	return err
+}
+
+func (b *Bus) pull(ctx context.Context, cons jetstream.Consumer, cfg ConsumerConfig, h BatchHandler, log *zap.Logger) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(2*cfg.BatchSize, 16)))
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", cfg.Durable, err)
+	}
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	defer it.Stop()
+	work := context.WithoutCancel(ctx)
+	for {
+		first, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			log.Warn("pull failed", zap.Error(err))
+			continue
+		}
+		batch := []*Message{b.message(first)}
+		for len(batch) < cfg.BatchSize {
+			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
+			if err != nil {
+				break
+			}
+			batch = append(batch, b.message(m))
+		}
+		hctx, cancel := context.WithTimeout(work, cfg.AckWait)
+		todo := make([]*Message, 0, len(batch))
+		results := make([]error, len(batch))
+		for i, m := range batch {
+			if m.Delivered > uint64(cfg.MaxDeliver) {
+				results[i] = errGaveUp
+				continue
+			}
+			todo = append(todo, m)
+		}
+		if len(todo) > 0 {
+			errs := h(hctx, todo)
+			if len(errs) != len(todo) {
+				err := fmt.Errorf("batch handler returned %d outcomes for %d messages", len(errs), len(todo))
+				errs = make([]error, len(todo))
+				for i := range errs {
+					errs[i] = err
+				}
+			}
+			j := 0
+			for i, m := range batch {
+				if results[i] == nil && j < len(todo) && todo[j] == m {
+					results[i] = errs[j]
+					j++
+				}
+			}
+		}
+		for i, m := range batch {
+			b.settle(hctx, cfg, m, results[i], log)
+		}
+		cancel()
+	}
+}
+
+var errGaveUp = errors.New("delivered more often than MaxDeliver without an outcome (the handler may crash the process)")
+
+func (b *Bus) message(m jetstream.Msg) *Message {
+	msg := &Message{Subject: m.Subject(), Header: m.Headers(), msg: m}
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
+	msg.Envelope = EnvelopeOf(msg.Subject, msg.Header, m.Data())
+	if md, err := m.Metadata(); err == nil {
+		msg.Stream = md.Stream
+		msg.StreamSeq = md.Sequence.Stream
+		msg.Delivered = md.NumDelivered
+	}
+	return msg
+}
+
+// settle acks, naks, or dead-letters m according to err.
+func (b *Bus) settle(ctx context.Context, cfg ConsumerConfig, m *Message, err error, log *zap.Logger) {
+	fields := []zap.Field{
+		zap.String("subject", m.Subject), zap.String("event_id", m.Envelope.ID),
+		zap.Uint64("stream_seq", m.StreamSeq), zap.Uint64("delivered", m.Delivered),
+	}
+	switch {
+	case err == nil:
+		if aerr := m.msg.Ack(); aerr != nil {
+			log.Warn("ack failed; redelivery will be deduplicated", append(fields, zap.Error(aerr))...)
+			return
+		}
+		b.handled.WithLabelValues(cfg.Durable, "ack").Inc()
+		log.Debug("message handled", fields...)
+	case IsPermanent(err) || errors.Is(err, errGaveUp) || m.Delivered >= uint64(cfg.MaxDeliver):
+		reason := err.Error()
+		if !IsPermanent(err) && !errors.Is(err, errGaveUp) {
+			reason = fmt.Sprintf("gave up after %d deliveries: %v", m.Delivered, err)
+		}
+		if derr := b.deadLetter(ctx, m, reason); derr != nil {
+			log.Error("dead-letter failed; will retry", append(fields, zap.String("reason", reason), zap.Error(derr))...)
+			_ = m.msg.NakWithDelay(cfg.Backoff[0])
+			return
+		}
+		_ = m.msg.TermWithReason(truncate(reason, 200))
+		b.handled.WithLabelValues(cfg.Durable, "dead_letter").Inc()
+		log.Error("message dead-lettered", append(fields, zap.String("reason", reason))...)
+	default:
+		delay := cfg.Backoff[min(int(m.Delivered)-1, len(cfg.Backoff)-1)]
+		_ = m.msg.NakWithDelay(delay)
+		b.handled.WithLabelValues(cfg.Durable, "retry").Inc()
+		log.Warn("message failed; will retry", append(fields, zap.Duration("retry_in", delay), zap.Error(err))...)
+	}
+}
+
+// DLQSubject is where service dead-letters a message first published on subject.
+func DLQSubject(service, subject string) string { return "dlq." + service + "." + subject }
+
+func (b *Bus) deadLetter(ctx context.Context, m *Message, reason string) error {
+	dm := nats.NewMsg(DLQSubject(b.service, m.Subject))
+	dm.Data = m.Envelope.Data
+	for k, vs := range m.Header {
+		if k == jetstream.MsgIDHeader {
+			continue
+		}
+		for _, v := range vs {
+			dm.Header.Add(k, v)
+		}
+	}
+	dm.Header.Set(HeaderDLQReason, encodeHeader(truncate(reason, 4000)))
+	dm.Header.Set(HeaderDLQService, b.service)
+	dm.Header.Set(HeaderDLQSubject, m.Subject)
+	dm.Header.Set(HeaderDLQStream, m.Stream)
+	dm.Header.Set(HeaderDLQStreamSeq, strconv.FormatUint(m.StreamSeq, 10))
+	dm.Header.Set(HeaderDLQDelivered, strconv.FormatUint(m.Delivered, 10))
+	id := fmt.Sprintf("dlq.%s.%s.%d", b.service, m.Stream, m.StreamSeq)
+	_, err := b.js.PublishMsg(ctx, dm, jetstream.WithMsgID(id))
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Typed adapts fn into a Handler for events of type typ: it checks the ce-type
+// header, validates the data against the type's JSON Schema and decodes it
+// before fn runs. A wrong type or invalid data is permanent (DLQ, no retry).
+func Typed[T any](typ string, fn func(ctx context.Context, m *Message, e T) error) Handler {
+	return func(ctx context.Context, m *Message) error {
+		if m.Envelope.Type != typ {
+			return Permanent(fmt.Errorf("ce-type %q: this consumer takes %q", m.Envelope.Type, typ))
+		}
+		e, err := events.Decode[T](typ, m.Envelope.Data)
+		if err != nil {
+			return Permanent(fmt.Errorf("invalid %s: %w", typ, err))
+		}
+		return fn(ctx, m, e)
+	}
+}

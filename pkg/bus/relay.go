@@ -1,0 +1,197 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/postgres"
+)
+
+// Relay publishes a service's committed outbox rows to JetStream. It claims
+// unsent rows with FOR UPDATE SKIP LOCKED (so replicas share the work), publishes
+// them with Nats-Msg-Id = event id, waits for every PubAck and only then sets
+// sent_at, in the same transaction that holds the claim. A crash before that
+// commit leaves the rows unsent and they are published again; the stream's
+// duplicate window and the consumers' processed_events absorb the copy.
+// LISTEN/NOTIFY wakes it on commit; it also polls, because notifications are
+// not stored.
+type Relay struct {
+	Bus    *Bus
+	Pool   *pgxpool.Pool
+	Schema string
+	Log    *zap.Logger
+	// BatchSize is how many rows one round claims (default 500).
+	BatchSize int
+	// PollInterval is how often it looks without a notification (default 1s).
+	PollInterval time.Duration
+	// Retention is how long sent rows are kept for republishing (default 7 days).
+	Retention time.Duration
+}
+
+// Run relays until ctx is cancelled, then makes one last pass (bounded by ten
+// seconds) so what was committed before shutdown goes out. It returns nil on
+// shutdown; publish and database errors are logged and retried with back-off.
+func (r *Relay) Run(ctx context.Context) error {
+	batch := orDefault(r.BatchSize, 500)
+	poll := orDefault(r.PollInterval, time.Second)
+	retention := orDefault(r.Retention, 7*24*time.Hour)
+	log := r.Log.Named("relay")
+	wake := make(chan struct{}, 1)
+	go r.listen(ctx, wake, log)
+
+	lastPrune := time.Time{}
+	failures := 0
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if _, err := r.Drain(final, batch); err != nil {
+				log.Warn("final outbox pass failed; rows stay for the next start", zap.Error(err))
+			}
+			return nil
+		case <-wake:
+		case <-timer.C:
+		}
+		n, err := r.Drain(ctx, batch)
+		wait := poll
+		if err != nil && ctx.Err() == nil {
+			failures++
+			wait = min(time.Duration(failures)*250*time.Millisecond, 10*time.Second)
+			log.Warn("outbox relay failed; retrying", zap.Error(err), zap.Duration("retry_in", wait))
+		} else {
+			failures = 0
+			if n > 0 {
+				log.Debug("outbox relayed", zap.Int("events", n))
+			}
+		}
+		if time.Since(lastPrune) > time.Hour {
+			lastPrune = time.Now()
+			if err := postgres.InTx(ctx, r.Pool, func(tx pgx.Tx) error {
+				_, err := postgres.PruneOutbox(ctx, tx, time.Now().Add(-retention))
+				return err
+			}); err != nil && ctx.Err() == nil {
+				log.Warn("prune outbox failed", zap.Error(err))
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// Drain publishes unsent rows until none are left and returns how many it sent.
+func (r *Relay) Drain(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for {
+		n, err := r.relayOnce(ctx, orDefault(batch, 500))
+		total += n
+		if err != nil || n < batch {
+			return total, err
+		}
+	}
+}
+
+func (r *Relay) relayOnce(ctx context.Context, limit int) (int, error) {
+	sent := 0
+	var pubErr error
+	err := postgres.InTx(ctx, r.Pool, func(tx pgx.Tx) error {
+		rows, err := postgres.ClaimOutbox(ctx, tx, limit)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		futures := make([]jetstream.PubAckFuture, len(rows))
+		for i, row := range rows {
+			f, err := r.Bus.js.PublishMsgAsync(NewMsg(row.Subject, row.Envelope), jetstream.WithMsgID(row.Envelope.ID))
+			if err != nil {
+				return fmt.Errorf("publish outbox row %d: %w", row.Seq, err)
+			}
+			futures[i] = f
+		}
+		ok := make([]int64, 0, len(rows))
+		var failed []int64
+		var firstErr error
+		deadline := time.After(10 * time.Second)
+		for i, f := range futures {
+			select {
+			case <-f.Ok():
+				ok = append(ok, rows[i].Seq)
+			case err := <-f.Err():
+				failed = append(failed, rows[i].Seq)
+				firstErr = cmpErr(firstErr, err)
+			case <-deadline:
+				failed = append(failed, rows[i].Seq)
+				firstErr = cmpErr(firstErr, errors.New("no PubAck within 10s"))
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := postgres.MarkSent(ctx, tx, ok); err != nil {
+			return err
+		}
+		if len(failed) > 0 {
+			if err := postgres.MarkFailed(ctx, tx, failed, firstErr.Error()); err != nil {
+				return err
+			}
+		}
+		sent = len(ok)
+		r.Bus.relayed.Add(float64(sent))
+		pubErr = firstErr // commit what was acknowledged, report the rest
+		return nil
+	})
+	if err == nil && pubErr != nil {
+		err = fmt.Errorf("publish outbox: %w", pubErr)
+	}
+	return sent, err
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// listen turns NOTIFY <schema>_outbox into wake-ups on its own connection,
+// reconnecting after errors; polling covers the gaps.
+func (r *Relay) listen(ctx context.Context, wake chan<- struct{}, log *zap.Logger) {
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx, wake)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("outbox listener lost; polling meanwhile", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
+	conn, err := pgx.ConnectConfig(ctx, r.Pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{r.Schema + "_outbox"}.Sanitize()); err != nil {
+		return err
+	}
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -1,0 +1,101 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/afteraction/afteraction/pkg/events"
+)
+
+// Stream names of the event contract.
+const (
+	StreamIncidents   = "INCIDENTS"
+	StreamAfteraction = "AFTERACTION"
+	StreamActions     = "ACTIONS"
+	StreamDLQ         = "DLQ"
+	// BucketReports is the object store bucket holding rendered report PDFs.
+	BucketReports = "reports"
+)
+
+// Topology says how the streams are stored.
+type Topology struct {
+	// Replicas per stream: 1 for a single server, 3 in production.
+	Replicas int
+	// Memory stores streams in memory (tests only); the default is file storage.
+	Memory bool
+	// DuplicateWindow is how long JetStream drops a repeated Nats-Msg-Id
+	// (default two minutes). Exactly-once comes from processed_events, not from this.
+	DuplicateWindow time.Duration
+}
+
+// EnsureTopology creates or updates the INCIDENTS, AFTERACTION, ACTIONS and DLQ
+// streams and the reports object store. It is idempotent and safe to call from
+// every replica of every service at start-up.
+func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
+	storage := jetstream.FileStorage
+	if t.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	replicas := orDefault(t.Replicas, 1)
+	dup := orDefault(t.DuplicateWindow, 2*time.Minute)
+	streams := []jetstream.StreamConfig{
+		{Name: StreamIncidents, Subjects: []string{events.SubjectIncidentClosedAll},
+			Description: "closed incidents from upstream ticketing systems (canonical JSON)"},
+		{Name: StreamAfteraction, Subjects: []string{"afteraction.>"},
+			Description: "afteraction domain events"},
+		{Name: StreamActions, Subjects: []string{events.SubjectActionStatusAll},
+			Description: "action status changes sent back by improvement trackers"},
+		{Name: StreamDLQ, Subjects: []string{"dlq.>"},
+			Description: "messages a consumer gave up on, with the reason in headers"},
+	}
+	for _, sc := range streams {
+		sc.Storage = storage
+		sc.Replicas = replicas
+		sc.Duplicates = dup
+		sc.Retention = jetstream.LimitsPolicy
+		sc.Discard = jetstream.DiscardOld
+		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	_, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      BucketReports,
+		Description: "rendered incident report PDFs, one object per report version",
+		Storage:     storage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure object store %s: %w", BucketReports, err)
+	}
+	return nil
+}
+
+// PutObject stores data under key in bucket, replacing nothing that differs:
+// report versions are immutable, so callers use a key per version.
+func (b *Bus) PutObject(ctx context.Context, bucket, key string, data []byte) error {
+	store, err := b.js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("open object store %s: %w", bucket, err)
+	}
+	if _, err := store.PutBytes(ctx, key, data); err != nil {
+		return fmt.Errorf("put %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// GetObject returns the bytes stored under key in bucket, or an error wrapping
+// jetstream.ErrObjectNotFound.
+func (b *Bus) GetObject(ctx context.Context, bucket, key string) ([]byte, error) {
+	store, err := b.js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open object store %s: %w", bucket, err)
+	}
+	data, err := store.GetBytes(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s/%s: %w", bucket, key, err)
+	}
+	return data, nil
+}

@@ -1,0 +1,3 @@
+module github.com/afteraction/afteraction/schemas
+
+go 1.26

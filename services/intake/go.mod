@@ -1,0 +1,3 @@
+module github.com/afteraction/afteraction/services/intake
+
+go 1.26
