@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/logging"
+	"github.com/afteraction/afteraction/services/intake"
+)
+
+//go:embed demo/incident.json
+var demoIncident []byte
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	out := fs.String("out", "out", "directory for the report PDF")
+	dsn := fs.String("database-url", envOr("DEMO_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/afteraction_demo?sslmode=disable"),
+		"Postgres database for the demo; it is dropped and created afresh")
+	verbose := fs.Bool("v", false, "log every service at info level")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level := "warn"
+	if *verbose {
+		level = "info"
+	}
+	log, err := logging.New("console", level)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	if err := recreateDatabase(ctx, *dsn); err != nil {
+		return err
+	}
+	store, err := os.MkdirTemp("", "afteraction-demo-nats-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(store)
+
+	fmt.Println("starting embedded NATS and the four services ...")
+	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log})
+	if err != nil {
+		return err
+	}
+	defer stack.Stop() //nolint:errcheck
+
+	var inc events.IncidentClosed
+	if err := json.Unmarshal(demoIncident, &inc); err != nil {
+		return fmt.Errorf("demo incident: %w", err)
+	}
+	shiftToNow(&inc, time.Now().UTC().Add(-2*time.Hour))
+	res, err := runScenario(ctx, stack, inc, log)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(*out, inc.ExternalID+".pdf")
+	if err := os.WriteFile(path, res.PDF, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf(`
+incident     %s  %q (%s, source %s/%s)
+review       %s  %d participants answered, completed by %s
+report       %s  version %d, %d bytes
+             pdf sha256  %s
+             signature   ed25519 key %s, verified: %v
+actions      %d open action items:
+%s
+written      %s
+`, res.IncidentID, inc.Title, inc.Severity, inc.Source, inc.ExternalID,
+		res.ReviewID, res.Answered, res.Facilitator,
+		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified,
+		len(res.Actions), indentLines(res.Actions, "               - "), path)
+	return nil
+}
+
+// Scenario is what one pass through the pipeline produced.
+type Scenario struct {
+	IncidentID, ReviewID, ReportID, PDFSHA256, KeyID, Facilitator string
+	Version, Answered                                             int
+	Verified                                                      bool
+	PDF                                                           []byte
+	Actions                                                       []string
+}
+
+// runScenario publishes inc, answers the review as three participants,
+// completes it, and collects the report and the action items.
+func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *zap.Logger) (Scenario, error) {
+	var res Scenario
+	b, err := bus.Connect(ctx, s.NATSURL, "demo", log, bus.Options{})
+	if err != nil {
+		return res, err
+	}
+	defer b.Close()
+	env, err := events.New(events.TypeIncidentClosed, "afteraction/demo", inc.ExternalID, inc)
+	if err != nil {
+		return res, err
+	}
+	if err := b.Publish(ctx, events.SubjectIncidentClosedPrefix+inc.Source, env); err != nil {
+		return res, err
+	}
+	res.IncidentID = intake.IncidentID(inc.Source, inc.ExternalID)
+	fmt.Printf("published %s/%s on %s%s\n", inc.Source, inc.ExternalID, events.SubjectIncidentClosedPrefix, inc.Source)
+
+	tok := s.AdminToken
+	var rv reviewView
+	err = poll(ctx, "the review to open", 30*time.Second, func() (bool, error) {
+		var list struct {
+			Reviews []reviewView `json:"reviews"`
+		}
+		if err := getJSON(ctx, s.URLs["review"]+"/v1/reviews?incident_id="+res.IncidentID, tok, &list); err != nil {
+			return false, err
+		}
+		if len(list.Reviews) == 0 {
+			return false, nil
+		}
+		rv = list.Reviews[0]
+		return true, nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.ReviewID = rv.ReviewID
+	fmt.Printf("review %s opened with %d participants, due %s\n", rv.ReviewID, len(rv.Participants), rv.DueAt)
+
+	var qs questionnaire
+	if err := getJSON(ctx, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/questions", tok, &qs); err != nil {
+		return res, err
+	}
+	for i, p := range rv.Participants {
+		if i == 3 {
+			break
+		}
+		body := map[string]any{"answers": answersFor(qs.Questions, i)}
+		if err := call(ctx, http.MethodPut, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/responses/"+p.ParticipantID, p.InvitationToken, body, nil); err != nil {
+			return res, fmt.Errorf("answers of %s: %w", p.Name, err)
+		}
+		res.Answered++
+		fmt.Printf("  %s (%s) answered %d questions\n", p.Name, p.Role, len(qs.Questions))
+	}
+
+	facilitator := rv.Participants[0]
+	if rv.Facilitator != nil {
+		facilitator = *rv.Facilitator
+	}
+	res.Facilitator = facilitator.Name
+	completion := demoCompletion(facilitator, inc)
+	if err := call(ctx, http.MethodPost, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/complete", tok, completion, nil); err != nil {
+		return res, err
+	}
+	fmt.Printf("review completed by %s with %d action items\n", facilitator.Name, len(completion.ActionItems))
+
+	var rep reportView
+	err = poll(ctx, "the report", 60*time.Second, func() (bool, error) {
+		var list struct {
+			Reports []reportView `json:"reports"`
+		}
+		if err := getJSON(ctx, s.URLs["report"]+"/v1/reports?incident_id="+res.IncidentID, tok, &list); err != nil {
+			return false, err
+		}
+		if len(list.Reports) == 0 {
+			return false, nil
+		}
+		rep = list.Reports[0]
+		return true, nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.ReportID = rep.ReportID
+	if err := call(ctx, http.MethodGet, s.URLs["report"]+"/v1/reports/"+rep.ReportID+"/pdf", tok, nil, &res.PDF); err != nil {
+		return res, err
+	}
+	var v verifyAnswer
+	if err := callRaw(ctx, s.URLs["report"]+"/v1/verify", tok, res.PDF, &v); err != nil {
+		return res, err
+	}
+	res.Version, res.PDFSHA256, res.KeyID, res.Verified = v.Version, v.PDFSHA256, v.KeyID, v.Valid
+
+	err = poll(ctx, "the action items", 30*time.Second, func() (bool, error) {
+		var list struct {
+			Actions []struct {
+				Title    string `json:"title"`
+				Category string `json:"category"`
+				Owner    struct {
+					Name string `json:"name"`
+				} `json:"owner"`
+				DueDate string `json:"due_date"`
+			} `json:"actions"`
+		}
+		if err := getJSON(ctx, s.URLs["tracker"]+"/v1/actions?incident="+url.QueryEscape(res.IncidentID), tok, &list); err != nil {
+			return false, err
+		}
+		if len(list.Actions) < len(completion.ActionItems) {
+			return false, nil
+		}
+		res.Actions = res.Actions[:0]
+		for _, a := range list.Actions {
+			res.Actions = append(res.Actions, fmt.Sprintf("[%s] %s (%s, due %s)", a.Category, a.Title, a.Owner.Name, a.DueDate))
+		}
+		return true, nil
+	})
+	return res, err
+}
+
+type participantView struct {
+	ParticipantID   string `json:"participant_id"`
+	Name            string `json:"name"`
+	Email           string `json:"email"`
+	Role            string `json:"role"`
+	InvitationToken string `json:"invitation_token"`
+}
+
+type reviewView struct {
+	ReviewID     string            `json:"review_id"`
+	DueAt        *time.Time        `json:"due_at"`
+	Facilitator  *participantView  `json:"facilitator"`
+	Participants []participantView `json:"participants"`
+}
+
+type questionnaire struct {
+	Questions []events.Question `json:"questions"`
+}
+
+type reportView struct {
+	ReportID string `json:"report_id"`
+}
+
+func indentLines(lines []string, prefix string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(prefix + l + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/afteraction/afteraction/pkg/events"
+)
+
+// shiftToNow moves every timestamp of inc by the same amount so that it closes
+// at closedAt: durations stay exactly as recorded, and the review's due date
+// lands in the future.
+func shiftToNow(inc *events.IncidentClosed, closedAt time.Time) {
+	d := closedAt.Sub(inc.Timestamps.ClosedAt)
+	shift := func(t *time.Time) {
+		if t != nil {
+			*t = t.Add(d).UTC()
+		}
+	}
+	ts := &inc.Timestamps
+	for _, t := range []*time.Time{ts.StartedAt, ts.DetectedAt, ts.ReportedAt, ts.ImpactAssessedAt, ts.ContainedAt,
+		ts.EradicatedAt, ts.RecoveredAt, ts.ResolvedAt, &ts.ClosedAt} {
+		shift(t)
+	}
+	for i := range inc.Timeline {
+		shift(&inc.Timeline[i].At)
+	}
+	for i := range inc.Notifications {
+		shift(inc.Notifications[i].At)
+	}
+	if inc.Impact != nil {
+		for _, a := range []*events.ImpactAssessment{inc.Impact.Initial, inc.Impact.Final} {
+			if a != nil {
+				shift(a.AssessedAt)
+			}
+		}
+	}
+}
+
+// personas answer the questionnaire in the demo: a commander, a responder and
+// the finance colleague who reported the phishing e-mail.
+var personas = []map[string]string{
+	{
+		"what_happened":           "Timeline is accurate. The first credential use from the foreign IP was 08:47, an hour before our alert; we only saw it at 09:58 when the impossible-travel rule fired.",
+		"team_performance":        "The phishing playbook was followed for containment, but it has no step for checking inbox rules, which cost us about 40 minutes.",
+		"business_information":    "Finance told us about the changed bank details quickly once asked, but nobody knew which vendors had received mails from the mailbox; a sent-items export should be requested in the first 15 minutes.",
+		"containment_eradication": "Session revocation plus password reset worked. Revoking OAuth grants was manual and slow; it should be scripted.",
+		"do_differently":          "Start the bank call-back in parallel with containment, not after it.",
+		"information_sharing":     "Shared the sender domain and URL with our CERT sector group the same afternoon.",
+		"preventive_measures":     "Phishing-resistant MFA (FIDO2) for finance\nBlock legacy authentication tenant-wide",
+		"precursors_indicators":   "Look-alike domain registered 3 days before; sign-ins from new ASN; new inbox rules forwarding externally.",
+		"tools_resources":         "Alert on new external forwarding inbox rules\nScript to revoke OAuth grants and app passwords",
+		"training":                "Juniors should learn how we pivoted from the sign-in log to the inbox rules; record a 20-minute walkthrough.",
+		"readiness_structure":     "On-call had no finance contact; add a business liaison to the security on-call rota.",
+	},
+	{
+		"what_happened":           "Agree, but add that 14 other staff received the same mail and two clicked without entering credentials.",
+		"team_performance":        "Communication in the incident channel was good; the status page for internal users was updated late.",
+		"business_information":    "We needed the vendor contact list sooner; it took three hours to find who owns it.",
+		"containment_eradication": "Blocking the domain at the gateway early stopped further credential entry. Purging copies took long without a search-and-purge permission.",
+		"do_differently":          "Grant the SOC search-and-purge rights before the next incident.",
+		"information_sharing":     "Reported the phishing kit URL to the hosting provider; it was taken down within a day.",
+		"preventive_measures":     "Banner for external senders with look-alike domains",
+		"precursors_indicators":   "Typosquat domain monitoring would have flagged the domain at registration.",
+		"tools_resources":         "Typosquat domain monitoring service",
+		"training":                "Hands-on mail search-and-purge exercise for the SOC.",
+		"readiness_structure":     "Two responders were enough; a third for communications would have helped.",
+	},
+	{
+		"what_happened":           "I reported the mail at 09:12 through the report button but did not hear back until 10:05.",
+		"team_performance":        "The security team was responsive once engaged and explained clearly what to do.",
+		"business_information":    "We could have told security about the vendor payment run that day; nobody asked, and we did not know it mattered.",
+		"containment_eradication": "Having my account locked for half a day stopped the month-end work; a temporary account would have helped.",
+		"do_differently":          "Acknowledge phishing reports within 15 minutes so reporters know it is being handled.",
+		"information_sharing":     "Our bank's fraud team was helpful; we should have their direct number on file.",
+		"preventive_measures":     "Four-eyes check and call-back on every change of vendor bank details",
+		"precursors_indicators":   "Vendors asking about unusual bank-detail letters.",
+		"tools_resources":         "Automatic acknowledgement for the phishing report button",
+		"training":                "Finance staff training on payment-diversion fraud with this case as the example.",
+		"readiness_structure":     "Finance needs a named deputy for the incident contact role.",
+	},
+}
+
+// answersFor answers every question as persona i would, by question kind.
+func answersFor(qs []events.Question, i int) []map[string]any {
+	p := personas[i%len(personas)]
+	out := make([]map[string]any, 0, len(qs))
+	for _, q := range qs {
+		text := p[q.Topic]
+		if text == "" {
+			text = fmt.Sprintf("No further remarks on %s.", q.Topic)
+		}
+		a := map[string]any{"question_id": q.ID}
+		switch q.Kind {
+		case events.QuestionRating:
+			a["rating"] = 3 + i%3
+		case events.QuestionYesNo:
+			a["yes"] = i != 2
+		case events.QuestionChoice:
+			if len(q.Choices) == 0 {
+				continue
+			}
+			a["choice"] = q.Choices[i%len(q.Choices)]
+		case events.QuestionActionItems:
+			a["items"] = splitLines(text)
+		default:
+			a["text"] = text
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '\n' {
+			if i > start {
+				out = append(out, s[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return out
+}
+
+type completionBody struct {
+	Facilitator events.Contact      `json:"facilitator"`
+	Summary     string              `json:"summary"`
+	Findings    []events.Finding    `json:"findings"`
+	ActionItems []events.ActionItem `json:"action_items"`
+}
+
+// demoCompletion is the facilitator's consolidation of the three answers.
+func demoCompletion(f participantView, inc events.IncidentClosed) completionBody {
+	due := func(days int) string { return time.Now().UTC().AddDate(0, 0, days).Format(time.DateOnly) }
+	owner := func(name, email string) *events.Owner { return &events.Owner{Name: name, Email: email} }
+	return completionBody{
+		Facilitator: events.Contact{Name: f.Name, Email: f.Email},
+		Summary: "A credential-phishing e-mail compromised a finance mailbox, which was used to send fraudulent " +
+			"bank-detail changes to vendors. The account was contained within two hours of detection and no funds " +
+			"were lost. Detection lagged the first malicious sign-in by 71 minutes, and the playbook missed inbox " +
+			"rules and OAuth grants. Six improvements follow.",
+		Findings: []events.Finding{
+			{Topic: "what_happened", Summary: "Detection lagged the first malicious sign-in by 71 minutes.", Detail: "Impossible-travel alerting fired only after the second sign-in."},
+			{Topic: "team_performance", Summary: "The phishing playbook lacks inbox-rule and OAuth-grant checks."},
+			{Topic: "business_information", Summary: "The vendor contact list and payment-run schedule were needed in the first hour."},
+			{Topic: "containment_eradication", Summary: "Gateway blocking early was effective; OAuth revocation was manual and slow."},
+			{Topic: "training", Summary: "Juniors learn most from the pivot from sign-in logs to inbox rules; record it."},
+		},
+		ActionItems: []events.ActionItem{
+			{Key: "fido2-finance", Title: "Roll out phishing-resistant MFA (FIDO2) to finance", Category: "preventive", Priority: "critical",
+				Owner: owner("Kemal Yıldız", "kemal.yildiz@nordlicht-logistik.example"), DueDate: due(30),
+				Description: "Hardware keys for the 42 finance staff; conditional access requires them for mail and ERP."},
+			{Key: "inbox-rule-alert", Title: "Alert on new external-forwarding inbox rules", Category: "detection", Priority: "high",
+				Owner: owner("Zoë Ågren", "zoe.agren@nordlicht-logistik.example"), DueDate: due(14)},
+			{Key: "oauth-revoke-script", Title: "Script the revocation of OAuth grants and app passwords", Category: "tooling", Priority: "high",
+				Owner: owner("Zoë Ågren", "zoe.agren@nordlicht-logistik.example"), DueDate: due(21)},
+			{Key: "playbook-inbox-rules", Title: "Add inbox-rule and OAuth-grant checks to the phishing playbook", Category: "playbook", Priority: "high",
+				Owner: owner("Kemal Yıldız", "kemal.yildiz@nordlicht-logistik.example"), DueDate: due(10)},
+			{Key: "vendor-callback", Title: "Four-eyes check and call-back for every vendor bank-detail change", Category: "process", Priority: "critical",
+				Owner: owner("Margarethe Müller-Lüdenscheidt", "m.mueller@nordlicht-logistik.example"), DueDate: due(7)},
+			{Key: "junior-walkthrough", Title: "Record a walkthrough of this investigation for junior analysts", Category: "training", Priority: "medium",
+				Owner: owner("Kemal Yıldız", "kemal.yildiz@nordlicht-logistik.example"), DueDate: due(45)},
+		},
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/afteraction/afteraction/pkg/logging"
+)
+
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	dsn := fs.String("database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/afteraction?sslmode=disable"),
+		"Postgres database (created when missing); each service uses its own schema")
+	natsPort := fs.Int("nats-port", 4333, "port of the embedded NATS server (0 picks a free one)")
+	store := fs.String("store", filepath.Join(".afteraction", "nats"), "directory for JetStream's files")
+	host := fs.String("host", "127.0.0.1", "address the services listen on")
+	logFormat := fs.String("log-format", "console", "json or console")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := logging.New(*logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	if err := os.MkdirAll(*store, 0o755); err != nil {
+		return err
+	}
+	stack, err := StartStack(ctx, StackConfig{
+		DatabaseURL: *dsn, NATSPort: *natsPort, StoreDir: *store, HTTPHost: *host,
+		HTTPPorts:  map[string]int{"intake": 8081, "review": 8082, "report": 8083, "tracker": 8084},
+		AdminToken: devToken(),
+		Log:        log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf(`afteraction dev is running (Ctrl-C stops it)
+  nats      %s  (embedded, JetStream in %s, sync_interval: always)
+  intake    %s
+  review    %s
+  report    %s
+  tracker   %s
+  token     %s  (admin; set AFTERACTION_TOKEN to choose it)
+`, stack.NATSURL, *store, stack.URLs["intake"], stack.URLs["review"], stack.URLs["report"], stack.URLs["tracker"], devToken())
+	select {
+	case <-ctx.Done():
+	case <-waitErr(stack):
+	}
+	fmt.Println("stopping: draining consumers and outboxes ...")
+	return stack.Stop()
+}
+
+func devToken() string { return envOr("AFTERACTION_TOKEN", "dev-admin-token") }
+
+func waitErr(s *Stack) <-chan error {
+	c := make(chan error, 1)
+	go func() { c <- s.Wait() }()
+	return c
+}

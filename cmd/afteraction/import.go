@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/services/intake/webhook"
+)
+
+// importError is one line of the per-record error report.
+type importError struct {
+	Record     int                  `json:"record"`
+	ExternalID string               `json:"external_id,omitempty"`
+	Reason     string               `json:"reason"`
+	Problems   []httpapi.FieldError `json:"problems,omitempty"`
+}
+
+// importStats counts what an import did.
+type importStats struct {
+	Published, Skipped, Failed int
+}
+
+func runImport(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	source := fs.String("source", "canonical", "format of the records: "+fmt.Sprint(webhook.Sources()))
+	natsURL := fs.String("nats", envOr("NATS_URL", "nats://127.0.0.1:4333"), "NATS server URL")
+	errPath := fs.String("errors", "", "where to write the per-record error report (default <file>.errors.jsonl)")
+	quiet := fs.Bool("q", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: afteraction import --source <name> [--nats URL] <file.json|file.jsonl>")
+	}
+	data, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	records, err := splitRecords(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+	}
+	cfg, err := webhook.LoadConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
+	b, err := bus.Connect(ctx, *natsURL, "cli", zap.NewNop(), bus.Options{})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if *errPath == "" {
+		*errPath = fs.Arg(0) + ".errors.jsonl"
+	}
+	report, err := os.Create(*errPath)
+	if err != nil {
+		return err
+	}
+	defer report.Close()
+	progress := newProgress(os.Stderr, len(records), *quiet)
+	stats, err := importRecords(ctx, b, cfg, *source, records, report, progress.tick)
+	progress.done()
+	fmt.Printf("import %s: %d records, %d published, %d skipped (not a closing event), %d failed",
+		fs.Arg(0), len(records), stats.Published, stats.Skipped, stats.Failed)
+	if stats.Failed > 0 {
+		fmt.Printf(" (see %s)", *errPath)
+	}
+	fmt.Println()
+	return err
+}
+
+// importRecords normalises each record as source and publishes the closed
+// incidents. The Nats-Msg-Id is derived from the content, and intake ignores an
+// identical copy of a registered incident, so re-running an import publishes
+// nothing twice. A record without its own closure time is refused: an import
+// must not stamp historical incidents with today's date.
+func importRecords(ctx context.Context, b *bus.Bus, cfg webhook.Config, source string, records []json.RawMessage,
+	report io.Writer, tick func()) (importStats, error) {
+	var st importStats
+	enc := json.NewEncoder(report)
+	fail := func(e importError) error {
+		st.Failed++
+		return enc.Encode(e)
+	}
+	for i, rec := range records {
+		tick()
+		n := i + 1
+		now := time.Now().UTC().Truncate(time.Second).Add(time.Duration(n) * time.Nanosecond)
+		res, err := webhook.Handle(cfg, source, nil, rec, now)
+		if err != nil {
+			e := importError{Record: n, Reason: err.Error()}
+			var p *httpapi.Problem
+			if errors.As(err, &p) {
+				e.Reason, e.Problems = p.Title, p.Errors
+				if p.Detail != "" {
+					e.Reason += ": " + p.Detail
+				}
+			}
+			if err := fail(e); err != nil {
+				return st, err
+			}
+			continue
+		}
+		if res.Incident == nil {
+			st.Skipped++
+			continue
+		}
+		inc := res.Incident
+		if inc.Timestamps.ClosedAt.Equal(now) {
+			if err := fail(importError{Record: n, ExternalID: inc.ExternalID,
+				Reason: "the record has no closure or resolution time of its own", Problems: []httpapi.FieldError{
+					{Field: "/timestamps/closed_at", Reason: "missing in the source record; an import keeps the incident's own timestamps"}}}); err != nil {
+				return st, err
+			}
+			continue
+		}
+		body, err := json.Marshal(inc)
+		if err != nil {
+			return st, err
+		}
+		if err := events.Validate(events.TypeIncidentClosed, body); err != nil {
+			e := importError{Record: n, ExternalID: inc.ExternalID, Reason: "invalid incident"}
+			var ve *events.ValidationError
+			if errors.As(err, &ve) {
+				for _, p := range ve.Problems {
+					e.Problems = append(e.Problems, httpapi.FieldError{Field: p.Field, Reason: p.Reason})
+				}
+			}
+			if err := fail(e); err != nil {
+				return st, err
+			}
+			continue
+		}
+		env, err := events.New(events.TypeIncidentClosed, "afteraction/import", inc.ExternalID, json.RawMessage(body))
+		if err != nil {
+			return st, err
+		}
+		sum := sha256.Sum256(body)
+		env.ID = "import-" + hex.EncodeToString(sum[:16])
+		if err := b.Publish(ctx, events.SubjectIncidentClosedPrefix+inc.Source, env); err != nil {
+			return st, fmt.Errorf("record %d: %w", n, err)
+		}
+		st.Published++
+	}
+	return st, nil
+}
+
+// splitRecords reads a JSON array of records or JSON lines (one record per line,
+// blank lines allowed).
+func splitRecords(data []byte) ([]json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var recs []json.RawMessage
+		if err := json.Unmarshal(trimmed, &recs); err != nil {
+			return nil, fmt.Errorf("not a JSON array of records: %w", err)
+		}
+		return recs, nil
+	}
+	var recs []json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	for dec.More() {
+		var r json.RawMessage
+		if err := dec.Decode(&r); err != nil {
+			return nil, fmt.Errorf("record %d: not JSON: %w", len(recs)+1, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}
+
+// progress draws a one-line progress bar on a terminal-like writer.
+type progress struct {
+	w       io.Writer
+	total   int
+	n       int
+	start   time.Time
+	last    time.Time
+	enabled bool
+}
+
+func newProgress(w io.Writer, total int, quiet bool) *progress {
+	return &progress{w: w, total: total, start: time.Now(), enabled: !quiet}
+}
+
+func (p *progress) tick() {
+	p.n++
+	if !p.enabled || (time.Since(p.last) < 100*time.Millisecond && p.n != p.total) {
+		return
+	}
+	p.last = time.Now()
+	const width = 30
+	filled := width
+	if p.total > 0 {
+		filled = p.n * width / p.total
+	}
+	rate := float64(p.n) / max(time.Since(p.start).Seconds(), 1e-3)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d  %.0f records/s", bar(filled, '#'), bar(width-filled, '.'), p.n, p.total, rate)
+}
+
+func (p *progress) done() {
+	if p.enabled {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func bar(n int, c byte) string { return string(bytes.Repeat([]byte{c}, max(n, 0))) }

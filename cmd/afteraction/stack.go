@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/services/intake"
+	"github.com/afteraction/afteraction/services/report"
+	"github.com/afteraction/afteraction/services/review"
+	"github.com/afteraction/afteraction/services/tracker"
+)
+
+// StackConfig describes a single-process pipeline: an embedded nats-server and
+// the four services against one Postgres database (each in its own schema).
+type StackConfig struct {
+	DatabaseURL string
+	// NATSPort for the embedded server; 0 picks a free port, never 4222 by accident.
+	NATSPort int
+	// StoreDir keeps JetStream's files; it survives restarts when it is not a temp dir.
+	StoreDir string
+	// HTTPHost and HTTPPorts: the services listen on HTTPHost:port; port 0 picks a free one.
+	HTTPHost  string
+	HTTPPorts map[string]int
+	// Env overrides the environment the services' LoadConfig reads.
+	Env map[string]string
+	// AdminToken is the admin bearer token the services accept; empty picks a random one.
+	AdminToken string
+	Log        *zap.Logger
+}
+
+// Stack is a running single-process pipeline.
+type Stack struct {
+	NATSURL    string
+	URLs       map[string]string // service → base URL
+	AdminToken string
+	nats       *server.Server
+	cancel     context.CancelFunc
+	group      *errgroup.Group
+}
+
+var serviceNames = []string{"intake", "review", "report", "tracker"}
+
+// StartStack starts NATS, then every service, and returns once each answers
+// /readyz. Stop shuts everything down.
+func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
+	if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Port: cfg.NATSPort, StoreDir: cfg.StoreDir, SyncAlways: true})
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{NATSURL: ns.ClientURL(), URLs: map[string]string{}, nats: ns, AdminToken: orDefault(cfg.AdminToken, randomToken())}
+	env := map[string]string{
+		"DATABASE_URL":           cfg.DatabaseURL,
+		"NATS_URL":               s.NATSURL,
+		"API_TOKENS":             "admin:" + s.AdminToken,
+		"REVIEW_INVITE_SECRET":   randomToken(),
+		"REPORT_DEV_SIGNING_KEY": "true",
+		"STREAM_REPLICAS":        "1",
+	}
+	listeners := map[string]net.Listener{}
+	for _, name := range serviceNames {
+		ln, err := net.Listen("tcp", net.JoinHostPort(orDefault(cfg.HTTPHost, "127.0.0.1"), fmt.Sprint(cfg.HTTPPorts[name])))
+		if err != nil {
+			closeAll(listeners)
+			ns.Shutdown()
+			return nil, fmt.Errorf("listen for %s: %w", name, err)
+		}
+		listeners[name] = ln
+		s.URLs[name] = "http://" + ln.Addr().String()
+	}
+	env["REVIEW_PUBLIC_URL"] = s.URLs["review"]
+	for k, v := range cfg.Env {
+		env[k] = v
+	}
+	getenv := func(key string) string {
+		if v, ok := env[key]; ok {
+			return v
+		}
+		return os.Getenv(key)
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	g, gctx := errgroup.WithContext(runCtx)
+	s.group = g
+	log := cfg.Log
+	start := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"intake", func(ctx context.Context) error {
+			c, err := intake.LoadConfig(getenv)
+			if err != nil {
+				return err
+			}
+			return intake.Run(ctx, c, intake.Deps{Log: log.Named("intake"), Listener: listeners["intake"]})
+		}},
+		{"review", func(ctx context.Context) error {
+			c, err := review.LoadConfig(getenv)
+			if err != nil {
+				return err
+			}
+			return review.Run(ctx, c, review.Deps{Log: log.Named("review"), Listener: listeners["review"]})
+		}},
+		{"report", func(ctx context.Context) error {
+			c, err := report.LoadConfig(getenv)
+			if err != nil {
+				return err
+			}
+			return report.Run(ctx, c, report.Deps{Log: log.Named("report"), Listener: listeners["report"]})
+		}},
+		{"tracker", func(ctx context.Context) error {
+			c, err := tracker.LoadConfig(getenv)
+			if err != nil {
+				return err
+			}
+			return tracker.Run(ctx, c, tracker.Deps{Log: log.Named("tracker"), Listener: listeners["tracker"]})
+		}},
+	}
+	for _, svc := range start {
+		g.Go(func() error {
+			if err := svc.run(gctx); err != nil {
+				return fmt.Errorf("%s: %w", svc.name, err)
+			}
+			return nil
+		})
+	}
+	if err := s.waitReady(ctx, gctx); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) waitReady(ctx, gctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for _, name := range serviceNames {
+		for {
+			if err := getJSON(ctx, s.URLs[name]+"/readyz", "", nil); err == nil {
+				break
+			}
+			select {
+			case <-gctx.Done():
+				return fmt.Errorf("a service stopped during start-up: %w", s.group.Wait())
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not ready after 60s", name)
+			}
+		}
+	}
+	return nil
+}
+
+// Wait blocks until a service fails or the stack is stopped.
+func (s *Stack) Wait() error { return s.group.Wait() }
+
+// Stop cancels every service, waits for them to drain, then stops NATS.
+func (s *Stack) Stop() error {
+	s.cancel()
+	err := s.group.Wait()
+	s.nats.Shutdown()
+	s.nats.WaitForShutdown()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// ensureDatabase creates the database named in dsn when it does not exist.
+func ensureDatabase(ctx context.Context, dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return fmt.Errorf("database url: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		return nil
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return fmt.Errorf("connect to postgres at %s: %w", u.Redacted(), err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// recreateDatabase drops and creates the database named in dsn.
+func recreateDatabase(ctx context.Context, dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return fmt.Errorf("database url: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return fmt.Errorf("connect to postgres at %s: %w", u.Redacted(), err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
+	}
+	return ensureDatabase(ctx, dsn)
+}
+
+func closeAll(ls map[string]net.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
