@@ -30,14 +30,14 @@ var migrationsFS embed.FS
 const schema = "bustest"
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *bustest.Server
 	bus  *bus.Bus
 	pool *pgxpool.Pool
 	log  *zap.Logger
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	migrations, err := fs.Sub(migrationsFS, "testdata/migrations")
 	if err != nil {
@@ -52,7 +52,7 @@ func setup(t *testing.T) *env {
 	return e
 }
 
-func connect(t *testing.T, url string, log *zap.Logger) *bus.Bus {
+func connect(t testing.TB, url string, log *zap.Logger) *bus.Bus {
 	t.Helper()
 	b, err := bus.Connect(context.Background(), url, "bustest", log, bus.Options{})
 	if err != nil {
@@ -76,7 +76,7 @@ func (e *env) consume(cfg bus.ConsumerConfig, h bus.Handler) {
 	})
 }
 
-func updated(t *testing.T, note string) events.Envelope {
+func updated(t testing.TB, note string) events.Envelope {
 	t.Helper()
 	env, err := events.New(events.TypeActionUpdated, "afteraction/test", "a1", events.ActionUpdated{
 		ActionID: "0192f0c4-1b2c-7d3e-8f40-5a6b7c8d9e0f", IncidentID: "0192f0c4-1b2c-7d3e-8f40-5a6b7c8d9e10",
