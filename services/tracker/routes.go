@@ -1,0 +1,287 @@
+package tracker
+
+// The tracker's whole HTTP surface.
+//
+//	GET  /v1/actions?incident=&status=&owner=&overdue=true&limit=  compliance, facilitator, tracker, admin
+//	GET  /v1/actions/{id}                                           compliance, facilitator, tracker, admin
+//	POST /v1/actions/{id}/status                                    tracker, facilitator, admin
+//	GET  /v1/unmatched?tracker=&limit=                              compliance, facilitator, tracker, admin
+//	GET  /healthz, /readyz, /metrics                                no token
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/pkg/postgres"
+)
+
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+	// maxStatusBody bounds POST /v1/actions/{id}/status (a note is at most 20000 characters).
+	maxStatusBody = 128 << 10
+)
+
+var (
+	readRoles  = []string{"compliance", "facilitator", "tracker"}
+	writeRoles = []string{"tracker", "facilitator"}
+)
+
+type api struct {
+	svc    *Service
+	tokens httpapi.Tokens
+	log    *zap.Logger
+}
+
+// routes returns the tracker's HTTP handler.
+func routes(svc *Service, tokens httpapi.Tokens, gatherer prometheus.Gatherer, checks map[string]httpapi.Check, log *zap.Logger) http.Handler {
+	a := &api{svc: svc, tokens: tokens, log: log.Named("http")}
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/actions", tokens.Require(http.HandlerFunc(a.listActions), readRoles...))
+	mux.Handle("GET /v1/actions/{id}", tokens.Require(http.HandlerFunc(a.getAction), readRoles...))
+	mux.Handle("POST /v1/actions/{id}/status", tokens.Require(http.HandlerFunc(a.postStatus), writeRoles...))
+	mux.Handle("GET /v1/unmatched", tokens.Require(http.HandlerFunc(a.listUnmatched), readRoles...))
+	httpapi.Health(mux, checks)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return httpapi.Logged(mux, a.log)
+}
+
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var p *httpapi.Problem
+	if !errors.As(err, &p) {
+		a.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	httpapi.WriteError(w, r, err)
+}
+
+func invalid(field, reason string) *httpapi.Problem {
+	return httpapi.NewProblem(http.StatusUnprocessableEntity, "invalid request", "",
+		httpapi.FieldError{Field: field, Reason: reason})
+}
+
+func limitParam(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return defaultLimit, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, invalid("limit", fmt.Sprintf("want an integer from 1 to %d", maxLimit))
+	}
+	return n, nil
+}
+
+// GET /v1/actions: {"actions": [...]}.
+func (a *api) listActions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := Filter{IncidentID: q.Get("incident"), Status: events.Status(q.Get("status")), Owner: q.Get("owner")}
+	if f.IncidentID != "" {
+		if _, err := uuid.Parse(f.IncidentID); err != nil {
+			a.fail(w, r, invalid("incident", "not a UUID"))
+			return
+		}
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		a.fail(w, r, invalid("status", "want open, in_progress, done or wont_do"))
+		return
+	}
+	switch q.Get("overdue") {
+	case "", "false":
+	case "true":
+		f.OverdueOn = a.svc.Today()
+	default:
+		a.fail(w, r, invalid("overdue", "want true or false"))
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	f.Limit = limit
+	actions, err := a.svc.Actions(r.Context(), f)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if actions == nil {
+		actions = []Action{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"actions": actions})
+}
+
+// actionWithHistory is the body of GET /v1/actions/{id}.
+type actionWithHistory struct {
+	Action
+	History []HistoryEntry `json:"history"`
+}
+
+func (a *api) action(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil {
+		a.fail(w, r, httpapi.NewProblem(http.StatusNotFound, "action not found", fmt.Sprintf("no action %q", id)))
+		return "", false
+	}
+	return id, true
+}
+
+// GET /v1/actions/{id}: the action with its history, oldest first.
+func (a *api) getAction(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.action(w, r)
+	if !ok {
+		return
+	}
+	act, history, err := a.svc.Action(r.Context(), id)
+	if errors.Is(err, postgres.ErrNotFound) {
+		a.fail(w, r, httpapi.NewProblem(http.StatusNotFound, "action not found", "no action "+id))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if history == nil {
+		history = []HistoryEntry{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, actionWithHistory{Action: act, History: history})
+}
+
+// statusRequest is the body of POST /v1/actions/{id}/status: action.status.v1
+// without action_id; tracker is optional (absent for changes made here).
+type statusRequest struct {
+	Status      events.Status `json:"status"`
+	Note        string        `json:"note,omitempty"`
+	ChangedAt   string        `json:"changed_at,omitempty"`
+	ChangedBy   string        `json:"changed_by,omitempty"`
+	Tracker     string        `json:"tracker,omitempty"`
+	ExternalKey string        `json:"external_key,omitempty"`
+}
+
+var trackerName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// update checks req against the rules of action.status.v1 and returns the
+// update it asks for, or a 422 problem naming the first bad field.
+func (req statusRequest) update(actionID string, now time.Time) (StatusUpdate, error) {
+	u := StatusUpdate{ActionID: actionID, Status: req.Status, Note: req.Note, ChangedBy: req.ChangedBy,
+		Tracker: req.Tracker, ExternalKey: req.ExternalKey, ChangedAt: now}
+	switch {
+	case req.Status == "":
+		return u, invalid("status", "required")
+	case !req.Status.Valid():
+		return u, invalid("status", "want open, in_progress, done or wont_do")
+	case utf8.RuneCountInString(req.Note) > 20000:
+		return u, invalid("note", "longer than 20000 characters")
+	case utf8.RuneCountInString(req.ChangedBy) > 200:
+		return u, invalid("changed_by", "longer than 200 characters")
+	case req.Tracker != "" && !trackerName.MatchString(req.Tracker):
+		return u, invalid("tracker", "want 1-32 of a-z, 0-9, _ and -, starting with a letter or digit")
+	case utf8.RuneCountInString(req.ExternalKey) > 200:
+		return u, invalid("external_key", "longer than 200 characters")
+	case req.ExternalKey != "" && req.Tracker == "":
+		return u, invalid("tracker", "required with external_key")
+	}
+	if req.ChangedAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, req.ChangedAt)
+		if err != nil {
+			return u, invalid("changed_at", "want an RFC 3339 date-time")
+		}
+		u.ChangedAt = t
+	}
+	return u, nil
+}
+
+// POST /v1/actions/{id}/status: applies the change by the rules of the NATS
+// path and answers {"outcome": ..., "action": {...}}. An Idempotency-Key
+// header makes a repeated request a no-op (outcome "duplicate").
+func (a *api) postStatus(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.action(w, r)
+	if !ok {
+		return
+	}
+	body, err := httpapi.ReadBody(r, maxStatusBody)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req statusRequest
+	if err := httpapi.DecodeStrict(body, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	u, err := req.update(id, a.svc.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if u.ChangedBy == "" {
+		u.ChangedBy = "api:" + a.tokens.Role(r)
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if len(key) > 200 {
+			a.fail(w, r, invalid("Idempotency-Key", "longer than 200 characters"))
+			return
+		}
+		u.EventID = "http:" + id + ":" + key
+	} else {
+		u.EventID = "http:" + uuid.NewString()
+	}
+	res, err := a.svc.ApplyStatus(r.Context(), u)
+	switch {
+	case errors.Is(err, ErrUnknownAction):
+		a.fail(w, r, httpapi.NewProblem(http.StatusNotFound, "action not found", "no action "+id))
+		return
+	case errors.Is(err, ErrInvalidTransition), errors.Is(err, ErrLinkConflict):
+		p := httpapi.NewProblem(http.StatusConflict, "status change refused", err.Error())
+		a.fail(w, r, p)
+		return
+	case err != nil:
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"outcome": res.Outcome, "action": res.Action})
+}
+
+// unmatchedJSON is one entry of GET /v1/unmatched: the payload as JSON when
+// it is JSON, as text otherwise.
+type unmatchedJSON struct {
+	Unmatched
+	Payload     json.RawMessage `json:"payload,omitempty"`
+	PayloadText string          `json:"payload_text,omitempty"`
+}
+
+// GET /v1/unmatched: {"unmatched": [...]}, newest first.
+func (a *api) listUnmatched(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	us, err := a.svc.Unmatched(r.Context(), r.URL.Query().Get("tracker"), limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]unmatchedJSON, len(us))
+	for i, u := range us {
+		out[i].Unmatched = u
+		if json.Valid(u.Payload) {
+			out[i].Payload = u.Payload
+		} else {
+			out[i].PayloadText = string(u.Payload)
+		}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"unmatched": out})
+}
