@@ -1,0 +1,272 @@
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/services/review/postgres"
+)
+
+// CompleteRequest is the facilitator's conclusion of a review. Without action
+// items, they are derived from the participants' action_items answers.
+type CompleteRequest struct {
+	Facilitator *events.Contact     `json:"facilitator,omitempty"`
+	Summary     string              `json:"summary,omitempty"`
+	Findings    []events.Finding    `json:"findings,omitempty"`
+	ActionItems []events.ActionItem `json:"action_items,omitempty"`
+}
+
+// topicCategory maps questionnaire topics whose action_items answers become
+// action items to the category they get.
+var topicCategory = map[string]events.ActionCategory{
+	"preventive_measures": events.CategoryPreventive,
+	"tools_resources":     events.CategoryTooling,
+	"training":            events.CategoryTraining,
+}
+
+var actionKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+func validateCompletion(req CompleteRequest) error {
+	verr := &ValidationError{}
+	if f := req.Facilitator; f != nil {
+		if strings.TrimSpace(f.Name) == "" {
+			verr.add("facilitator.name", "required")
+		}
+		checkLen(verr, "facilitator.name", f.Name, 200)
+		checkLen(verr, "facilitator.email", f.Email, 254)
+	}
+	checkLen(verr, "summary", req.Summary, 20000)
+	if len(req.Findings) > 500 {
+		verr.add("findings", "at most 500 findings")
+	}
+	for i, f := range req.Findings {
+		at := fmt.Sprintf("findings[%d]", i)
+		if strings.TrimSpace(f.Summary) == "" {
+			verr.add(at+".summary", "required")
+		}
+		checkLen(verr, at+".summary", f.Summary, 2000)
+		checkLen(verr, at+".topic", f.Topic, 100)
+		checkLen(verr, at+".detail", f.Detail, 20000)
+	}
+	if len(req.ActionItems) > 500 {
+		verr.add("action_items", "at most 500 action items")
+	}
+	keys := map[string]int{}
+	for i, a := range req.ActionItems {
+		at := fmt.Sprintf("action_items[%d]", i)
+		switch first, dup := keys[a.Key]; {
+		case !actionKeyRE.MatchString(a.Key):
+			verr.add(at+".key", "must be 1-64 letters, digits, '_', '.' or '-'")
+		case dup:
+			verr.add(at+".key", "duplicate of action_items[%d].key %q", first, a.Key)
+		default:
+			keys[a.Key] = i
+		}
+		if strings.TrimSpace(a.Title) == "" {
+			verr.add(at+".title", "required")
+		}
+		checkLen(verr, at+".title", a.Title, 500)
+		checkLen(verr, at+".description", a.Description, 20000)
+		if !a.Category.Valid() {
+			verr.add(at+".category", "must be one of preventive, detection, tooling, training, playbook, policy, process, communication")
+		}
+		if a.Priority != "" && !a.Priority.Valid() {
+			verr.add(at+".priority", "must be one of critical, high, medium, low")
+		}
+		if a.DueDate != "" {
+			if _, err := time.Parse(time.DateOnly, a.DueDate); err != nil {
+				verr.add(at+".due_date", "must be a date like 2026-12-31")
+			}
+		}
+		if a.Owner != nil {
+			if strings.TrimSpace(a.Owner.Name) == "" {
+				verr.add(at+".owner.name", "required")
+			}
+			checkLen(verr, at+".owner.name", a.Owner.Name, 200)
+			checkLen(verr, at+".owner.email", a.Owner.Email, 254)
+		}
+	}
+	return verr.orNil()
+}
+
+func checkLen(verr *ValidationError, field, s string, max int) {
+	if utf8.RuneCountInString(s) > max {
+		verr.add(field, "at most %d characters", max)
+	}
+}
+
+// Complete finalises an open review with the facilitator's summary, findings
+// and action items (derived from the participants' answers when none are
+// given) and enqueues review.completed with the incident, the questionnaire
+// and every response. It returns ErrNotFound, ErrCompleted when the review was
+// already completed (there is exactly one completed event per review), or a
+// *ValidationError.
+func (s *Service) Complete(ctx context.Context, reviewID string, req CompleteRequest) (events.ReviewCompleted, error) {
+	if err := validateCompletion(req); err != nil {
+		return events.ReviewCompleted{}, err
+	}
+	r, err := s.store.Review(ctx, reviewID)
+	if err != nil {
+		return events.ReviewCompleted{}, err
+	}
+	if r.Status != postgres.StatusOpen {
+		return events.ReviewCompleted{}, ErrCompleted
+	}
+	qs, err := s.store.Questionnaire(ctx, r.QuestionnaireVersion)
+	if err != nil {
+		return events.ReviewCompleted{}, err
+	}
+	var done events.ReviewCompleted
+	err = s.store.InTx(ctx, func(tx *postgres.Tx) error {
+		r, err := tx.LockReview(ctx, reviewID)
+		if err != nil {
+			return err
+		}
+		if r.Status != postgres.StatusOpen {
+			return ErrCompleted
+		}
+		resps, err := tx.Responses(ctx, reviewID)
+		if err != nil {
+			return err
+		}
+		done = s.completedEvent(r, qs, resps, req)
+		env, err := newEvent(events.TypeReviewCompleted, r.ID, done)
+		if err != nil {
+			return asValidation(err)
+		}
+		r.CompletedAt, r.Facilitator, r.Summary = &done.CompletedAt, done.Facilitator, done.Summary
+		r.Findings, r.ActionItems, r.CompletedEventID = done.Findings, done.ActionItems, env.ID
+		if err := tx.Complete(ctx, r); err != nil {
+			return err
+		}
+		return tx.Enqueue(ctx, env)
+	})
+	if err != nil {
+		return events.ReviewCompleted{}, err
+	}
+	s.metrics.completed.Inc()
+	return done, nil
+}
+
+func (s *Service) completedEvent(r postgres.Review, qs []events.Question, resps []postgres.Response, req CompleteRequest) events.ReviewCompleted {
+	fac := r.Facilitator
+	if req.Facilitator != nil {
+		fac = events.Contact{Name: strings.TrimSpace(req.Facilitator.Name), Email: strings.TrimSpace(req.Facilitator.Email)}
+	}
+	ev := events.ReviewCompleted{
+		ReviewID: r.ID, IncidentID: r.IncidentID, IncidentRevision: r.IncidentRevision,
+		OpenedAt: r.OpenedAt.UTC(), CompletedAt: s.now(), DueAt: r.DueAt, Facilitator: fac,
+		Summary: strings.TrimSpace(req.Summary), Incident: r.Incident,
+		QuestionnaireVersion: r.QuestionnaireVersion, Questions: qs,
+		Responses:   make([]events.Response, 0, len(resps)),
+		Findings:    append([]events.Finding{}, req.Findings...),
+		ActionItems: append([]events.ActionItem{}, req.ActionItems...),
+	}
+	if ev.Questions == nil {
+		ev.Questions = []events.Question{}
+	}
+	byID := map[string]postgres.Participant{}
+	for _, p := range r.Participants {
+		byID[p.ID] = p
+	}
+	for _, resp := range resps {
+		answers := resp.Answers
+		if answers == nil {
+			answers = []events.Answer{}
+		}
+		ev.Responses = append(ev.Responses, events.Response{
+			Participant: eventParticipant(byID[resp.ParticipantID]), SubmittedAt: resp.SubmittedAt.UTC(), Answers: answers,
+		})
+	}
+	if len(ev.ActionItems) == 0 {
+		ev.ActionItems = DeriveActionItems(qs, ev.Responses)
+	}
+	return ev
+}
+
+// DeriveActionItems turns the participants' action_items answers to the
+// preventive-measures, tools-and-resources and training questions into action
+// items of category preventive, tooling and training, with keys such as
+// "preventive-1". The same item (ignoring case and spacing) proposed twice
+// becomes one.
+func DeriveActionItems(qs []events.Question, resps []events.Response) []events.ActionItem {
+	questions := map[string]events.Question{}
+	for _, q := range qs {
+		questions[q.ID] = q
+	}
+	items := []events.ActionItem{}
+	count := map[events.ActionCategory]int{}
+	seen := map[string]bool{}
+	for _, resp := range resps {
+		for _, a := range resp.Answers {
+			q, ok := questions[a.QuestionID]
+			cat, derived := topicCategory[q.Topic]
+			if !ok || !derived || q.Kind != events.QuestionActionItems {
+				continue
+			}
+			for _, it := range a.Items {
+				norm := string(cat) + "\x00" + strings.ToLower(strings.Join(strings.Fields(it), " "))
+				if strings.TrimSpace(it) == "" || seen[norm] {
+					continue
+				}
+				seen[norm] = true
+				count[cat]++
+				items = append(items, events.ActionItem{
+					Key:         fmt.Sprintf("%s-%d", cat, count[cat]),
+					Title:       truncateRunes(strings.Join(strings.Fields(it), " "), 500),
+					Description: fmt.Sprintf("Proposed by %s in answer to: %s", resp.Participant.Name, q.Prompt),
+					Category:    cat,
+				})
+			}
+		}
+	}
+	return items
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// asValidation turns a schema violation of the completed event (caused by what
+// the facilitator sent, e.g. a malformed e-mail address) into a *ValidationError.
+func asValidation(err error) error {
+	var ve *events.ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	verr := &ValidationError{}
+	for _, p := range ve.Problems {
+		verr.add(pointerToField(p.Field), "%s", p.Reason)
+	}
+	return verr
+}
+
+// pointerToField renders a JSON pointer such as /action_items/2/owner/email as
+// action_items[2].owner.email.
+func pointerToField(ptr string) string {
+	var b strings.Builder
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		if tok == "" {
+			continue
+		}
+		if strings.Trim(tok, "0123456789") == "" {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}

@@ -1,0 +1,468 @@
+// Package postgres is the review service's store: reviews, questionnaires,
+// participants, responses with their audit log, and sent reminders, in the
+// service's own schema. Every write happens inside a Tx so that the state
+// change, processed_events and the outbox commit together.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/afteraction/afteraction/pkg/events"
+	pg "github.com/afteraction/afteraction/pkg/postgres"
+)
+
+// Schema is the Postgres schema the review service owns.
+const Schema = "review"
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// Migrations returns the service's embedded migrations, rooted at their directory.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is fixed at compile time
+	}
+	return sub
+}
+
+// Review status values.
+const (
+	StatusOpen      = "open"
+	StatusCompleted = "completed"
+)
+
+// Review is one stored review with its participants.
+type Review struct {
+	ID                   string
+	IncidentID           string
+	IncidentRevision     int
+	Status               string
+	Required             bool
+	Exercise             bool
+	DueAt                *time.Time
+	OpenedAt             time.Time
+	CompletedAt          *time.Time
+	Title                string
+	Severity             events.Severity
+	QuestionnaireVersion string
+	Facilitator          events.Contact
+	Incident             events.IncidentClosed
+	Summary              string
+	Findings             []events.Finding
+	ActionItems          []events.ActionItem
+	CompletedEventID     string
+	Participants         []Participant
+}
+
+// Participant is a person invited to a review; Key identifies them within it.
+type Participant struct {
+	ID          string
+	Key         string
+	Name        string
+	Email       string
+	Role        events.Role
+	SubmittedAt *time.Time
+}
+
+// Response is one participant's current answers.
+type Response struct {
+	ParticipantID string
+	SubmittedAt   time.Time
+	SubmittedBy   string
+	Answers       []events.Answer
+}
+
+// Submission is one entry of the response audit log.
+type Submission struct {
+	ID            int64
+	ParticipantID string
+	SubmittedAt   time.Time
+	SubmittedBy   string
+	Channel       string
+	Body          json.RawMessage
+}
+
+// Store reads and writes the review schema.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a store on pool, whose search_path must be Schema.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Ping checks that the database answers (for readiness probes).
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Tx is a transaction on the store: every write goes through one.
+type Tx struct {
+	tx pgx.Tx
+}
+
+// InTx runs fn in one transaction, committing when it returns nil.
+func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
+	return pg.InTx(ctx, s.pool, func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// MarkProcessed records an inbound event id; false means it was handled before.
+func (t *Tx) MarkProcessed(ctx context.Context, eventID string) (bool, error) {
+	return pg.MarkProcessed(ctx, t.tx, eventID)
+}
+
+// Enqueue writes env to the outbox, to be published on the subject of its type.
+func (t *Tx) Enqueue(ctx context.Context, env events.Envelope) error {
+	subject, err := events.SubjectOf(env.Type)
+	if err != nil {
+		return err
+	}
+	return pg.Enqueue(ctx, t.tx, subject, env)
+}
+
+const selectReview = `SELECT review_id::text, incident_id::text, incident_revision, status, required, exercise,
+	due_at, opened_at, completed_at, title, severity, questionnaire_version, facilitator_name, facilitator_email,
+	incident, summary, findings, action_items, coalesce(completed_event_id, '')
+FROM reviews`
+
+func scanReview(row pgx.CollectableRow) (Review, error) {
+	var r Review
+	var incident, findings, items []byte
+	err := row.Scan(&r.ID, &r.IncidentID, &r.IncidentRevision, &r.Status, &r.Required, &r.Exercise,
+		&r.DueAt, &r.OpenedAt, &r.CompletedAt, &r.Title, &r.Severity, &r.QuestionnaireVersion,
+		&r.Facilitator.Name, &r.Facilitator.Email, &incident, &r.Summary, &findings, &items, &r.CompletedEventID)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(incident, &r.Incident); err != nil {
+		return r, fmt.Errorf("review %s incident: %w", r.ID, err)
+	}
+	if err := json.Unmarshal(findings, &r.Findings); err != nil {
+		return r, fmt.Errorf("review %s findings: %w", r.ID, err)
+	}
+	if err := json.Unmarshal(items, &r.ActionItems); err != nil {
+		return r, fmt.Errorf("review %s action items: %w", r.ID, err)
+	}
+	return r, nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func oneReview(ctx context.Context, q querier, sql string, arg any) (Review, error) {
+	rows, err := q.Query(ctx, sql, arg)
+	if err != nil {
+		return Review{}, err
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, scanReview)
+	if pg.IsNoRows(err) {
+		return Review{}, pg.ErrNotFound
+	}
+	if err != nil {
+		return Review{}, err
+	}
+	r.Participants, err = participants(ctx, q, r.ID)
+	return r, err
+}
+
+const selectParticipants = `SELECT p.participant_id::text, p.key, p.name, p.email, p.role, s.submitted_at
+FROM participants p LEFT JOIN responses s USING (participant_id)
+WHERE p.review_id = $1 ORDER BY p.position`
+
+func participants(ctx context.Context, q querier, reviewID string) ([]Participant, error) {
+	rows, err := q.Query(ctx, selectParticipants, reviewID)
+	if err != nil {
+		return nil, fmt.Errorf("participants of review %s: %w", reviewID, err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Participant, error) {
+		var p Participant
+		err := row.Scan(&p.ID, &p.Key, &p.Name, &p.Email, &p.Role, &p.SubmittedAt)
+		return p, err
+	})
+}
+
+// Review returns the review with id, or ErrNotFound.
+func (s *Store) Review(ctx context.Context, id string) (Review, error) {
+	r, err := oneReview(ctx, s.pool, selectReview+` WHERE review_id = $1`, id)
+	if err != nil {
+		return r, fmt.Errorf("review %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Reviews returns the reviews of an incident (at most one), or, for an empty
+// incidentID, the 100 most recently opened reviews.
+func (s *Store) Reviews(ctx context.Context, incidentID string) ([]Review, error) {
+	sql, args := selectReview+` ORDER BY opened_at DESC LIMIT 100`, []any{}
+	if incidentID != "" {
+		sql, args = selectReview+` WHERE incident_id = $1`, []any{incidentID}
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list reviews: %w", err)
+	}
+	reviews, err := pgx.CollectRows(rows, scanReview)
+	if err != nil {
+		return nil, fmt.Errorf("list reviews: %w", err)
+	}
+	for i := range reviews {
+		if reviews[i].Participants, err = participants(ctx, s.pool, reviews[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return reviews, nil
+}
+
+// LockReview returns the review with id locked FOR UPDATE until the
+// transaction ends, or ErrNotFound.
+func (t *Tx) LockReview(ctx context.Context, id string) (Review, error) {
+	r, err := oneReview(ctx, t.tx, selectReview+` WHERE review_id = $1 FOR UPDATE`, id)
+	if err != nil {
+		return r, fmt.Errorf("lock review %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// LockReviewOfIncident returns the review of an incident locked FOR UPDATE, or ErrNotFound.
+func (t *Tx) LockReviewOfIncident(ctx context.Context, incidentID string) (Review, error) {
+	r, err := oneReview(ctx, t.tx, selectReview+` WHERE incident_id = $1 FOR UPDATE`, incidentID)
+	if err != nil {
+		return r, fmt.Errorf("lock review of incident %s: %w", incidentID, err)
+	}
+	return r, nil
+}
+
+const insertReview = `INSERT INTO reviews (review_id, incident_id, incident_revision, status, required, exercise,
+	due_at, opened_at, title, severity, questionnaire_version, facilitator_name, facilitator_email, incident)
+VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+
+// InsertReview stores a new open review and its participants. A second review
+// for the same incident fails with ErrConflict.
+func (t *Tx) InsertReview(ctx context.Context, r Review) error {
+	incident, err := json.Marshal(r.Incident)
+	if err != nil {
+		return fmt.Errorf("marshal incident: %w", err)
+	}
+	_, err = t.tx.Exec(ctx, insertReview, r.ID, r.IncidentID, r.IncidentRevision, r.Required, r.Exercise,
+		r.DueAt, r.OpenedAt, r.Title, string(r.Severity), r.QuestionnaireVersion,
+		r.Facilitator.Name, r.Facilitator.Email, incident)
+	if pg.IsUniqueViolation(err) {
+		return fmt.Errorf("insert review for incident %s: %w", r.IncidentID, pg.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert review %s: %w", r.ID, err)
+	}
+	_, err = t.AddParticipants(ctx, r.ID, r.OpenedAt, r.Participants)
+	return err
+}
+
+const insertParticipant = `INSERT INTO participants (participant_id, review_id, key, name, email, role, position, added_at)
+VALUES ($1, $2, $3, $4, $5, $6, (SELECT count(*) FROM participants WHERE review_id = $2), $7)
+ON CONFLICT (review_id, key) DO NOTHING`
+
+// AddParticipants invites ps to a review, skipping anyone whose Key is already
+// invited, and returns those actually added.
+func (t *Tx) AddParticipants(ctx context.Context, reviewID string, at time.Time, ps []Participant) ([]Participant, error) {
+	var added []Participant
+	for _, p := range ps {
+		tag, err := t.tx.Exec(ctx, insertParticipant, p.ID, reviewID, p.Key, p.Name, p.Email, string(p.Role), at)
+		if err != nil {
+			return nil, fmt.Errorf("add participant to review %s: %w", reviewID, err)
+		}
+		if tag.RowsAffected() == 1 {
+			added = append(added, p)
+		}
+	}
+	return added, nil
+}
+
+const updateIncident = `UPDATE reviews SET incident_revision = $2, title = $3, severity = $4, incident = $5,
+	facilitator_name = CASE WHEN facilitator_name = '' THEN $6 ELSE facilitator_name END,
+	facilitator_email = CASE WHEN facilitator_name = '' THEN $7 ELSE facilitator_email END
+WHERE review_id = $1`
+
+// UpdateIncident replaces the incident snapshot of an open review with a later
+// revision; a review without a facilitator takes the one given.
+func (t *Tx) UpdateIncident(ctx context.Context, reviewID string, revision int, inc events.IncidentClosed, facilitator events.Contact) error {
+	b, err := json.Marshal(inc)
+	if err != nil {
+		return fmt.Errorf("marshal incident: %w", err)
+	}
+	if _, err := t.tx.Exec(ctx, updateIncident, reviewID, revision, inc.Title, string(inc.Severity), b,
+		facilitator.Name, facilitator.Email); err != nil {
+		return fmt.Errorf("update incident of review %s: %w", reviewID, err)
+	}
+	return nil
+}
+
+const upsertResponse = `INSERT INTO responses (participant_id, review_id, answers, submitted_at, submitted_by)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (participant_id) DO UPDATE SET answers = excluded.answers,
+	submitted_at = excluded.submitted_at, submitted_by = excluded.submitted_by`
+
+const insertSubmission = `INSERT INTO response_submissions (review_id, participant_id, submitted_at, submitted_by, channel, body)
+VALUES ($1, $2, $3, $4, $5, $6)`
+
+// SaveResponse replaces a participant's answers and appends the submission,
+// with the body exactly as received, to the audit log.
+func (t *Tx) SaveResponse(ctx context.Context, reviewID string, resp Response, channel string, body []byte) error {
+	answers, err := json.Marshal(resp.Answers)
+	if err != nil {
+		return fmt.Errorf("marshal answers: %w", err)
+	}
+	if _, err := t.tx.Exec(ctx, upsertResponse, resp.ParticipantID, reviewID, answers, resp.SubmittedAt, resp.SubmittedBy); err != nil {
+		return fmt.Errorf("save response of %s: %w", resp.ParticipantID, err)
+	}
+	if _, err := t.tx.Exec(ctx, insertSubmission, reviewID, resp.ParticipantID, resp.SubmittedAt, resp.SubmittedBy, channel, string(body)); err != nil {
+		return fmt.Errorf("audit response of %s: %w", resp.ParticipantID, err)
+	}
+	return nil
+}
+
+const completeReview = `UPDATE reviews SET status = 'completed', completed_at = $2, facilitator_name = $3,
+	facilitator_email = $4, summary = $5, findings = $6, action_items = $7, completed_event_id = $8
+WHERE review_id = $1 AND status = 'open'`
+
+// Complete marks an open review completed with its outcome; it returns
+// ErrConflict when the review is not open.
+func (t *Tx) Complete(ctx context.Context, r Review) error {
+	findings, err := json.Marshal(r.Findings)
+	if err != nil {
+		return err
+	}
+	items, err := json.Marshal(r.ActionItems)
+	if err != nil {
+		return err
+	}
+	tag, err := t.tx.Exec(ctx, completeReview, r.ID, r.CompletedAt, r.Facilitator.Name, r.Facilitator.Email,
+		r.Summary, findings, items, r.CompletedEventID)
+	if err != nil {
+		return fmt.Errorf("complete review %s: %w", r.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("complete review %s: %w", r.ID, pg.ErrConflict)
+	}
+	return nil
+}
+
+const selectResponses = `SELECT participant_id::text, submitted_at, submitted_by, answers
+FROM responses JOIN participants USING (participant_id, review_id)
+WHERE review_id = $1 ORDER BY position`
+
+// Responses returns the current answers of every participant who answered.
+func (s *Store) Responses(ctx context.Context, reviewID string) ([]Response, error) {
+	return responses(ctx, s.pool, reviewID)
+}
+
+// Responses is Store.Responses inside the transaction.
+func (t *Tx) Responses(ctx context.Context, reviewID string) ([]Response, error) {
+	return responses(ctx, t.tx, reviewID)
+}
+
+func responses(ctx context.Context, q querier, reviewID string) ([]Response, error) {
+	rows, err := q.Query(ctx, selectResponses, reviewID)
+	if err != nil {
+		return nil, fmt.Errorf("responses of review %s: %w", reviewID, err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Response, error) {
+		var r Response
+		var answers []byte
+		if err := row.Scan(&r.ParticipantID, &r.SubmittedAt, &r.SubmittedBy, &answers); err != nil {
+			return r, err
+		}
+		return r, json.Unmarshal(answers, &r.Answers)
+	})
+}
+
+const selectSubmissions = `SELECT id, participant_id::text, submitted_at, submitted_by, channel, body::text
+FROM response_submissions WHERE review_id = $1 ORDER BY id`
+
+// Submissions returns the audit log of a review, oldest first.
+func (s *Store) Submissions(ctx context.Context, reviewID string) ([]Submission, error) {
+	rows, err := s.pool.Query(ctx, selectSubmissions, reviewID)
+	if err != nil {
+		return nil, fmt.Errorf("submissions of review %s: %w", reviewID, err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Submission, error) {
+		var sub Submission
+		var body string
+		err := row.Scan(&sub.ID, &sub.ParticipantID, &sub.SubmittedAt, &sub.SubmittedBy, &sub.Channel, &body)
+		sub.Body = json.RawMessage(body)
+		return sub, err
+	})
+}
+
+// Questionnaire returns the questions of a questionnaire version, or ErrNotFound.
+func (s *Store) Questionnaire(ctx context.Context, version string) ([]events.Question, error) {
+	var b []byte
+	err := s.pool.QueryRow(ctx, `SELECT questions FROM questionnaires WHERE version = $1`, version).Scan(&b)
+	if pg.IsNoRows(err) {
+		return nil, fmt.Errorf("questionnaire %s: %w", version, pg.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("questionnaire %s: %w", version, err)
+	}
+	var qs []events.Question
+	if err := json.Unmarshal(b, &qs); err != nil {
+		return nil, fmt.Errorf("questionnaire %s: %w", version, err)
+	}
+	return qs, nil
+}
+
+// ReminderCandidate is a participant of an open review who has not answered
+// and has not yet been reminded for Reason.
+type ReminderCandidate struct {
+	ReviewID    string
+	IncidentID  string
+	DueAt       time.Time
+	Participant Participant
+	Reason      events.ReminderReason
+}
+
+const selectReminderCandidates = `SELECT r.review_id::text, r.incident_id::text, r.due_at,
+	p.participant_id::text, p.name, p.email, p.role,
+	CASE WHEN r.due_at <= $1 THEN 'overdue' ELSE 'due_soon' END AS reason
+FROM reviews r JOIN participants p USING (review_id)
+WHERE r.status = 'open' AND r.due_at IS NOT NULL AND r.due_at <= $2
+	AND NOT EXISTS (SELECT 1 FROM responses s WHERE s.participant_id = p.participant_id)
+	AND NOT EXISTS (SELECT 1 FROM reminders m WHERE m.participant_id = p.participant_id
+		AND m.reason = CASE WHEN r.due_at <= $1 THEN 'overdue' ELSE 'due_soon' END)
+ORDER BY r.due_at, p.position
+LIMIT $3`
+
+// ReminderCandidates returns up to limit participants who have not answered a
+// review due within window of now (or past due), each with the reason due at
+// now and not yet sent.
+func (t *Tx) ReminderCandidates(ctx context.Context, now time.Time, window time.Duration, limit int) ([]ReminderCandidate, error) {
+	rows, err := t.tx.Query(ctx, selectReminderCandidates, now, now.Add(window), limit)
+	if err != nil {
+		return nil, fmt.Errorf("reminder candidates: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (ReminderCandidate, error) {
+		var c ReminderCandidate
+		err := row.Scan(&c.ReviewID, &c.IncidentID, &c.DueAt, &c.Participant.ID, &c.Participant.Name,
+			&c.Participant.Email, &c.Participant.Role, &c.Reason)
+		return c, err
+	})
+}
+
+const claimReminder = `INSERT INTO reminders (participant_id, reason, review_id, reminded_at, event_id)
+VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`
+
+// ClaimReminder records that a participant is reminded for reason; false means
+// another transaction already did (the caller must not send it again).
+// Concurrent claims of the same pair wait for each other on the primary key.
+func (t *Tx) ClaimReminder(ctx context.Context, c ReminderCandidate, at time.Time, eventID string) (bool, error) {
+	tag, err := t.tx.Exec(ctx, claimReminder, c.Participant.ID, string(c.Reason), c.ReviewID, at, eventID)
+	if err != nil {
+		return false, fmt.Errorf("claim reminder for %s: %w", c.Participant.ID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

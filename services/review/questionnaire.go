@@ -1,0 +1,167 @@
+package review
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/httpapi"
+)
+
+// Limits on one participant's answers, matching the review.completed schema.
+const (
+	maxAnswers   = 200
+	maxText      = 20000
+	maxItems     = 100
+	maxItemRunes = 2000
+)
+
+// ValidationError lists what is wrong with a request, field by field
+// (e.g. "answers[3].rating"). It is bad input: HTTP maps it to 422.
+type ValidationError struct {
+	Problems []httpapi.FieldError
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 0 {
+		return "invalid request"
+	}
+	return fmt.Sprintf("invalid request: %s: %s (and %d more)", e.Problems[0].Field, e.Problems[0].Reason, len(e.Problems)-1)
+}
+
+func (e *ValidationError) add(field, format string, args ...any) {
+	e.Problems = append(e.Problems, httpapi.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (e *ValidationError) orNil() error {
+	if len(e.Problems) == 0 {
+		return nil
+	}
+	return e
+}
+
+// ValidateAnswers checks answers against the questions: every question id must
+// exist and be answered at most once, and each answer must use exactly the
+// field of its question's kind (text, rating 1-5, yes, one of the choices, or
+// a non-empty list of items). It returns the answers with text trimmed, or a
+// *ValidationError naming each offending field.
+func ValidateAnswers(questions []events.Question, answers []events.Answer) ([]events.Answer, error) {
+	verr := &ValidationError{}
+	if len(answers) == 0 {
+		verr.add("answers", "at least one answer is required")
+		return nil, verr
+	}
+	if len(answers) > maxAnswers {
+		verr.add("answers", "at most %d answers", maxAnswers)
+		return nil, verr
+	}
+	byID := make(map[string]events.Question, len(questions))
+	for _, q := range questions {
+		byID[q.ID] = q
+	}
+	seen := map[string]bool{}
+	out := make([]events.Answer, 0, len(answers))
+	for i, a := range answers {
+		at := fmt.Sprintf("answers[%d]", i)
+		q, ok := byID[a.QuestionID]
+		switch {
+		case a.QuestionID == "":
+			verr.add(at+".question_id", "required")
+			continue
+		case !ok:
+			verr.add(at+".question_id", "unknown question %q", a.QuestionID)
+			continue
+		case seen[a.QuestionID]:
+			verr.add(at+".question_id", "question %q is answered twice", a.QuestionID)
+			continue
+		}
+		seen[a.QuestionID] = true
+		a.Text = strings.TrimSpace(a.Text)
+		a.Choice = strings.TrimSpace(a.Choice)
+		// Fields that do not belong to the question's kind.
+		wrong := func(field string, set bool) {
+			if set && field != kindField(q.Kind) {
+				verr.add(at+"."+field, "question %q is a %s question; answer it with %q", q.ID, q.Kind, kindField(q.Kind))
+			}
+		}
+		wrong("text", a.Text != "")
+		wrong("rating", a.Rating != nil)
+		wrong("yes", a.Yes != nil)
+		wrong("choice", a.Choice != "")
+		wrong("items", a.Items != nil)
+		switch q.Kind {
+		case events.QuestionText:
+			if a.Text == "" {
+				verr.add(at+".text", "required for a text question")
+			} else if utf8.RuneCountInString(a.Text) > maxText {
+				verr.add(at+".text", "at most %d characters", maxText)
+			}
+		case events.QuestionRating:
+			if a.Rating == nil {
+				verr.add(at+".rating", "required for a rating question")
+			} else if *a.Rating < 1 || *a.Rating > 5 {
+				verr.add(at+".rating", "must be between 1 and 5, got %d", *a.Rating)
+			}
+		case events.QuestionYesNo:
+			if a.Yes == nil {
+				verr.add(at+".yes", "required for a yes/no question")
+			}
+		case events.QuestionChoice:
+			if a.Choice == "" {
+				verr.add(at+".choice", "required for a choice question")
+			} else if !slices.Contains(q.Choices, a.Choice) {
+				verr.add(at+".choice", "must be one of %s", strings.Join(quoteAll(q.Choices), ", "))
+			}
+		case events.QuestionActionItems:
+			items := make([]string, 0, len(a.Items))
+			for j, it := range a.Items {
+				it = strings.TrimSpace(it)
+				if it == "" {
+					continue
+				}
+				if utf8.RuneCountInString(it) > maxItemRunes {
+					verr.add(fmt.Sprintf("%s.items[%d]", at, j), "at most %d characters", maxItemRunes)
+				}
+				items = append(items, it)
+			}
+			switch {
+			case len(items) == 0:
+				verr.add(at+".items", "at least one non-empty item is required")
+			case len(items) > maxItems:
+				verr.add(at+".items", "at most %d items", maxItems)
+			}
+			a.Items = items
+		}
+		out = append(out, a)
+	}
+	if err := verr.orNil(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// kindField is the Answer field that carries the answer to a question of kind k.
+func kindField(k events.QuestionKind) string {
+	switch k {
+	case events.QuestionRating:
+		return "rating"
+	case events.QuestionYesNo:
+		return "yes"
+	case events.QuestionChoice:
+		return "choice"
+	case events.QuestionActionItems:
+		return "items"
+	default:
+		return "text"
+	}
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}

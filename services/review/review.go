@@ -1,0 +1,454 @@
+// Package review runs the lessons-learned review of each registered incident:
+// it opens one review per incident with a due date from the severity policy,
+// invites the people involved to answer a versioned questionnaire (API or web
+// form, with signed invitation links), reminds those who have not answered,
+// and lets the facilitator complete the review with findings and action items,
+// announcing each step as an event through the outbox.
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/events"
+	pg "github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/services/review/postgres"
+)
+
+// Source is the ce-source of every event the service emits.
+const Source = "afteraction/review"
+
+// Errors the use cases return; HTTP maps them to 404 and 409.
+var (
+	// ErrNotFound: the review or participant does not exist.
+	ErrNotFound = pg.ErrNotFound
+	// ErrCompleted: the review is completed and takes no more answers or completions.
+	ErrCompleted = errors.New("review is completed")
+)
+
+// Review is the public view of a review: what GET /v1/reviews returns.
+type Review struct {
+	ReviewID             string                `json:"review_id"`
+	IncidentID           string                `json:"incident_id"`
+	IncidentRevision     int                   `json:"incident_revision"`
+	Status               string                `json:"status"`
+	Required             bool                  `json:"required"`
+	Exercise             bool                  `json:"exercise"`
+	DueAt                *time.Time            `json:"due_at"`
+	OpenedAt             time.Time             `json:"opened_at"`
+	CompletedAt          *time.Time            `json:"completed_at"`
+	Title                string                `json:"title"`
+	Severity             events.Severity       `json:"severity"`
+	QuestionnaireVersion string                `json:"questionnaire_version"`
+	Facilitator          *events.Contact       `json:"facilitator"`
+	Participants         []Participant         `json:"participants"`
+	Summary              string                `json:"summary,omitempty"`
+	Findings             []events.Finding      `json:"findings,omitempty"`
+	ActionItems          []events.ActionItem   `json:"action_items,omitempty"`
+	Questions            []events.Question     `json:"questions,omitempty"`
+	Responses            []Response            `json:"responses,omitempty"`
+	incident             events.IncidentClosed // for the completed event and the form
+}
+
+// ReviewDetail is a review with its questionnaire and every current response:
+// what GET /v1/reviews/{id} returns.
+type ReviewDetail struct {
+	Review
+	Questions []events.Question `json:"questions"`
+	Responses []Response        `json:"responses"`
+}
+
+// Participant is a person invited to a review, with their personal invitation.
+type Participant struct {
+	ParticipantID   string      `json:"participant_id"`
+	Name            string      `json:"name"`
+	Email           string      `json:"email,omitempty"`
+	Role            events.Role `json:"role,omitempty"`
+	SubmittedAt     *time.Time  `json:"submitted_at"`
+	InvitationToken string      `json:"invitation_token"`
+	FormURL         string      `json:"form_url"`
+}
+
+// Response is one participant's current answers.
+type Response struct {
+	ReviewID      string          `json:"review_id"`
+	ParticipantID string          `json:"participant_id"`
+	Name          string          `json:"name,omitempty"`
+	SubmittedAt   time.Time       `json:"submitted_at"`
+	SubmittedBy   string          `json:"submitted_by"`
+	Answers       []events.Answer `json:"answers"`
+}
+
+// ServiceConfig is what the Service needs besides its store.
+type ServiceConfig struct {
+	Policy Policy
+	// Questionnaire is the version new reviews are opened with.
+	Questionnaire string
+	Invites       Invites
+	// PublicURL is the base of participants' form links, e.g. https://review.example.
+	PublicURL string
+	// ReminderWindow is how long before the due date a due_soon reminder goes out (default 24h).
+	ReminderWindow time.Duration
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+}
+
+// Service holds the review use cases.
+type Service struct {
+	store   *postgres.Store
+	cfg     ServiceConfig
+	log     *zap.Logger
+	metrics metrics
+}
+
+type metrics struct {
+	opened, responses, completed, reminders prometheus.Counter
+}
+
+// NewService returns the service on store. It registers its metrics with reg
+// when reg is not nil and fails if they are already registered.
+func NewService(store *postgres.Store, cfg ServiceConfig, log *zap.Logger, reg prometheus.Registerer) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ReminderWindow == 0 {
+		cfg.ReminderWindow = 24 * time.Hour
+	}
+	if len(cfg.Invites.Secret) == 0 {
+		return nil, errors.New("review service: an invitation secret is required")
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "afteraction_review_" + name, Help: help})
+	}
+	m := metrics{
+		opened:    counter("reviews_opened_total", "Reviews opened."),
+		responses: counter("responses_submitted_total", "Participant responses stored (including resubmissions)."),
+		completed: counter("reviews_completed_total", "Reviews completed."),
+		reminders: counter("reminders_sent_total", "Reminders enqueued for participants."),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.opened, m.responses, m.completed, m.reminders} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register review metrics: %w", err)
+			}
+		}
+	}
+	return &Service{store: store, cfg: cfg, log: log, metrics: m}, nil
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// newEvent builds an envelope of typ about reviewID and checks it against the
+// event's schema, so nothing invalid reaches the outbox.
+func newEvent(typ, reviewID string, data any) (events.Envelope, error) {
+	env, err := events.New(typ, Source, reviewID, data)
+	if err != nil {
+		return env, err
+	}
+	if err := events.Validate(typ, env.Data); err != nil {
+		return env, fmt.Errorf("emit %s: %w", typ, err)
+	}
+	return env, nil
+}
+
+// OpenOutcome says what handling an incident.registered event did.
+type OpenOutcome string
+
+// Outcomes of HandleIncidentRegistered.
+const (
+	OutcomeOpened    OpenOutcome = "opened"
+	OutcomeUpdated   OpenOutcome = "updated"
+	OutcomeStale     OpenOutcome = "stale_revision"
+	OutcomeCompleted OpenOutcome = "review_completed"
+	OutcomeDuplicate OpenOutcome = "duplicate"
+)
+
+// HandleIncidentRegistered applies one registered incident revision, exactly
+// once per eventID: with no review for the incident yet it opens one (and
+// enqueues review.opened); with an open review and a newer revision it updates
+// the incident snapshot and invites new people; with a completed review, or a
+// revision not newer than the one stored, it changes nothing.
+func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, e events.IncidentRegistered) (OpenOutcome, error) {
+	now := s.now()
+	people := participantsOf(e.Incident.People)
+	fac := facilitatorOf(e.Incident.People)
+	var outcome OpenOutcome
+	err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
+		fresh, err := tx.MarkProcessed(ctx, eventID)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			outcome = OutcomeDuplicate
+			return nil
+		}
+		r, err := tx.LockReviewOfIncident(ctx, e.IncidentID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			outcome = OutcomeOpened
+			return s.open(ctx, tx, e, people, fac, now)
+		case err != nil:
+			return err
+		case r.Status == postgres.StatusCompleted:
+			outcome = OutcomeCompleted
+			return nil
+		case e.Revision <= r.IncidentRevision:
+			outcome = OutcomeStale
+			return nil
+		}
+		outcome = OutcomeUpdated
+		if err := tx.UpdateIncident(ctx, r.ID, e.Revision, e.Incident, fac); err != nil {
+			return err
+		}
+		_, err = tx.AddParticipants(ctx, r.ID, now, people)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if outcome == OutcomeOpened {
+		s.metrics.opened.Inc()
+	}
+	return outcome, nil
+}
+
+func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRegistered, people []postgres.Participant, fac events.Contact, now time.Time) error {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	required, due := s.cfg.Policy.DueAt(e.Incident)
+	r := postgres.Review{
+		ID: id.String(), IncidentID: e.IncidentID, IncidentRevision: e.Revision, Status: postgres.StatusOpen,
+		Required: required, Exercise: e.Incident.Exercise, DueAt: due, OpenedAt: now,
+		Title: e.Incident.Title, Severity: e.Incident.Severity, QuestionnaireVersion: s.cfg.Questionnaire,
+		Facilitator: fac, Incident: e.Incident, Participants: people,
+	}
+	if err := tx.InsertReview(ctx, r); err != nil {
+		return err
+	}
+	opened := events.ReviewOpened{
+		ReviewID: r.ID, IncidentID: r.IncidentID, IncidentRevision: r.IncidentRevision, Title: r.Title,
+		Severity: r.Severity, Exercise: r.Exercise, Required: r.Required, OpenedAt: now, DueAt: due,
+		QuestionnaireVersion: r.QuestionnaireVersion, Participants: make([]events.Participant, 0, len(people)),
+	}
+	for _, p := range people {
+		ep := eventParticipant(p)
+		opened.Participants = append(opened.Participants, ep)
+		if fac.Name != "" && p.Key == personKey(fac.Name, fac.Email) {
+			opened.Facilitator = &ep
+		}
+	}
+	env, err := newEvent(events.TypeReviewOpened, r.ID, opened)
+	if err != nil {
+		return err
+	}
+	return tx.Enqueue(ctx, env)
+}
+
+// participantsOf turns an incident's people into participants, one per person:
+// the same e-mail address (or, without one, the same name) counts once.
+func participantsOf(people []events.Person) []postgres.Participant {
+	out := make([]postgres.Participant, 0, len(people))
+	seen := map[string]bool{}
+	for _, p := range people {
+		key := personKey(p.Name, p.Email)
+		if key == "" || seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, postgres.Participant{
+			ID: uuid.Must(uuid.NewV7()).String(), Key: key,
+			Name: strings.TrimSpace(p.Name), Email: strings.TrimSpace(p.Email), Role: p.Role,
+		})
+	}
+	return out
+}
+
+func personKey(name, email string) string {
+	if e := strings.ToLower(strings.TrimSpace(email)); e != "" {
+		return "email:" + e
+	}
+	if n := strings.ToLower(strings.Join(strings.Fields(name), " ")); n != "" {
+		return "name:" + n
+	}
+	return ""
+}
+
+// facilitatorOf is the incident's (first) commander, the default facilitator.
+func facilitatorOf(people []events.Person) events.Contact {
+	for _, p := range people {
+		if p.Role == events.RoleCommander && strings.TrimSpace(p.Name) != "" {
+			return events.Contact{Name: strings.TrimSpace(p.Name), Email: strings.TrimSpace(p.Email)}
+		}
+	}
+	return events.Contact{}
+}
+
+func eventParticipant(p postgres.Participant) events.Participant {
+	return events.Participant{ParticipantID: p.ID, Name: p.Name, Email: p.Email, Role: p.Role}
+}
+
+// Reviews returns the reviews of an incident (an empty list if it has none),
+// or the 100 most recent when incidentID is empty.
+func (s *Service) Reviews(ctx context.Context, incidentID string) ([]Review, error) {
+	rs, err := s.store.Reviews(ctx, incidentID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Review, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, s.view(r))
+	}
+	return out, nil
+}
+
+// Review returns one review with its questions and responses, or ErrNotFound.
+func (s *Service) Review(ctx context.Context, id string) (ReviewDetail, error) {
+	r, err := s.store.Review(ctx, id)
+	if err != nil {
+		return ReviewDetail{}, err
+	}
+	v := ReviewDetail{Review: s.view(r)}
+	if v.Questions, err = s.store.Questionnaire(ctx, r.QuestionnaireVersion); err != nil {
+		return ReviewDetail{}, err
+	}
+	resps, err := s.store.Responses(ctx, id)
+	if err != nil {
+		return ReviewDetail{}, err
+	}
+	v.Responses = make([]Response, 0, len(resps))
+	for _, resp := range resps {
+		v.Responses = append(v.Responses, responseView(r, resp))
+	}
+	return v, nil
+}
+
+// Questions returns the questionnaire a review was opened with, or ErrNotFound.
+func (s *Service) Questions(ctx context.Context, reviewID string) (string, []events.Question, error) {
+	r, err := s.store.Review(ctx, reviewID)
+	if err != nil {
+		return "", nil, err
+	}
+	qs, err := s.store.Questionnaire(ctx, r.QuestionnaireVersion)
+	return r.QuestionnaireVersion, qs, err
+}
+
+func (s *Service) view(r postgres.Review) Review {
+	v := Review{
+		ReviewID: r.ID, IncidentID: r.IncidentID, IncidentRevision: r.IncidentRevision, Status: r.Status,
+		Required: r.Required, Exercise: r.Exercise, DueAt: r.DueAt, OpenedAt: r.OpenedAt, CompletedAt: r.CompletedAt,
+		Title: r.Title, Severity: r.Severity, QuestionnaireVersion: r.QuestionnaireVersion,
+		Participants: make([]Participant, 0, len(r.Participants)),
+		Summary:      r.Summary, Findings: r.Findings, ActionItems: r.ActionItems, incident: r.Incident,
+	}
+	if r.Facilitator.Name != "" {
+		f := r.Facilitator
+		v.Facilitator = &f
+	}
+	expires := s.cfg.Invites.Expiry(r.OpenedAt)
+	for _, p := range r.Participants {
+		tok := s.cfg.Invites.Token(r.ID, p.ID, expires)
+		v.Participants = append(v.Participants, Participant{
+			ParticipantID: p.ID, Name: p.Name, Email: p.Email, Role: p.Role, SubmittedAt: p.SubmittedAt,
+			InvitationToken: tok, FormURL: s.cfg.PublicURL + "/review/" + r.ID + "?token=" + tok,
+		})
+	}
+	return v
+}
+
+func responseView(r postgres.Review, resp postgres.Response) Response {
+	v := Response{ReviewID: r.ID, ParticipantID: resp.ParticipantID, SubmittedAt: resp.SubmittedAt,
+		SubmittedBy: resp.SubmittedBy, Answers: resp.Answers}
+	for _, p := range r.Participants {
+		if p.ID == resp.ParticipantID {
+			v.Name = p.Name
+		}
+	}
+	if v.Answers == nil {
+		v.Answers = []events.Answer{}
+	}
+	return v
+}
+
+// Channels a response arrives through, recorded in the audit log.
+const (
+	ChannelAPI  = "api"
+	ChannelForm = "form"
+)
+
+// Submission is one participant's answers as submitted.
+type Submission struct {
+	ReviewID      string
+	ParticipantID string
+	// By says who submitted: "participant" for the invitee, or "role:<role>" for an API caller.
+	By      string
+	Channel string
+	Answers []events.Answer
+	// Body is the request exactly as received (JSON), kept in the audit log.
+	Body []byte
+}
+
+// SubmitResponse validates and stores a participant's answers, replacing their
+// earlier ones and adding the submission to the audit log. It returns
+// ErrNotFound for an unknown review or participant, ErrCompleted when the
+// review is completed, or a *ValidationError for answers that do not fit the
+// questionnaire.
+func (s *Service) SubmitResponse(ctx context.Context, sub Submission) (Response, error) {
+	r, err := s.store.Review(ctx, sub.ReviewID)
+	if err != nil {
+		return Response{}, err
+	}
+	if !hasParticipant(r, sub.ParticipantID) {
+		return Response{}, fmt.Errorf("participant %s of review %s: %w", sub.ParticipantID, r.ID, ErrNotFound)
+	}
+	if r.Status != postgres.StatusOpen {
+		return Response{}, ErrCompleted
+	}
+	qs, err := s.store.Questionnaire(ctx, r.QuestionnaireVersion)
+	if err != nil {
+		return Response{}, err
+	}
+	answers, err := ValidateAnswers(qs, sub.Answers)
+	if err != nil {
+		return Response{}, err
+	}
+	resp := postgres.Response{ParticipantID: sub.ParticipantID, SubmittedAt: s.now(), SubmittedBy: sub.By, Answers: answers}
+	err = s.store.InTx(ctx, func(tx *postgres.Tx) error {
+		locked, err := tx.LockReview(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		if locked.Status != postgres.StatusOpen {
+			return ErrCompleted
+		}
+		return tx.SaveResponse(ctx, r.ID, resp, sub.Channel, sub.Body)
+	})
+	if err != nil {
+		return Response{}, err
+	}
+	s.metrics.responses.Inc()
+	return responseView(r, resp), nil
+}
+
+func hasParticipant(r postgres.Review, participantID string) bool {
+	for _, p := range r.Participants {
+		if p.ID == participantID {
+			return true
+		}
+	}
+	return false
+}
+
+// Submissions returns a review's response audit log, oldest first.
+func (s *Service) Submissions(ctx context.Context, reviewID string) ([]postgres.Submission, error) {
+	return s.store.Submissions(ctx, reviewID)
+}

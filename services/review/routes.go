@@ -1,0 +1,227 @@
+package review
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/httpapi"
+)
+
+// maxBody bounds every request body (JSON or form).
+const maxBody = 64 << 10
+
+// Roles allowed on the facilitator and read endpoints (admin always is).
+const (
+	roleFacilitator = "facilitator"
+	roleCompliance  = "compliance"
+)
+
+// Routes returns the review service's whole HTTP surface:
+//
+//	GET  /v1/reviews?incident_id=              facilitator, compliance, admin
+//	GET  /v1/reviews/{id}                      facilitator, compliance, admin (with questions and responses)
+//	GET  /v1/reviews/{id}/questions            invitation token of the review, facilitator, admin
+//	PUT  /v1/reviews/{id}/responses/{pid}      invitation token of that participant, facilitator, admin
+//	POST /v1/reviews/{id}/complete             facilitator, admin
+//	GET  /review/{id}?token=                   participant web form (invitation token)
+//	POST /review/{id}?token=                   form submission
+//	GET  /healthz, /readyz, /metrics
+func Routes(svc *Service, tokens httpapi.Tokens, metrics prometheus.Gatherer, checks map[string]httpapi.Check, log *zap.Logger) http.Handler {
+	h := &handlers{svc: svc, tokens: tokens, log: log.Named("http")}
+	mux := http.NewServeMux()
+	readers := []string{roleFacilitator, roleCompliance}
+	mux.Handle("GET /v1/reviews", tokens.Require(http.HandlerFunc(h.listReviews), readers...))
+	mux.Handle("GET /v1/reviews/{id}", tokens.Require(http.HandlerFunc(h.getReview), readers...))
+	mux.HandleFunc("GET /v1/reviews/{id}/questions", h.getQuestions)
+	mux.HandleFunc("PUT /v1/reviews/{id}/responses/{participant_id}", h.putResponse)
+	mux.Handle("POST /v1/reviews/{id}/complete", tokens.Require(http.HandlerFunc(h.complete), roleFacilitator))
+	mux.HandleFunc("GET /review/{id}", h.form)
+	mux.HandleFunc("POST /review/{id}", h.submitForm)
+	httpapi.Health(mux, checks)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	return httpapi.Logged(mux, log)
+}
+
+type handlers struct {
+	svc    *Service
+	tokens httpapi.Tokens
+	log    *zap.Logger
+}
+
+func (h *handlers) listReviews(w http.ResponseWriter, r *http.Request) {
+	incidentID := r.URL.Query().Get("incident_id")
+	if incidentID != "" && uuid.Validate(incidentID) != nil {
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusBadRequest, "invalid query", "",
+			httpapi.FieldError{Field: "incident_id", Reason: "must be a UUID"}))
+		return
+	}
+	reviews, err := h.svc.Reviews(r.Context(), incidentID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"reviews": reviews})
+}
+
+func (h *handlers) getReview(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.reviewID(w, r)
+	if !ok {
+		return
+	}
+	rv, err := h.svc.Review(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if rv.Responses == nil {
+		rv.Responses = []Response{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, rv)
+}
+
+func (h *handlers) getQuestions(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.reviewID(w, r)
+	if !ok {
+		return
+	}
+	if _, _, ok := h.authorize(w, r, id, ""); !ok {
+		return
+	}
+	version, qs, err := h.svc.Questions(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"review_id": id, "questionnaire_version": version, "questions": qs})
+}
+
+// responseRequest is the body of PUT /v1/reviews/{id}/responses/{participant_id}.
+type responseRequest struct {
+	Answers []events.Answer `json:"answers"`
+}
+
+func (h *handlers) putResponse(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.reviewID(w, r)
+	if !ok {
+		return
+	}
+	pid := r.PathValue("participant_id")
+	if uuid.Validate(pid) != nil {
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusNotFound, "not found", "no such participant"))
+		return
+	}
+	by, _, ok := h.authorize(w, r, id, pid)
+	if !ok {
+		return
+	}
+	body, err := httpapi.ReadBody(r, maxBody)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	var req responseRequest
+	if err := httpapi.DecodeStrict(body, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	resp, err := h.svc.SubmitResponse(r.Context(), Submission{
+		ReviewID: id, ParticipantID: pid, By: by, Channel: ChannelAPI, Answers: req.Answers, Body: body,
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (h *handlers) complete(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.reviewID(w, r)
+	if !ok {
+		return
+	}
+	body, err := httpapi.ReadBody(r, maxBody)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	var req CompleteRequest
+	if err := httpapi.DecodeStrict(body, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	done, err := h.svc.Complete(r.Context(), id, req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, done)
+}
+
+// authorize admits an API caller with the facilitator or admin role, or a
+// participant presenting an invitation token for review id (and, when
+// participantID is not empty, for that participant). It returns who is
+// calling ("role:<role>" or "participant") and the invited participant, or
+// writes 401/403 and returns false.
+func (h *handlers) authorize(w http.ResponseWriter, r *http.Request, id, participantID string) (by, invited string, ok bool) {
+	role := h.tokens.Role(r)
+	if role == "admin" || role == roleFacilitator {
+		return "role:" + role, "", true
+	}
+	if tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && role == "" {
+		pid, err := h.svc.cfg.Invites.Verify(id, tok, h.svc.now())
+		if err == nil && (participantID == "" || pid == participantID) {
+			return "participant", pid, true
+		}
+		if err == nil {
+			httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusForbidden, "forbidden",
+				"this invitation is for another participant"))
+			return "", "", false
+		}
+	}
+	if role != "" {
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusForbidden, "forbidden",
+			"needs an invitation token for this review, or the facilitator or admin role"))
+		return "", "", false
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="afteraction"`)
+	httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusUnauthorized, "unauthorized",
+		"a valid invitation token or API token is required"))
+	return "", "", false
+}
+
+func (h *handlers) reviewID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if uuid.Validate(id) != nil {
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusNotFound, "not found", "no such review"))
+		return "", false
+	}
+	return strings.ToLower(id), true
+}
+
+// fail maps a use-case error to its problem: 404, 409, 422, or a logged 500.
+func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var verr *ValidationError
+	switch {
+	case errors.As(err, &verr):
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusUnprocessableEntity, "invalid request",
+			"the request does not fit the review", verr.Problems...))
+	case errors.Is(err, ErrNotFound):
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusNotFound, "not found", "no such review or participant"))
+	case errors.Is(err, ErrCompleted):
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusConflict, "review completed",
+			"the review is completed and cannot be changed"))
+	case errors.Is(err, context.Canceled):
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusServiceUnavailable, "shutting down", ""))
+	default:
+		h.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		httpapi.WriteError(w, r, err)
+	}
+}

@@ -1,0 +1,214 @@
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/httpapi"
+	pg "github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/services/review/postgres"
+)
+
+// DefaultQuestionnaire is the questionnaire version new reviews open with.
+const DefaultQuestionnaire = "2026-11.1"
+
+// Config is the review service's configuration, read from the environment by LoadConfig.
+type Config struct {
+	DatabaseURL    string
+	NATSURL        string
+	NATSUser       string
+	NATSPassword   string
+	NATSCreds      string
+	StreamReplicas int
+	HTTPAddr       string
+	APITokens      httpapi.Tokens
+	LogFormat      string
+	LogLevel       string
+
+	// Policy is REVIEW_POLICY: due dates per severity (see ParsePolicy).
+	Policy Policy
+	// Questionnaire is REVIEW_QUESTIONNAIRE: the version new reviews open with.
+	Questionnaire string
+	// InviteSecret is REVIEW_INVITE_SECRET (required, 16+ bytes): the HMAC key of invitation tokens.
+	InviteSecret string
+	// InviteTTL is REVIEW_INVITE_TTL: how long after opening invitations stay valid.
+	InviteTTL time.Duration
+	// PublicURL is REVIEW_PUBLIC_URL: the base URL of participants' form links.
+	PublicURL string
+	// ReminderInterval is REVIEW_REMINDER_INTERVAL: how often the reminder job runs.
+	ReminderInterval time.Duration
+	// ReminderWindow is REVIEW_REMINDER_WINDOW: how long before the due date due_soon reminders go out.
+	ReminderWindow time.Duration
+}
+
+// LoadConfig reads the configuration through getenv, applying defaults and
+// validating every value; the error names the offending variable.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	get := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	duration := func(key, def string) time.Duration {
+		d, err := time.ParseDuration(get(key, def))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive duration such as %s", key, def))
+		}
+		return d
+	}
+	cfg := Config{
+		DatabaseURL:      get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/afteraction?sslmode=disable"),
+		NATSURL:          get("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSUser:         getenv("NATS_USER"),
+		NATSPassword:     getenv("NATS_PASSWORD"),
+		NATSCreds:        getenv("NATS_CREDS"),
+		HTTPAddr:         get("HTTP_ADDR", ":8082"),
+		LogFormat:        get("LOG_FORMAT", "json"),
+		LogLevel:         get("LOG_LEVEL", "info"),
+		Questionnaire:    get("REVIEW_QUESTIONNAIRE", DefaultQuestionnaire),
+		InviteSecret:     getenv("REVIEW_INVITE_SECRET"),
+		InviteTTL:        duration("REVIEW_INVITE_TTL", "2160h"),
+		PublicURL:        get("REVIEW_PUBLIC_URL", "http://127.0.0.1:8082"),
+		ReminderInterval: duration("REVIEW_REMINDER_INTERVAL", "15m"),
+		ReminderWindow:   duration("REVIEW_REMINDER_WINDOW", "24h"),
+	}
+	var err error
+	if cfg.StreamReplicas, err = strconv.Atoi(get("STREAM_REPLICAS", "1")); err != nil || cfg.StreamReplicas < 1 {
+		errs = append(errs, errors.New("STREAM_REPLICAS: want a positive integer"))
+	}
+	if cfg.APITokens, err = httpapi.ParseTokens(getenv("API_TOKENS")); err != nil {
+		errs = append(errs, fmt.Errorf("API_TOKENS: %w", err))
+	}
+	if cfg.Policy, err = ParsePolicy(get("REVIEW_POLICY", DefaultPolicy)); err != nil {
+		errs = append(errs, fmt.Errorf("REVIEW_POLICY: %w", err))
+	}
+	if len(cfg.InviteSecret) < 16 {
+		errs = append(errs, errors.New("REVIEW_INVITE_SECRET: required, at least 16 characters"))
+	}
+	if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, errors.New("REVIEW_PUBLIC_URL: want an absolute http(s) URL"))
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// fields renders the configuration for the start-up log line, secrets masked.
+func (c Config) fields() []zap.Field {
+	roles := make([]string, 0, len(c.APITokens))
+	for _, role := range c.APITokens {
+		roles = append(roles, role)
+	}
+	dsn := "(unparseable)"
+	if u, err := url.Parse(c.DatabaseURL); err == nil {
+		dsn = u.Redacted()
+	}
+	return []zap.Field{
+		zap.String("database_url", dsn), zap.String("nats_url", c.NATSURL), zap.String("nats_user", c.NATSUser),
+		zap.Bool("nats_password_set", c.NATSPassword != ""), zap.String("nats_creds", c.NATSCreds),
+		zap.Int("stream_replicas", c.StreamReplicas), zap.String("http_addr", c.HTTPAddr),
+		zap.Strings("api_token_roles", roles), zap.String("policy", c.Policy.String()),
+		zap.String("questionnaire", c.Questionnaire), zap.Bool("invite_secret_set", c.InviteSecret != ""),
+		zap.Duration("invite_ttl", c.InviteTTL), zap.String("public_url", c.PublicURL),
+		zap.Duration("reminder_interval", c.ReminderInterval), zap.Duration("reminder_window", c.ReminderWindow),
+	}
+}
+
+// Deps is what the caller may inject.
+type Deps struct {
+	// Log is required.
+	Log *zap.Logger
+	// Listener, when set, is served instead of listening on HTTPAddr (tests pass 127.0.0.1:0).
+	Listener net.Listener
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Run runs the review service until ctx is cancelled: it migrates its schema,
+// consumes registered incidents, relays its outbox, sends reminders and serves
+// HTTP; on cancellation everything drains before the NATS connection and the
+// pool close. It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg Config, deps Deps) error {
+	if deps.Log == nil {
+		return errors.New("review: Deps.Log is required")
+	}
+	log := deps.Log.Named("review")
+	log.Info("starting", cfg.fields()...)
+
+	pool, err := pg.Open(ctx, cfg.DatabaseURL, postgres.Schema)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := pg.Migrate(ctx, pool, postgres.Schema, postgres.Migrations()); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	store := postgres.New(pool)
+	if _, err := store.Questionnaire(ctx, cfg.Questionnaire); err != nil {
+		return fmt.Errorf("REVIEW_QUESTIONNAIRE: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	b, err := bus.Connect(ctx, cfg.NATSURL, "review", log, bus.Options{
+		User: cfg.NATSUser, Password: cfg.NATSPassword, CredsFile: cfg.NATSCreds, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := b.EnsureTopology(ctx, bus.Topology{Replicas: cfg.StreamReplicas}); err != nil {
+		return err
+	}
+
+	svc, err := NewService(store, cfg.serviceConfig(deps.Now), log, reg)
+	if err != nil {
+		return err
+	}
+	ln, err := httpapi.Listen(deps.Listener, cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	handler := Routes(svc, cfg.APITokens, reg, map[string]httpapi.Check{
+		"postgres": store.Ping,
+		"nats": func(context.Context) error {
+			if !b.Connected() {
+				return errors.New("not connected")
+			}
+			return nil
+		},
+	}, log)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return svc.Subscribe(gctx, b) })
+	relay := &bus.Relay{Bus: b, Pool: pool, Schema: postgres.Schema, Log: log}
+	g.Go(func() error { return relay.Run(gctx) })
+	g.Go(func() error {
+		return svc.RunReminders(gctx, min(5*time.Second, cfg.ReminderInterval), cfg.ReminderInterval)
+	})
+	g.Go(func() error { return httpapi.Serve(gctx, ln, handler, log) })
+	err = g.Wait()
+	log.Info("stopped", zap.Error(err))
+	return err
+}
+
+// serviceConfig is the part of cfg the Service uses.
+func (cfg Config) serviceConfig(now func() time.Time) ServiceConfig {
+	return ServiceConfig{
+		Policy: cfg.Policy, Questionnaire: cfg.Questionnaire,
+		Invites:   Invites{Secret: []byte(cfg.InviteSecret), TTL: cfg.InviteTTL},
+		PublicURL: cfg.PublicURL, ReminderWindow: cfg.ReminderWindow, Now: now,
+	}
+}

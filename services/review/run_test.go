@@ -1,0 +1,274 @@
+package review_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/bus/bustest"
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/schemas"
+	"github.com/afteraction/afteraction/services/review"
+)
+
+const facilitatorToken = "facilitator-token-123"
+
+// TestRun starts the service for real: an incident.registered event in gives a
+// review.opened event and a review over HTTP; answers and completion over HTTP
+// give a review.completed event on the stream.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	srv := bustest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	env := map[string]string{
+		"DATABASE_URL":         pgtest.NewDatabase(t),
+		"NATS_URL":             srv.URL(),
+		"API_TOKENS":           "facilitator:" + facilitatorToken + ",compliance:compliance-token-1",
+		"REVIEW_INVITE_SECRET": "run-test-secret-0123456789",
+		"REVIEW_PUBLIC_URL":    base,
+	}
+	cfg, err := review.LoadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- review.Run(ctx, cfg, review.Deps{Log: log, Listener: ln}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	eventually(t, "readiness", func() bool { return status(t, "GET", base+"/readyz", "", nil) == http.StatusOK })
+
+	// An incident is registered.
+	b, err := bus.Connect(context.Background(), srv.URL(), "test", log, bus.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	raw, err := fs.ReadFile(schemas.FS(), "events/examples/afteraction.incident.registered.v1.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg events.IncidentRegistered
+	if err := json.Unmarshal(raw, &reg); err != nil {
+		t.Fatal(err)
+	}
+	reg.IncidentID = uuid.NewString()
+	if _, err := b.PublishEvent(context.Background(), events.TypeIncidentRegistered, reg.IncidentID, reg); err != nil {
+		t.Fatal(err)
+	}
+
+	js := jetstreamOf(t, srv.URL())
+	opened := lastEvent(t, js, events.SubjectReviewOpened, events.TypeReviewOpened)
+	var o events.ReviewOpened
+	if err := json.Unmarshal(opened, &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.IncidentID != reg.IncidentID || !o.Required || o.DueAt == nil {
+		t.Fatalf("review.opened = %+v", o)
+	}
+
+	var list struct {
+		Reviews []review.Review `json:"reviews"`
+	}
+	if code := status(t, "GET", base+"/v1/reviews?incident_id="+reg.IncidentID, facilitatorToken, &list); code != 200 || len(list.Reviews) != 1 {
+		t.Fatalf("GET /v1/reviews: %d, %d reviews", code, len(list.Reviews))
+	}
+	if code := status(t, "GET", base+"/v1/reviews?incident_id="+reg.IncidentID, "", nil); code != http.StatusUnauthorized {
+		t.Errorf("GET /v1/reviews without a token: %d, want 401", code)
+	}
+	rv := list.Reviews[0]
+	if rv.ReviewID != o.ReviewID || rv.Status != "open" || len(rv.Participants) != len(reg.Incident.People) {
+		t.Fatalf("review = %+v", rv)
+	}
+	p := rv.Participants[1]
+	answersURL := base + "/v1/reviews/" + rv.ReviewID + "/responses/" + p.ParticipantID
+
+	// A participant answers with their invitation; a wrong answer names its field.
+	bad := `{"answers":[{"question_id":"what_happened.account","text":"a"},{"question_id":"training.needs","items":["x"]},
+		{"question_id":"what_happened.timeline_accurate","yes":true},{"question_id":"team_performance.performance","rating":9}]}`
+	var problem struct {
+		Errors []struct{ Field string } `json:"errors"`
+	}
+	if code := send(t, "PUT", answersURL, p.InvitationToken, bad, &problem); code != 422 || len(problem.Errors) != 1 || problem.Errors[0].Field != "answers[3].rating" {
+		t.Errorf("invalid answers: %d %+v, want 422 naming answers[3].rating", code, problem)
+	}
+	if code := send(t, "PUT", answersURL, rv.Participants[2].InvitationToken, `{"answers":[]}`, nil); code != http.StatusForbidden {
+		t.Errorf("another participant's invitation: %d, want 403", code)
+	}
+	if code := send(t, "PUT", answersURL, p.InvitationToken, `{"answers":[],"extra":1}`, nil); code != http.StatusBadRequest {
+		t.Errorf("unknown field: %d, want 400", code)
+	}
+	good := `{"answers":[{"question_id":"preventive_measures.actions","items":["Enforce number matching for MFA"]},
+		{"question_id":"team_performance.performance","rating":4}]}`
+	var stored review.Response
+	if code := send(t, "PUT", answersURL, p.InvitationToken, good, &stored); code != 200 || len(stored.Answers) != 2 {
+		t.Fatalf("PUT answers: %d %+v", code, stored)
+	}
+
+	// Another participant answers through the web form.
+	formURL, err := url.Parse(rv.Participants[2].FormURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := body(t, "GET", formURL.String(), "", "")
+	if !strings.Contains(page, "Łukasz Wiśniewski") || !strings.Contains(page, `name="readiness_structure.readiness"`) {
+		t.Errorf("form page lacks the participant or a question:\n%.500s", page)
+	}
+	form := url.Values{"readiness_structure.readiness": {"2"}, "training.needs": {"Phishing drills\nReporting <script>"}}
+	thanks := body(t, "POST", formURL.String(), "application/x-www-form-urlencoded", form.Encode())
+	if !strings.Contains(thanks, "Thank you") {
+		t.Errorf("form post:\n%.500s", thanks)
+	}
+
+	// The facilitator completes the review.
+	completeURL := base + "/v1/reviews/" + rv.ReviewID + "/complete"
+	completion := `{"facilitator":{"name":"Kemal Yıldız","email":"kemal.yildiz@nordlicht-logistik.example"},
+		"summary":"MFA fatigue.","findings":[{"topic":"preventive_measures","summary":"Number matching was missing."}]}`
+	var completed events.ReviewCompleted
+	if code := send(t, "POST", completeURL, p.InvitationToken, completion, nil); code != http.StatusUnauthorized {
+		t.Errorf("complete with an invitation: %d, want 401", code)
+	}
+	if code := send(t, "POST", completeURL, facilitatorToken, completion, &completed); code != 200 {
+		t.Fatalf("complete: %d", code)
+	}
+	if code := send(t, "POST", completeURL, facilitatorToken, completion, nil); code != http.StatusConflict {
+		t.Errorf("second completion: %d, want 409", code)
+	}
+	if code := send(t, "PUT", answersURL, p.InvitationToken, good, nil); code != http.StatusConflict {
+		t.Errorf("answers after completion: %d, want 409", code)
+	}
+
+	var detail review.ReviewDetail
+	if code := status(t, "GET", base+"/v1/reviews/"+rv.ReviewID, "compliance-token-1", &detail); code != 200 ||
+		detail.Status != "completed" || len(detail.Responses) != 2 || len(detail.Questions) < 20 || detail.CompletedAt == nil {
+		t.Errorf("GET /v1/reviews/{id}: %d, status %s, %d responses, %d questions", code, detail.Status, len(detail.Responses), len(detail.Questions))
+	}
+
+	data := lastEvent(t, js, events.SubjectReviewCompleted, events.TypeReviewCompleted)
+	var ev events.ReviewCompleted
+	if err := json.Unmarshal(data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.ReviewID != rv.ReviewID || len(ev.Responses) != 2 || len(ev.ActionItems) != 3 || ev.Incident.Title != reg.Incident.Title {
+		t.Errorf("review.completed = %d responses, %d action items: %+v", len(ev.Responses), len(ev.ActionItems), ev.ActionItems)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func jetstreamOf(t *testing.T, u string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// lastEvent waits for a message on subject in the AFTERACTION stream, checks
+// its ce-type and schema, and returns its data.
+func lastEvent(t *testing.T, js jetstream.JetStream, subject, typ string) []byte {
+	t.Helper()
+	var msg *jetstream.RawStreamMsg
+	eventually(t, subject, func() bool {
+		s, err := js.Stream(context.Background(), bus.StreamAfteraction)
+		if err != nil {
+			return false
+		}
+		msg, err = s.GetLastMsgForSubject(context.Background(), subject)
+		return err == nil
+	})
+	if got := msg.Header.Get(bus.HeaderType); got != typ {
+		t.Errorf("%s: ce-type %q, want %q", subject, got, typ)
+	}
+	if err := events.Validate(typ, msg.Data); err != nil {
+		t.Errorf("%s: %v", subject, err)
+	}
+	return msg.Data
+}
+
+func status(t *testing.T, method, u, token string, out any) int {
+	t.Helper()
+	return send(t, method, u, token, "", out)
+}
+
+func send(t *testing.T, method, u, token, reqBody string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, u, bytes.NewBufferString(reqBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Errorf("%s %s: decode: %v", method, u, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func body(t *testing.T, method, u, contentType, reqBody string) string {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(reqBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

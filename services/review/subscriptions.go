@@ -1,0 +1,63 @@
+package review
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/events"
+)
+
+// The review service's whole event surface.
+//
+// Consumes (stream AFTERACTION):
+//   - afteraction.incident.registered (incident.registered.v1), durable
+//     "review-incident-registered": opens the incident's review, or updates
+//     its incident snapshot while it is open.
+//
+// Emits (through the outbox, on stream AFTERACTION):
+//   - afteraction.review.opened (review.opened.v1) when a review opens;
+//   - afteraction.review.reminder (review.reminder.v1) from the reminder job;
+//   - afteraction.review.completed (review.completed.v1) when the facilitator completes a review.
+const (
+	// DurableIncidentRegistered is the durable consumer of registered incidents.
+	DurableIncidentRegistered = "review-incident-registered"
+)
+
+// IncidentRegisteredConsumer describes the durable consumer of registered incidents.
+func IncidentRegisteredConsumer() bus.ConsumerConfig {
+	return bus.ConsumerConfig{
+		Durable:  DurableIncidentRegistered,
+		Stream:   bus.StreamAfteraction,
+		Subjects: []string{events.SubjectIncidentRegistered},
+		AckWait:  30 * time.Second,
+	}
+}
+
+// Subscribe runs the service's consumers on b until ctx is cancelled.
+func (s *Service) Subscribe(ctx context.Context, b *bus.Bus) error {
+	return b.Consume(ctx, IncidentRegisteredConsumer(), bus.Typed(events.TypeIncidentRegistered, s.onIncidentRegistered))
+}
+
+// onIncidentRegistered applies a registered incident exactly once; database
+// errors are retried by the bus, invalid payloads never reach it (bus.Typed
+// dead-letters them).
+func (s *Service) onIncidentRegistered(ctx context.Context, m *bus.Message, e events.IncidentRegistered) error {
+	outcome, err := s.HandleIncidentRegistered(ctx, m.Envelope.ID, e)
+	if err != nil {
+		return err
+	}
+	fields := []zap.Field{zap.String("subject", m.Subject), zap.String("event_id", m.Envelope.ID),
+		zap.Uint64("stream_seq", m.StreamSeq), zap.Uint64("delivered", m.Delivered),
+		zap.String("incident_id", e.IncidentID), zap.Int("revision", e.Revision), zap.String("outcome", string(outcome))}
+	switch outcome {
+	case OutcomeCompleted:
+		s.log.Warn("incident revised after its review was completed; nothing reopened "+
+			"(the correction path is re-completing the review)", fields...)
+	default:
+		s.log.Info("incident registered handled", fields...)
+	}
+	return nil
+}
