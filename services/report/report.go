@@ -1,0 +1,281 @@
+// Package report renders the final incident report of every completed
+// lessons-learned review as a signed, immutable PDF version, serves and
+// verifies those versions, and keeps a read model of incidents and
+// improvement actions for programme metrics.
+//
+// A version is published in one Postgres transaction: the review.completed
+// event id is recorded in processed_events, the report (one per incident, id =
+// UUIDv5 of the incident id) is locked, the next version number allocated,
+// the PDF rendered (deterministically), hashed, signed with Ed25519, put into
+// the object store, stored with its bytes, and the report.published event
+// written to the outbox.
+package report
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/services/report/pdf"
+)
+
+// Source is the ce-source of every event this service emits.
+const Source = "afteraction/report"
+
+// ManifestPrefix is the first line of every signed manifest.
+const ManifestPrefix = "afteraction-report-v1"
+
+// Domain errors returned by stores and mapped to HTTP statuses by routes.go.
+var (
+	ErrNotFound = errors.New("not found")
+)
+
+// Version is one immutable, signed report version.
+type Version struct {
+	ReportID     string    `json:"report_id"`
+	IncidentID   string    `json:"incident_id"`
+	ReviewID     string    `json:"review_id"`
+	Version      int       `json:"version"`
+	EventID      string    `json:"source_event_id"`
+	PDFSHA256    string    `json:"pdf_sha256"`
+	DataSHA256   string    `json:"data_sha256"`
+	SizeBytes    int64     `json:"size_bytes"`
+	Pages        int       `json:"pages"`
+	ObjectBucket string    `json:"object_bucket"`
+	ObjectKey    string    `json:"object_key"`
+	Signature    []byte    `json:"signature"` // base64 in JSON
+	KeyID        string    `json:"key_id"`
+	PublishedAt  time.Time `json:"published_at"`
+}
+
+// DownloadPath is where the report service serves v's PDF.
+func (v Version) DownloadPath() string {
+	return "/v1/reports/" + v.ReportID + "/versions/" + strconv.Itoa(v.Version) + "/pdf"
+}
+
+// Manifest is the exact byte string the Ed25519 signature covers:
+//
+//	afteraction-report-v1\n<report_id>\n<version>\n<pdf_sha256>\n<data_sha256>\n
+func Manifest(reportID string, version int, pdfSHA256, dataSHA256 string) []byte {
+	return []byte(ManifestPrefix + "\n" + reportID + "\n" + strconv.Itoa(version) + "\n" + pdfSHA256 + "\n" + dataSHA256 + "\n")
+}
+
+// Report is a report and its latest version.
+type Report struct {
+	ReportID   string    `json:"report_id"`
+	IncidentID string    `json:"incident_id"`
+	CreatedAt  time.Time `json:"created_at"`
+	Latest     *Version  `json:"latest,omitempty"`
+}
+
+// Key is a recorded public signing key.
+type Key struct {
+	KeyID     string            `json:"key_id"`
+	Algorithm string            `json:"algorithm"`
+	PublicKey ed25519.PublicKey `json:"public_key"` // base64 in JSON
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+// ReportIDFor returns the report id of an incident: a UUIDv5 (SHA-1 name
+// based) of the incident id in afteraction's report namespace, so every
+// replica and every retry agrees without coordination.
+func ReportIDFor(incidentID string) string {
+	ns := uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://afteraction.dev/ns/report"))
+	return uuid.NewSHA1(ns, []byte(incidentID)).String()
+}
+
+// ObjectKey is where version n of a report lives in the reports bucket.
+func ObjectKey(reportID string, n int) string {
+	return reportID + "/v" + strconv.Itoa(n) + ".pdf"
+}
+
+// DataSHA256 returns the hex SHA-256 of the canonical JSON of rc: the typed
+// review (exactly what the renderer sees, unknown fields dropped) marshalled,
+// then re-encoded in the RFC 8785 style: object keys sorted, no insignificant
+// whitespace, no HTML escaping, numbers in their shortest form.
+func DataSHA256(rc events.ReviewCompleted) (string, error) {
+	canon, err := CanonicalJSON(rc)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// CanonicalJSON is the canonical form DataSHA256 hashes.
+func CanonicalJSON(v any) ([]byte, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("marshal review data: %w", err)
+	}
+	var generic any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		return nil, fmt.Errorf("reparse review data: %w", err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(generic); err != nil { // maps encode with sorted keys
+		return nil, fmt.Errorf("canonicalise review data: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// Publication is what a handler hands the store to commit: the version row,
+// the PDF bytes and the report.published event.
+type Publication struct {
+	Version Version
+	PDF     []byte
+	Event   events.Envelope
+}
+
+// Draft is the id and number the store allocated for a new version.
+type Draft struct {
+	ReportID string
+	Version  int
+}
+
+// Store is the persistence the Service needs.
+type Store interface {
+	// PublishVersion runs one transaction: it marks eventID processed (a
+	// duplicate returns nil, nil), locks the incident's report, returns nil,
+	// nil when a version with dataSHA256 exists already, otherwise calls build
+	// with the next version number and stores and enqueues its result.
+	PublishVersion(ctx context.Context, eventID string, rc events.ReviewCompleted, dataSHA256 string,
+		build func(ctx context.Context, d Draft) (Publication, error)) (*Version, error)
+	// RecordRenderFailure keeps the reason a review could not be rendered.
+	RecordRenderFailure(ctx context.Context, eventID, incidentID, reason string) error
+	// RegisterKey records a public key (idempotent).
+	RegisterKey(ctx context.Context, keyID string, pub ed25519.PublicKey) error
+	// DevSeed returns the stored development signing seed, creating it from
+	// fresh if none exists (the first replica to commit wins).
+	DevSeed(ctx context.Context, fresh []byte) ([]byte, error)
+}
+
+// ObjectStore puts PDFs where subscribers of report.published fetch them.
+type ObjectStore interface {
+	PutObject(ctx context.Context, bucket, key string, data []byte) error
+}
+
+// Service publishes report versions.
+type Service struct {
+	store    Store
+	objects  ObjectStore
+	renderer *pdf.Renderer
+	signer   *Signer
+	log      *zap.Logger
+	now      func() time.Time
+
+	published    prometheus.Counter
+	renderFailed prometheus.Counter
+	renderTime   prometheus.Histogram
+}
+
+// NewService wires a Service. reg, when not nil, receives its metrics.
+func NewService(store Store, objects ObjectStore, renderer *pdf.Renderer, signer *Signer, log *zap.Logger, reg prometheus.Registerer) (*Service, error) {
+	s := &Service{store: store, objects: objects, renderer: renderer, signer: signer, log: log, now: time.Now,
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "afteraction_reports_published_total", Help: "Report versions published."}),
+		renderFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "afteraction_report_render_failures_total", Help: "Reviews whose report could not be rendered."}),
+		renderTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "afteraction_report_render_seconds", Help: "Time to render one report PDF.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 10)}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{s.published, s.renderFailed, s.renderTime} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register report metrics: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// HandleReviewCompleted publishes a new report version for rc, unless the
+// event was handled before or a version of this report was already rendered
+// from identical data (both: nil, nothing published). A render failure is
+// recorded and returned as bus.Permanent; other errors are transient.
+//
+// The PDF is put into the object store before the transaction commits. If the
+// commit then fails, the retry renders the same bytes (the generation time
+// comes from the event, not the clock) and overwrites the same key.
+func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc events.ReviewCompleted) error {
+	dataSHA, err := DataSHA256(rc)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	generatedAt := m.Envelope.Time
+	if generatedAt.IsZero() {
+		generatedAt = rc.CompletedAt
+	}
+	generatedAt = generatedAt.UTC().Truncate(time.Second)
+	v, err := s.store.PublishVersion(ctx, m.Envelope.ID, rc, dataSHA, func(ctx context.Context, d Draft) (Publication, error) {
+		start := time.Now()
+		out, err := s.renderer.Render(pdf.Input{Review: rc, ReportID: d.ReportID, Version: d.Version,
+			DataSHA256: dataSHA, GeneratedAt: generatedAt})
+		if err != nil {
+			return Publication{}, err
+		}
+		s.renderTime.Observe(time.Since(start).Seconds())
+		_ = m.InProgress()
+		sum := sha256.Sum256(out.PDF)
+		pdfSHA := hex.EncodeToString(sum[:])
+		v := Version{
+			ReportID: d.ReportID, IncidentID: rc.IncidentID, ReviewID: rc.ReviewID, Version: d.Version,
+			EventID: m.Envelope.ID, PDFSHA256: pdfSHA, DataSHA256: dataSHA,
+			SizeBytes: int64(len(out.PDF)), Pages: out.Pages,
+			ObjectBucket: bus.BucketReports, ObjectKey: ObjectKey(d.ReportID, d.Version),
+			Signature:   s.signer.Sign(Manifest(d.ReportID, d.Version, pdfSHA, dataSHA)),
+			KeyID:       s.signer.KeyID(),
+			PublishedAt: s.now().UTC().Truncate(time.Microsecond),
+		}
+		if err := s.objects.PutObject(ctx, v.ObjectBucket, v.ObjectKey, out.PDF); err != nil {
+			return Publication{}, fmt.Errorf("put report pdf: %w", err)
+		}
+		env, err := events.New(events.TypeReportPublished, Source, rc.IncidentID, reportPublished(v))
+		if err != nil {
+			return Publication{}, err
+		}
+		return Publication{Version: v, PDF: out.PDF, Event: env}, nil
+	})
+	if errors.Is(err, pdf.ErrRender) {
+		s.renderFailed.Inc()
+		if rerr := s.store.RecordRenderFailure(ctx, m.Envelope.ID, rc.IncidentID, err.Error()); rerr != nil {
+			return fmt.Errorf("record render failure (%v): %w", err, rerr)
+		}
+		return bus.Permanent(err)
+	}
+	if err != nil {
+		return fmt.Errorf("publish report for incident %s: %w", rc.IncidentID, err)
+	}
+	if v != nil {
+		s.published.Inc()
+		s.log.Info("report version published", zap.String("report_id", v.ReportID), zap.Int("version", v.Version),
+			zap.String("incident_id", v.IncidentID), zap.String("pdf_sha256", v.PDFSHA256), zap.Int("pages", v.Pages))
+	}
+	return nil
+}
+
+func reportPublished(v Version) events.ReportPublished {
+	return events.ReportPublished{
+		ReportID: v.ReportID, IncidentID: v.IncidentID, ReviewID: v.ReviewID, Version: v.Version,
+		PublishedAt: v.PublishedAt, PDFSHA256: v.PDFSHA256, DataSHA256: v.DataSHA256,
+		SizeBytes: v.SizeBytes, Pages: v.Pages, ObjectBucket: v.ObjectBucket, ObjectKey: v.ObjectKey,
+		DownloadPath: v.DownloadPath(), Signature: base64.StdEncoding.EncodeToString(v.Signature), KeyID: v.KeyID,
+	}
+}

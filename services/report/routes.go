@@ -1,0 +1,305 @@
+package report
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/httpapi"
+)
+
+// Reader is what the HTTP API reads.
+type Reader interface {
+	Reports(ctx context.Context, incidentID string) ([]Report, error)
+	Report(ctx context.Context, reportID string) (Report, []Version, error)
+	VersionPDF(ctx context.Context, reportID string, n int) (Version, []byte, error)
+	VersionByDigest(ctx context.Context, pdfSHA256 string) (Version, error)
+	Keys(ctx context.Context) ([]Key, error)
+	Key(ctx context.Context, keyID string) (Key, error)
+}
+
+// MaxVerifyBytes bounds the PDF POST /v1/verify accepts.
+const MaxVerifyBytes = 20 << 20
+
+// API serves reports, verification, keys and programme metrics.
+type API struct {
+	Reader  Reader
+	Metrics ReadModel
+	Tokens  httpapi.Tokens
+	Log     *zap.Logger
+}
+
+// Routes registers the whole HTTP surface on mux. Every /v1 route needs a
+// bearer token of role compliance or facilitator (admin is always allowed):
+//
+//	GET  /v1/reports?incident_id=            reports with their latest version
+//	GET  /v1/reports/{id}                    metadata: every version with digests, signature, key id
+//	GET  /v1/reports/{id}/pdf                the latest version's PDF (ETag = its SHA-256)
+//	GET  /v1/reports/{id}/versions/{n}/pdf   version n's PDF
+//	POST /v1/verify                          body: a PDF (raw or multipart, ≤ 20 MiB) → VerifyResult
+//	GET  /v1/keys                            the public keys that sign report manifests
+//	GET  /v1/metrics/programme?from=&to=     programme metrics over incidents closed in [from, to)
+//
+// /healthz, /readyz and /metrics are registered by Run.
+func (a *API) Routes(mux *http.ServeMux) {
+	roles := []string{"compliance", "facilitator"}
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, a.Tokens.Require(h, roles...))
+	}
+	handle("GET /v1/reports", a.listReports)
+	handle("GET /v1/reports/{id}", a.getReport)
+	handle("GET /v1/reports/{id}/pdf", a.getPDF)
+	handle("GET /v1/reports/{id}/versions/{n}/pdf", a.getPDF)
+	handle("POST /v1/verify", a.verify)
+	handle("GET /v1/keys", a.keys)
+	handle("GET /v1/metrics/programme", a.programme)
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var p *httpapi.Problem
+	switch {
+	case errors.As(err, &p):
+	case errors.Is(err, ErrNotFound):
+		err = httpapi.NewProblem(http.StatusNotFound, "not found", "no such report or version")
+	default:
+		a.Log.Error("http request failed", zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	httpapi.WriteError(w, r, err)
+}
+
+func badParam(field, reason string) error {
+	return httpapi.NewProblem(http.StatusBadRequest, "invalid parameter", "", httpapi.FieldError{Field: field, Reason: reason})
+}
+
+func (a *API) listReports(w http.ResponseWriter, r *http.Request) {
+	incident := r.URL.Query().Get("incident_id")
+	if incident != "" {
+		if _, err := uuid.Parse(incident); err != nil {
+			a.fail(w, r, badParam("incident_id", "not a UUID"))
+			return
+		}
+	}
+	reports, err := a.Reader.Reports(r.Context(), strings.ToLower(incident))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"reports": orEmpty(reports)})
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (a *API) getReport(w http.ResponseWriter, r *http.Request) {
+	rep, versions, err := a.Reader.Report(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	type versionView struct {
+		Version
+		DownloadPath string `json:"download_path"`
+	}
+	views := make([]versionView, len(versions))
+	for i, v := range versions {
+		views[i] = versionView{v, v.DownloadPath()}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{
+		"report_id": rep.ReportID, "incident_id": rep.IncidentID, "created_at": rep.CreatedAt,
+		"manifest_format": ManifestPrefix + `\n<report_id>\n<version>\n<pdf_sha256>\n<data_sha256>\n`,
+		"versions":        views,
+	})
+}
+
+func (a *API) getPDF(w http.ResponseWriter, r *http.Request) {
+	n := 0
+	if s := r.PathValue("n"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 1 {
+			a.fail(w, r, badParam("n", "a version number from 1"))
+			return
+		}
+	}
+	v, pdf, err := a.Reader.VersionPDF(r.Context(), r.PathValue("id"), n)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	etag := `"` + v.PDFSHA256 + `"`
+	w.Header().Set("ETag", etag)
+	if n > 0 {
+		w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "private, no-cache")
+	}
+	if match := r.Header.Get("If-None-Match"); match != "" && (match == etag || match == "*") {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pdf")
+	w.Header().Set("Content-Length", strconv.Itoa(len(pdf)))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment",
+		map[string]string{"filename": "report-" + v.ReportID + "-v" + strconv.Itoa(v.Version) + ".pdf"}))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Report-Version", strconv.Itoa(v.Version))
+	_, _ = w.Write(pdf)
+}
+
+// VerifyResult is the answer of POST /v1/verify.
+type VerifyResult struct {
+	Valid       bool       `json:"valid"`
+	ReportID    string     `json:"report_id,omitempty"`
+	Version     int        `json:"version,omitempty"`
+	PDFSHA256   string     `json:"pdf_sha256"`
+	DataSHA256  string     `json:"data_sha256,omitempty"`
+	KeyID       string     `json:"key_id,omitempty"`
+	PublishedAt *time.Time `json:"published_at,omitempty"`
+	Reason      string     `json:"reason"`
+}
+
+// Verify says whether pdf is an authentic, unaltered report version: its
+// SHA-256 must match a stored version and that version's stored signature
+// must verify over the manifest with the recorded public key.
+func Verify(ctx context.Context, reader Reader, pdf []byte) (VerifyResult, error) {
+	sum := sha256.Sum256(pdf)
+	res := VerifyResult{PDFSHA256: hex.EncodeToString(sum[:])}
+	v, err := reader.VersionByDigest(ctx, res.PDFSHA256)
+	if errors.Is(err, ErrNotFound) {
+		res.Reason = "no report version has this SHA-256: the file was altered or is not an afteraction report"
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	res.ReportID, res.Version, res.DataSHA256, res.KeyID = v.ReportID, v.Version, v.DataSHA256, v.KeyID
+	res.PublishedAt = &v.PublishedAt
+	key, err := reader.Key(ctx, v.KeyID)
+	if errors.Is(err, ErrNotFound) {
+		res.Reason = "the signing key " + v.KeyID + " is not recorded"
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	if len(key.PublicKey) != ed25519.PublicKeySize ||
+		!ed25519.Verify(key.PublicKey, Manifest(v.ReportID, v.Version, v.PDFSHA256, v.DataSHA256), v.Signature) {
+		res.Reason = "the recorded signature does not verify with key " + v.KeyID
+		return res, nil
+	}
+	res.Valid = true
+	res.Reason = "the file is report " + v.ReportID + " version " + strconv.Itoa(v.Version) + ", unaltered, signed by key " + v.KeyID
+	return res, nil
+}
+
+func (a *API) verify(w http.ResponseWriter, r *http.Request) {
+	pdf, err := readUpload(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if len(pdf) == 0 {
+		a.fail(w, r, httpapi.NewProblem(http.StatusBadRequest, "empty body", "send the PDF as the request body"))
+		return
+	}
+	res, err := Verify(r.Context(), a.Reader, pdf)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, res)
+}
+
+// readUpload returns the raw body, or the first file part of a multipart
+// form (curl -F file=@report.pdf), limited to MaxVerifyBytes.
+func readUpload(r *http.Request) ([]byte, error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" {
+		return httpapi.ReadBody(r, MaxVerifyBytes)
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, MaxVerifyBytes+1<<20)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, httpapi.NewProblem(http.StatusBadRequest, "invalid multipart body", err.Error())
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return nil, httpapi.NewProblem(http.StatusBadRequest, "no file", "the multipart body has no file part")
+		}
+		if err != nil {
+			return nil, httpapi.NewProblem(http.StatusBadRequest, "invalid multipart body", err.Error())
+		}
+		if part.FileName() == "" {
+			continue
+		}
+		body, err := io.ReadAll(io.LimitReader(part, MaxVerifyBytes+1))
+		if err != nil {
+			return nil, httpapi.NewProblem(http.StatusBadRequest, "unreadable body", err.Error())
+		}
+		if len(body) > MaxVerifyBytes {
+			return nil, httpapi.NewProblem(http.StatusRequestEntityTooLarge, "body too large", "the file exceeds 20 MiB")
+		}
+		return body, nil
+	}
+}
+
+func (a *API) keys(w http.ResponseWriter, r *http.Request) {
+	keys, err := a.Reader.Keys(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"keys": orEmpty(keys)})
+}
+
+// parseWhen accepts RFC 3339 times and YYYY-MM-DD dates (midnight UTC).
+func parseWhen(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Parse(time.DateOnly, s)
+}
+
+func (a *API) programme(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	to := time.Now().UTC()
+	from := to.AddDate(-1, 0, 0)
+	var err error
+	if s := q.Get("from"); s != "" {
+		if from, err = parseWhen(s); err != nil {
+			a.fail(w, r, badParam("from", "want RFC 3339 or YYYY-MM-DD"))
+			return
+		}
+	}
+	if s := q.Get("to"); s != "" {
+		if to, err = parseWhen(s); err != nil {
+			a.fail(w, r, badParam("to", "want RFC 3339 or YYYY-MM-DD"))
+			return
+		}
+	}
+	if !from.Before(to) {
+		a.fail(w, r, badParam("from", "must be before to"))
+		return
+	}
+	m, err := a.Metrics.ProgrammeMetrics(r.Context(), from, to)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, m)
+}

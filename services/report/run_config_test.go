@@ -1,0 +1,63 @@
+package report_test
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/afteraction/afteraction/services/report"
+)
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	seed := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{"defaults with a key", map[string]string{"REPORT_SIGNING_KEY": seed}, ""},
+		{"key file", map[string]string{"REPORT_SIGNING_KEY_FILE": "/run/secrets/report-key"}, ""},
+		{"dev key", map[string]string{"REPORT_DEV_SIGNING_KEY": "true"}, ""},
+		{"no key", map[string]string{}, "no signing key"},
+		{"dev key off", map[string]string{"REPORT_DEV_SIGNING_KEY": "false"}, "no signing key"},
+		{"both", map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_SIGNING_KEY_FILE": "/k"}, "not both"},
+		{"short key", map[string]string{"REPORT_SIGNING_KEY": base64.StdEncoding.EncodeToString([]byte("short"))}, "32-byte"},
+		{"bad tokens", map[string]string{"REPORT_SIGNING_KEY": seed, "API_TOKENS": "compliance"}, "API_TOKENS"},
+		{"bad replicas", map[string]string{"REPORT_SIGNING_KEY": seed, "STREAM_REPLICAS": "0"}, "STREAM_REPLICAS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := report.LoadConfig(func(k string) string { return tt.env[k] })
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.HTTPAddr != ":8083" || cfg.StreamReplicas != 1 {
+					t.Errorf("defaults: %+v", cfg)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDevSignerIsPersisted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a, err := report.DevSigner(context.Background(), f.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := report.DevSigner(context.Background(), f.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.KeyID() != b.KeyID() || len(a.KeyID()) != 16 {
+		t.Fatalf("dev key ids %q and %q: want the same 16-hex id after a restart", a.KeyID(), b.KeyID())
+	}
+}

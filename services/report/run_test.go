@@ -1,0 +1,286 @@
+package report_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/bus/bustest"
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/services/report"
+)
+
+const token = "compliance-token-1234"
+
+type running struct {
+	t    *testing.T
+	base string
+	js   jetstream.JetStream
+	b    *bus.Bus
+}
+
+func startReport(t *testing.T) *running {
+	t.Helper()
+	srv := bustest.New(t)
+	seed := make([]byte, ed25519.SeedSize)
+	seed[0] = 7
+	env := map[string]string{
+		"DATABASE_URL":       pgtest.NewDatabase(t),
+		"NATS_URL":           srv.URL(),
+		"API_TOKENS":         "compliance:" + token + ",tracker:tracker-token-1234",
+		"REPORT_SIGNING_KEY": base64.StdEncoding.EncodeToString(seed),
+	}
+	cfg, err := report.LoadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- report.Run(ctx, cfg, report.Deps{Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), Listener: ln})
+	}()
+	r := &running{t: t, base: "http://" + ln.Addr().String()}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not stop")
+		}
+	})
+	eventually(t, "readiness", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		default:
+		}
+		resp, err := http.Get(r.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if r.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	if r.b, err = bus.Connect(context.Background(), srv.URL(), "test", zap.NewNop(), bus.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.b.Close)
+	return r
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func (r *running) publish(env events.Envelope, msgID string) {
+	r.t.Helper()
+	m := bus.NewMsg(events.SubjectReviewCompleted, env)
+	m.Header.Set(jetstream.MsgIDHeader, msgID)
+	if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// published returns every report.published event on the AFTERACTION stream.
+func (r *running) published() []events.ReportPublished {
+	r.t.Helper()
+	ctx := context.Background()
+	s, err := r.js.Stream(ctx, bus.StreamAfteraction)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []events.ReportPublished
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		raw, err := s.GetMsg(ctx, seq)
+		if err != nil || raw.Subject != events.SubjectReportPublished {
+			continue
+		}
+		if raw.Header.Get(bus.HeaderType) != events.TypeReportPublished {
+			r.t.Errorf("ce-type = %q", raw.Header.Get(bus.HeaderType))
+		}
+		e, err := events.Decode[events.ReportPublished](events.TypeReportPublished, raw.Data)
+		if err != nil {
+			r.t.Fatalf("report.published does not match its schema: %v", err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func (r *running) do(method, path string, body []byte, auth bool) (*http.Response, []byte) {
+	r.t.Helper()
+	req, err := http.NewRequest(method, r.base+path, bytes.NewReader(body))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return resp, b
+}
+
+func (r *running) verify(pdf []byte) report.VerifyResult {
+	r.t.Helper()
+	resp, body := r.do(http.MethodPost, "/v1/verify", pdf, true)
+	if resp.StatusCode != http.StatusOK {
+		r.t.Fatalf("verify: %d %s", resp.StatusCode, body)
+	}
+	var res report.VerifyResult
+	if err := json.Unmarshal(body, &res); err != nil {
+		r.t.Fatal(err)
+	}
+	return res
+}
+
+func TestRunReviewCompletedToSignedReport(t *testing.T) {
+	t.Parallel()
+	r := startReport(t)
+	ctx := context.Background()
+	rv := exampleReview(t)
+	env1, err := events.New(events.TypeReviewCompleted, "afteraction/review", rv.IncidentID, rv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.publish(env1, env1.ID)
+
+	var pub []events.ReportPublished
+	eventually(t, "report.published", func() bool { pub = r.published(); return len(pub) == 1 })
+	ev := pub[0]
+	if ev.ReportID != report.ReportIDFor(rv.IncidentID) || ev.Version != 1 || ev.IncidentID != rv.IncidentID {
+		t.Fatalf("event = %+v", ev)
+	}
+
+	resp, _ := r.do(http.MethodGet, "/v1/reports/"+ev.ReportID+"/pdf", nil, false)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("pdf without token: %d, want 401", resp.StatusCode)
+	}
+	resp, pdf := r.do(http.MethodGet, "/v1/reports/"+ev.ReportID+"/pdf", nil, true)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/pdf" {
+		t.Fatalf("pdf: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	sum := sha256.Sum256(pdf)
+	if got := hex.EncodeToString(sum[:]); got != ev.PDFSHA256 || resp.Header.Get("ETag") != `"`+ev.PDFSHA256+`"` {
+		t.Fatalf("served pdf sha256 %s (etag %s), event says %s", got, resp.Header.Get("ETag"), ev.PDFSHA256)
+	}
+	obj, err := r.b.GetObject(ctx, ev.ObjectBucket, ev.ObjectKey)
+	if err != nil || !bytes.Equal(obj, pdf) {
+		t.Fatalf("object store copy differs (err %v)", err)
+	}
+
+	// The event's signature verifies with the published key over the manifest.
+	_, body := r.do(http.MethodGet, "/v1/keys", nil, true)
+	var keys struct{ Keys []report.Key }
+	if err := json.Unmarshal(body, &keys); err != nil || len(keys.Keys) != 1 || keys.Keys[0].KeyID != ev.KeyID {
+		t.Fatalf("keys = %s (%v)", body, err)
+	}
+	sig, _ := base64.StdEncoding.DecodeString(ev.Signature)
+	if !ed25519.Verify(keys.Keys[0].PublicKey, report.Manifest(ev.ReportID, ev.Version, ev.PDFSHA256, ev.DataSHA256), sig) {
+		t.Error("event signature does not verify")
+	}
+
+	if res := r.verify(pdf); !res.Valid || res.ReportID != ev.ReportID || res.Version != 1 || res.DataSHA256 != ev.DataSHA256 || res.KeyID != ev.KeyID {
+		t.Errorf("verify original = %+v", res)
+	}
+	altered := bytes.Clone(pdf)
+	altered[len(altered)/2] ^= 0x01
+	if res := r.verify(altered); res.Valid || res.Reason == "" {
+		t.Errorf("verify altered = %+v, want invalid with a reason", res)
+	}
+
+	// The same event again (past the duplicate window: another Nats-Msg-Id),
+	// then a corrected review: exactly one more version.
+	r.publish(env1, env1.ID+"-again")
+	rv.Summary += " Corrected: the regulator reference was added."
+	env2, err := events.New(events.TypeReviewCompleted, "afteraction/review", rv.IncidentID, rv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.publish(env2, env2.ID)
+	eventually(t, "version 2", func() bool { pub = r.published(); return len(pub) >= 2 })
+	time.Sleep(300 * time.Millisecond)
+	if pub = r.published(); len(pub) != 2 || pub[1].Version != 2 {
+		t.Fatalf("published = %+v, want versions 1 and 2", pub)
+	}
+	_, body = r.do(http.MethodGet, "/v1/reports/"+ev.ReportID, nil, true)
+	var meta struct {
+		Versions []report.Version `json:"versions"`
+	}
+	if err := json.Unmarshal(body, &meta); err != nil || len(meta.Versions) != 2 {
+		t.Fatalf("metadata = %s (%v)", body, err)
+	}
+	if meta.Versions[0].PDFSHA256 != ev.PDFSHA256 {
+		t.Error("version 1 digest changed")
+	}
+	_, v1 := r.do(http.MethodGet, "/v1/reports/"+ev.ReportID+"/versions/1/pdf", nil, true)
+	if !bytes.Equal(v1, pdf) {
+		t.Error("version 1 bytes changed")
+	}
+	resp, latest := r.do(http.MethodGet, "/v1/reports/"+ev.ReportID+"/pdf", nil, true)
+	if s := sha256.Sum256(latest); hex.EncodeToString(s[:]) != pub[1].PDFSHA256 || resp.Header.Get("X-Report-Version") != "2" {
+		t.Error("latest pdf is not version 2")
+	}
+	if res := r.verify(pdf); !res.Valid || res.Version != 1 {
+		t.Errorf("version 1 no longer verifies: %+v", res)
+	}
+	_, body = r.do(http.MethodGet, "/v1/reports?incident_id="+rv.IncidentID, nil, true)
+	var list struct{ Reports []report.Report }
+	if err := json.Unmarshal(body, &list); err != nil || len(list.Reports) != 1 || list.Reports[0].Latest.Version != 2 {
+		t.Errorf("list = %s", body)
+	}
+	resp, body = r.do(http.MethodGet, "/v1/metrics/programme?from=2026-01-01&to=2027-01-01", nil, true)
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"total": 1`)) {
+		t.Errorf("programme metrics: %d %s", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,70 @@
+package report
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Signer signs report manifests with one Ed25519 key.
+type Signer struct {
+	priv  ed25519.PrivateKey
+	keyID string
+}
+
+// NewSigner returns a signer for a 32-byte Ed25519 seed.
+func NewSigner(seed []byte) (*Signer, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("signing key: want a %d-byte Ed25519 seed, got %d bytes", ed25519.SeedSize, len(seed))
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	return &Signer{priv: priv, keyID: KeyIDOf(priv.Public().(ed25519.PublicKey))}, nil
+}
+
+// KeyIDOf names a public key: the first 16 hex digits of its SHA-256.
+func KeyIDOf(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// DecodeSeed decodes a base64 (standard or URL alphabet, padded or not) seed.
+func DecodeSeed(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != ed25519.SeedSize {
+				return nil, fmt.Errorf("signing key: want a %d-byte Ed25519 seed, got %d bytes", ed25519.SeedSize, len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("signing key: not base64")
+}
+
+// Sign returns the Ed25519 signature of manifest.
+func (s *Signer) Sign(manifest []byte) []byte { return ed25519.Sign(s.priv, manifest) }
+
+// KeyID names the signer's public key.
+func (s *Signer) KeyID() string { return s.keyID }
+
+// Public returns the signer's public key.
+func (s *Signer) Public() ed25519.PublicKey { return s.priv.Public().(ed25519.PublicKey) }
+
+// DevSigner returns the development signer persisted in the store, creating
+// a random seed on first use.
+func DevSigner(ctx context.Context, store Store) (*Signer, error) {
+	fresh := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("generate dev signing key: %w", err)
+	}
+	seed, err := store.DevSeed(ctx, fresh)
+	if err != nil {
+		return nil, err
+	}
+	return NewSigner(seed)
+}

@@ -1,0 +1,265 @@
+package report
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/afteraction/afteraction/pkg/events"
+	pg "github.com/afteraction/afteraction/pkg/postgres"
+)
+
+// PostgresStore implements Store, ReadModel and Reader on the report schema.
+// Its SQL sits beside the Go that runs it; the migrations are in ./postgres.
+type PostgresStore struct{ pool *pgxpool.Pool }
+
+var (
+	_ Store     = (*PostgresStore)(nil)
+	_ ReadModel = (*PostgresStore)(nil)
+	_ Reader    = (*PostgresStore)(nil)
+)
+
+// NewPostgresStore returns a store on pool, whose search_path is the report schema.
+func NewPostgresStore(pool *pgxpool.Pool) *PostgresStore { return &PostgresStore{pool: pool} }
+
+const (
+	ensureReport     = `INSERT INTO reports (report_id, incident_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
+	lockReport       = `SELECT report_id FROM reports WHERE incident_id = $1 FOR UPDATE`
+	sameDataVersion  = `SELECT EXISTS (SELECT 1 FROM report_versions WHERE report_id = $1 AND data_sha256 = $2)`
+	nextVersion      = `SELECT coalesce(max(version), 0) + 1 FROM report_versions WHERE report_id = $1`
+	upsertCompletion = `INSERT INTO review_completions (incident_id, review_id, completed_at) VALUES ($1, $2, $3)
+ON CONFLICT (incident_id) DO UPDATE SET review_id = excluded.review_id, completed_at = excluded.completed_at
+WHERE review_completions.completed_at < excluded.completed_at`
+	insertVersion = `INSERT INTO report_versions (report_id, version, incident_id, review_id, event_id, pdf_sha256,
+	data_sha256, size_bytes, pages, object_bucket, object_key, signature, key_id, published_at, pdf)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+)
+
+// PublishVersion implements Store.
+func (s *PostgresStore) PublishVersion(ctx context.Context, eventID string, rc events.ReviewCompleted, dataSHA256 string,
+	build func(ctx context.Context, d Draft) (Publication, error)) (*Version, error) {
+	var published *Version
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		fresh, err := pg.MarkProcessed(ctx, tx, eventID)
+		if err != nil || !fresh {
+			return err
+		}
+		if err := upsertIncidentFromReview(ctx, tx, rc); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, upsertCompletion, rc.IncidentID, rc.ReviewID, rc.CompletedAt); err != nil {
+			return fmt.Errorf("record review completion: %w", err)
+		}
+		reportID := ReportIDFor(rc.IncidentID)
+		if _, err := tx.Exec(ctx, ensureReport, reportID, rc.IncidentID); err != nil {
+			return fmt.Errorf("ensure report %s: %w", reportID, err)
+		}
+		if err := tx.QueryRow(ctx, lockReport, rc.IncidentID).Scan(&reportID); err != nil {
+			return fmt.Errorf("lock report of incident %s: %w", rc.IncidentID, err)
+		}
+		var same bool
+		if err := tx.QueryRow(ctx, sameDataVersion, reportID, dataSHA256).Scan(&same); err != nil {
+			return fmt.Errorf("look up data digest: %w", err)
+		}
+		if same {
+			return nil
+		}
+		var n int
+		if err := tx.QueryRow(ctx, nextVersion, reportID).Scan(&n); err != nil {
+			return fmt.Errorf("next version of %s: %w", reportID, err)
+		}
+		p, err := build(ctx, Draft{ReportID: reportID, Version: n})
+		if err != nil {
+			return err
+		}
+		v := p.Version
+		if _, err := tx.Exec(ctx, insertVersion, v.ReportID, v.Version, v.IncidentID, v.ReviewID, v.EventID,
+			v.PDFSHA256, v.DataSHA256, v.SizeBytes, v.Pages, v.ObjectBucket, v.ObjectKey, v.Signature,
+			v.KeyID, v.PublishedAt, p.PDF); err != nil {
+			return fmt.Errorf("insert report %s version %d: %w", v.ReportID, v.Version, err)
+		}
+		if err := pg.Enqueue(ctx, tx, events.SubjectReportPublished, p.Event); err != nil {
+			return err
+		}
+		published = &v
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return published, nil
+}
+
+// RecordRenderFailure implements Store.
+func (s *PostgresStore) RecordRenderFailure(ctx context.Context, eventID, incidentID, reason string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO render_failures (event_id, incident_id, reason) VALUES ($1, $2, $3)
+ON CONFLICT (event_id) DO UPDATE SET reason = excluded.reason, failed_at = now()`, eventID, incidentID, reason)
+	if err != nil {
+		return fmt.Errorf("record render failure of %s: %w", eventID, err)
+	}
+	return nil
+}
+
+// RegisterKey implements Store.
+func (s *PostgresStore) RegisterKey(ctx context.Context, keyID string, pub ed25519.PublicKey) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO signing_keys (key_id, public_key) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		keyID, []byte(pub))
+	if err != nil {
+		return fmt.Errorf("register signing key %s: %w", keyID, err)
+	}
+	return nil
+}
+
+// DevSeed implements Store.
+func (s *PostgresStore) DevSeed(ctx context.Context, fresh []byte) ([]byte, error) {
+	var seed []byte
+	err := s.pool.QueryRow(ctx, `WITH ins AS (
+	INSERT INTO dev_signing_key (seed) VALUES ($1) ON CONFLICT DO NOTHING RETURNING seed)
+SELECT seed FROM ins UNION ALL SELECT seed FROM dev_signing_key LIMIT 1`, fresh).Scan(&seed)
+	if pg.IsNoRows(err) { // another replica committed its seed after this statement's snapshot
+		err = s.pool.QueryRow(ctx, `SELECT seed FROM dev_signing_key`).Scan(&seed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dev signing key: %w", err)
+	}
+	return seed, nil
+}
+
+const versionCols = `report_id::text, incident_id::text, review_id, version, event_id, pdf_sha256, data_sha256,
+	size_bytes, pages, object_bucket, object_key, signature, key_id, published_at`
+
+func scanVersion(row pgx.Row, extra ...any) (Version, error) {
+	var v Version
+	dst := append([]any{&v.ReportID, &v.IncidentID, &v.ReviewID, &v.Version, &v.EventID, &v.PDFSHA256,
+		&v.DataSHA256, &v.SizeBytes, &v.Pages, &v.ObjectBucket, &v.ObjectKey, &v.Signature, &v.KeyID,
+		&v.PublishedAt}, extra...)
+	err := row.Scan(dst...)
+	if pg.IsNoRows(err) {
+		return v, ErrNotFound
+	}
+	return v, err
+}
+
+// Reports lists reports, optionally of one incident, with their latest version.
+func (s *PostgresStore) Reports(ctx context.Context, incidentID string) ([]Report, error) {
+	rows, err := s.pool.Query(ctx, `SELECT r.report_id::text, r.incident_id::text, r.created_at FROM reports r
+WHERE $1 = '' OR r.incident_id::text = $1 ORDER BY r.created_at, r.report_id LIMIT 1000`, incidentID)
+	if err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Report, error) {
+		var rep Report
+		err := r.Scan(&rep.ReportID, &rep.IncidentID, &rep.CreatedAt)
+		return rep, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list reports: %w", err)
+	}
+	for i := range out {
+		v, err := s.version(ctx, out[i].ReportID, 0)
+		if err == nil {
+			out[i].Latest = &v
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Report returns a report and every version of it, oldest first.
+func (s *PostgresStore) Report(ctx context.Context, reportID string) (Report, []Version, error) {
+	var rep Report
+	err := s.pool.QueryRow(ctx, `SELECT report_id::text, incident_id::text, created_at FROM reports WHERE report_id::text = $1`,
+		reportID).Scan(&rep.ReportID, &rep.IncidentID, &rep.CreatedAt)
+	if pg.IsNoRows(err) {
+		return rep, nil, ErrNotFound
+	}
+	if err != nil {
+		return rep, nil, fmt.Errorf("get report %s: %w", reportID, err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+versionCols+` FROM report_versions WHERE report_id = $1 ORDER BY version`, rep.ReportID)
+	if err != nil {
+		return rep, nil, fmt.Errorf("list versions of %s: %w", reportID, err)
+	}
+	vs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Version, error) { return scanVersion(r) })
+	if err != nil {
+		return rep, nil, fmt.Errorf("list versions of %s: %w", reportID, err)
+	}
+	if len(vs) > 0 {
+		rep.Latest = &vs[len(vs)-1]
+	}
+	return rep, vs, nil
+}
+
+// version returns version n of a report, or the latest when n is 0.
+func (s *PostgresStore) version(ctx context.Context, reportID string, n int) (Version, error) {
+	v, err := scanVersion(s.pool.QueryRow(ctx, `SELECT `+versionCols+` FROM report_versions
+WHERE report_id::text = $1 AND ($2 = 0 OR version = $2) ORDER BY version DESC LIMIT 1`, reportID, n))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return v, fmt.Errorf("get report %s version %d: %w", reportID, n, err)
+	}
+	return v, err
+}
+
+// VersionPDF returns version n (0: the latest) of a report with its PDF bytes.
+func (s *PostgresStore) VersionPDF(ctx context.Context, reportID string, n int) (Version, []byte, error) {
+	var pdf []byte
+	v, err := scanVersion(s.pool.QueryRow(ctx, `SELECT `+versionCols+`, pdf FROM report_versions
+WHERE report_id::text = $1 AND ($2 = 0 OR version = $2) ORDER BY version DESC LIMIT 1`, reportID, n), &pdf)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return v, nil, fmt.Errorf("get report %s version %d: %w", reportID, n, err)
+	}
+	return v, pdf, err
+}
+
+// VersionByDigest returns the version whose PDF has the given SHA-256.
+func (s *PostgresStore) VersionByDigest(ctx context.Context, pdfSHA256 string) (Version, error) {
+	v, err := scanVersion(s.pool.QueryRow(ctx, `SELECT `+versionCols+` FROM report_versions
+WHERE pdf_sha256 = $1 ORDER BY published_at LIMIT 1`, pdfSHA256))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return v, fmt.Errorf("find version by digest: %w", err)
+	}
+	return v, err
+}
+
+// Keys lists the recorded public keys, oldest first.
+func (s *PostgresStore) Keys(ctx context.Context) ([]Key, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key_id, algorithm, public_key, created_at FROM signing_keys ORDER BY created_at, key_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Key, error) {
+		var k Key
+		var pub []byte
+		err := r.Scan(&k.KeyID, &k.Algorithm, &pub, &k.CreatedAt)
+		k.PublicKey = pub
+		return k, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	return keys, nil
+}
+
+// Key returns one recorded public key.
+func (s *PostgresStore) Key(ctx context.Context, keyID string) (Key, error) {
+	var k Key
+	var pub []byte
+	err := s.pool.QueryRow(ctx, `SELECT key_id, algorithm, public_key, created_at FROM signing_keys WHERE key_id = $1`, keyID).
+		Scan(&k.KeyID, &k.Algorithm, &pub, &k.CreatedAt)
+	if pg.IsNoRows(err) {
+		return k, ErrNotFound
+	}
+	if err != nil {
+		return k, fmt.Errorf("get key %s: %w", keyID, err)
+	}
+	k.PublicKey = pub
+	return k, nil
+}
+
+// Ping checks the database for readiness probes.
+func (s *PostgresStore) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

@@ -1,0 +1,73 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/events"
+)
+
+// The report service's whole event surface.
+//
+// Consumes (stream AFTERACTION):
+//
+//	report-review-completed    afteraction.review.completed   → a new signed report version
+//	report-incident-registered afteraction.incident.registered → programme read model
+//	report-actions             afteraction.action.>            → programme read model (created, updated, overdue)
+//
+// Emits (through the outbox):
+//
+//	afteraction.report.published (afteraction.report.published.v1), ce-subject = incident id,
+//	one per committed report version.
+const (
+	DurableReviewCompleted    = "report-review-completed"
+	DurableIncidentRegistered = "report-incident-registered"
+	DurableActions            = "report-actions"
+)
+
+// Subscription is one consumer and the handler it runs.
+type Subscription struct {
+	Config  bus.ConsumerConfig
+	Handler bus.Handler
+}
+
+// Subscriptions returns every consumer of the service. The review consumer's
+// ack wait leaves room for rendering and the object-store put.
+func Subscriptions(svc *Service, proj Projector) []Subscription {
+	return []Subscription{
+		{
+			Config: bus.ConsumerConfig{Durable: DurableReviewCompleted, Stream: bus.StreamAfteraction,
+				Subjects: []string{events.SubjectReviewCompleted}, AckWait: 2 * time.Minute},
+			Handler: bus.Typed(events.TypeReviewCompleted, svc.HandleReviewCompleted),
+		},
+		{
+			Config: bus.ConsumerConfig{Durable: DurableIncidentRegistered, Stream: bus.StreamAfteraction,
+				Subjects: []string{events.SubjectIncidentRegistered}},
+			Handler: bus.Typed(events.TypeIncidentRegistered, proj.IncidentRegistered),
+		},
+		{
+			Config: bus.ConsumerConfig{Durable: DurableActions, Stream: bus.StreamAfteraction,
+				Subjects: []string{"afteraction.action.>"}},
+			Handler: actionHandler(proj),
+		},
+	}
+}
+
+// actionHandler dispatches the action events by ce-type; an unknown type is
+// permanent (dead-lettered), as bus.Typed does for a single type.
+func actionHandler(proj Projector) bus.Handler {
+	byType := map[string]bus.Handler{
+		events.TypeActionCreated: bus.Typed(events.TypeActionCreated, proj.ActionCreated),
+		events.TypeActionUpdated: bus.Typed(events.TypeActionUpdated, proj.ActionUpdated),
+		events.TypeActionOverdue: bus.Typed(events.TypeActionOverdue, proj.ActionOverdue),
+	}
+	return func(ctx context.Context, m *bus.Message) error {
+		h, ok := byType[m.Envelope.Type]
+		if !ok {
+			return bus.Permanent(fmt.Errorf("ce-type %q on %s: this consumer takes action.created, .updated and .overdue", m.Envelope.Type, m.Subject))
+		}
+		return h(ctx, m)
+	}
+}
