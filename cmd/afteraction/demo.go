@@ -33,7 +33,7 @@ func runDemo(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	level := "warn"
+	level := "error"
 	if *verbose {
 		level = "info"
 	}

@@ -28,6 +28,7 @@ func New(format, level string) (*zap.Logger, error) {
 		cfg = zap.NewDevelopmentConfig()
 		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
 		cfg.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		cfg.DisableStacktrace = true
 	default:
 		return nil, fmt.Errorf("log format %q: want json or console", format)
 	}
