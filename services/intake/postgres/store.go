@@ -1,0 +1,624 @@
+// Package postgres is intake's store: incidents with every revision they have
+// had, their timelines and people as rows, and the rejects, in the Postgres
+// schema "intake". Apply writes a whole batch of inbound messages, the events
+// they cause (via the outbox) and their event ids (processed_events) in one
+// transaction.
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/postgres"
+)
+
+// Schema is the Postgres schema intake owns.
+const Schema = "intake"
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// Migrations returns intake's migrations, for postgres.Migrate and pgtest.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the directory exists
+	}
+	return sub
+}
+
+// ErrNotFound is returned by the read methods when nothing matches.
+var ErrNotFound = postgres.ErrNotFound
+
+// eventSource is the ce-source of the events intake emits.
+const eventSource = "afteraction/intake"
+
+// eventNamespace derives the ids of registered events from (incident id,
+// revision), so the event of a revision has the same id however often it is built.
+var eventNamespace = uuid.MustParse("3afdd67b-113f-5b42-9771-c28195b438b0") // UUIDv5(URL, "https://afteraction.dev/ns/incident-registered-event")
+
+// Message is one inbound payload, already checked: exactly one of Accepted
+// and Rejected is set.
+type Message struct {
+	// EventID deduplicates redeliveries through processed_events; "" (HTTP
+	// callers) skips that.
+	EventID string
+	// Subject is the NATS subject or HTTP route the payload came in on.
+	Subject    string
+	ReceivedAt time.Time
+	// Raw is the payload exactly as received.
+	Raw      []byte
+	Accepted *Revision
+	Rejected *Rejection
+}
+
+// Revision is a valid incident in canonical form.
+type Revision struct {
+	IncidentID string
+	Incident   events.IncidentClosed
+	// Canonical is the JSON re-marshalled from Incident; ContentSHA256 its digest.
+	Canonical     []byte
+	ContentSHA256 string
+}
+
+// Rejection says why a payload was refused.
+type Rejection struct {
+	// ID is the reject's id; Apply assigns a UUIDv7 when it is empty.
+	ID       string
+	Source   string
+	Reason   string
+	Problems []events.Problem
+	// Headers, when set, are the HTTP request headers (already stripped of secrets).
+	Headers map[string][]string
+}
+
+// Outcome is what Apply did with one message.
+type Outcome string
+
+// Outcomes of Apply.
+const (
+	// Registered: the first revision of a new incident was stored.
+	Registered Outcome = "registered"
+	// Revised: changed content was stored as a new revision.
+	Revised Outcome = "revised"
+	// Unchanged: the content equals the incident's latest revision; nothing was stored.
+	Unchanged Outcome = "ignored"
+	// Duplicate: the event id was handled before; nothing was done.
+	Duplicate Outcome = "duplicate"
+	// Rejected: the payload was stored in rejects and announced.
+	Rejected Outcome = "rejected"
+)
+
+// Result is the outcome of one message of a batch.
+type Result struct {
+	Outcome    Outcome
+	IncidentID string
+	Revision   int
+	RejectID   string
+}
+
+// Store is intake's Postgres store.
+type Store struct {
+	pool            *pgxpool.Pool
+	now             func() time.Time
+	lz4, lz4Checked atomic.Bool
+}
+
+// New returns a store on pool, whose search_path must be the intake schema.
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Ping checks that Postgres answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Apply stores a batch of messages in one transaction and returns one result
+// per message, in order. Messages whose event id was handled before (in an
+// earlier batch or earlier in this one) are Duplicate. Accepted incidents are
+// applied in batch order: content equal to the incident's latest revision is
+// Unchanged, anything else becomes the next revision and enqueues an
+// afteraction.incident.registered.v1 event. Rejections are stored in rejects
+// and enqueue afteraction.incident.rejected.v1. An error means nothing was
+// stored; the whole batch may be retried.
+func (s *Store) Apply(ctx context.Context, msgs []Message) ([]Result, error) {
+	var results []Result
+	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		results, err = s.apply(ctx, tx, msgs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// useLZ4 makes tx compress the large jsonb and bytea values with lz4, several
+// times faster than the default pglz, when the server supports it (Postgres
+// 14+ built with lz4, as Debian's and the official images are).
+func (s *Store) useLZ4(ctx context.Context, tx pgx.Tx) error {
+	if !s.lz4Checked.Load() {
+		var ok bool
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_settings
+WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals))`).Scan(&ok)
+		if err != nil {
+			return fmt.Errorf("check lz4 support: %w", err)
+		}
+		s.lz4.Store(ok)
+		s.lz4Checked.Store(true)
+	}
+	if !s.lz4.Load() {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL default_toast_compression = 'lz4'`); err != nil {
+		return fmt.Errorf("set toast compression: %w", err)
+	}
+	return nil
+}
+
+type current struct {
+	revision int
+	sha      string
+	exists   bool // the row was in the table before this batch
+}
+
+func (s *Store) apply(ctx context.Context, tx pgx.Tx, msgs []Message) ([]Result, error) {
+	now := s.now()
+	if err := s.useLZ4(ctx, tx); err != nil {
+		return nil, err
+	}
+	results := make([]Result, len(msgs))
+	live := make([]bool, len(msgs))
+
+	var ids []string
+	for _, m := range msgs {
+		if m.EventID != "" {
+			ids = append(ids, m.EventID)
+		}
+	}
+	fresh := map[string]bool{}
+	if len(ids) > 0 {
+		var err error
+		if fresh, err = postgres.MarkProcessedBatch(ctx, tx, ids); err != nil {
+			return nil, err
+		}
+	}
+	incidentIDs := []string{}
+	seenIncident := map[string]bool{}
+	for i, m := range msgs {
+		if m.EventID != "" {
+			if !fresh[m.EventID] {
+				results[i] = Result{Outcome: Duplicate}
+				continue
+			}
+			delete(fresh, m.EventID) // a second copy in this batch is a duplicate
+		}
+		if (m.Accepted == nil) == (m.Rejected == nil) {
+			return nil, fmt.Errorf("message %d (%s): exactly one of Accepted and Rejected must be set", i, m.EventID)
+		}
+		live[i] = true
+		if m.Accepted != nil && !seenIncident[m.Accepted.IncidentID] {
+			seenIncident[m.Accepted.IncidentID] = true
+			incidentIDs = append(incidentIDs, m.Accepted.IncidentID)
+		}
+	}
+
+	state, err := lockIncidents(ctx, tx, incidentIDs)
+	if err != nil {
+		return nil, err
+	}
+
+	var (
+		revisions []revisionRow
+		latest    = map[string]int{} // incident id -> index in revisions of its newest revision
+		order     []string           // incident ids in order of first change
+		rejects   []rejectRow
+		outbox    []postgres.OutboxMessage
+	)
+	for i, m := range msgs {
+		if !live[i] {
+			continue
+		}
+		if m.Rejected != nil {
+			row, ev, err := newReject(m, now)
+			if err != nil {
+				return nil, err
+			}
+			rejects = append(rejects, row)
+			outbox = append(outbox, ev)
+			results[i] = Result{Outcome: Rejected, RejectID: row.id}
+			continue
+		}
+		a := m.Accepted
+		cur := state[a.IncidentID]
+		if cur.revision > 0 && cur.sha == a.ContentSHA256 {
+			results[i] = Result{Outcome: Unchanged, IncidentID: a.IncidentID, Revision: cur.revision}
+			continue
+		}
+		cur.revision++
+		cur.sha = a.ContentSHA256
+		state[a.IncidentID] = cur
+		if _, ok := latest[a.IncidentID]; !ok {
+			order = append(order, a.IncidentID)
+		}
+		latest[a.IncidentID] = len(revisions)
+		revisions = append(revisions, revisionRow{msg: m, revision: cur.revision})
+		ev, err := registeredEvent(a, cur.revision, now)
+		if err != nil {
+			return nil, err
+		}
+		outbox = append(outbox, ev)
+		outcome := Registered
+		if cur.revision > 1 {
+			outcome = Revised
+		}
+		results[i] = Result{Outcome: outcome, IncidentID: a.IncidentID, Revision: cur.revision}
+	}
+
+	if err := upsertIncidents(ctx, tx, revisions, latest, order, state, now); err != nil {
+		return nil, err
+	}
+	if err := insertRevisions(ctx, tx, revisions); err != nil {
+		return nil, err
+	}
+	if err := replaceRows(ctx, tx, revisions, latest, order, state); err != nil {
+		return nil, err
+	}
+	if err := insertRejects(ctx, tx, rejects); err != nil {
+		return nil, err
+	}
+	if err := postgres.EnqueueBatch(ctx, tx, outbox); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+const lockIncidentsSQL = `SELECT id::text, revision, content_sha256 FROM incidents
+WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`
+
+// lockIncidents returns the latest revision of each known incident among ids,
+// locking the rows (in id order, so concurrent batches cannot deadlock).
+func lockIncidents(ctx context.Context, tx pgx.Tx, ids []string) (map[string]current, error) {
+	state := make(map[string]current, len(ids))
+	if len(ids) == 0 {
+		return state, nil
+	}
+	rows, err := tx.Query(ctx, lockIncidentsSQL, ids)
+	if err != nil {
+		return nil, fmt.Errorf("lock %d incidents: %w", len(ids), err)
+	}
+	var (
+		id  string
+		cur = current{exists: true}
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &cur.revision, &cur.sha}, func() error {
+		state[id] = cur
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lock %d incidents: %w", len(ids), err)
+	}
+	return state, nil
+}
+
+type revisionRow struct {
+	msg      Message
+	revision int
+}
+
+const updateIncidentsSQL = `UPDATE incidents i SET
+	revision = u.revision, title = u.title, severity = u.severity, category = u.category,
+	exercise = u.exercise, closed_at = u.closed_at, detected_at = u.detected_at, updated_at = $11,
+	content_sha256 = u.content_sha256, canonical = u.canonical::jsonb
+FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[],
+	$8::timestamptz[], $9::text[], $10::text[])
+	AS u(id, revision, title, severity, category, exercise, closed_at, detected_at, content_sha256, canonical)
+WHERE i.id = u.id`
+
+// upsertIncidents writes the newest revision of every incident changed in the
+// batch: new incidents with one COPY, known ones with one UPDATE.
+func upsertIncidents(ctx context.Context, tx pgx.Tx, revisions []revisionRow, latest map[string]int, order []string, state map[string]current, now time.Time) error {
+	var fresh, known []*revisionRow
+	for _, id := range order {
+		r := &revisions[latest[id]]
+		if state[id].exists {
+			known = append(known, r)
+		} else {
+			fresh = append(fresh, r)
+		}
+	}
+	if len(fresh) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"incidents"},
+			[]string{"id", "source", "external_id", "revision", "title", "severity", "category", "exercise",
+				"closed_at", "detected_at", "registered_at", "updated_at", "content_sha256", "canonical"},
+			pgx.CopyFromSlice(len(fresh), func(i int) ([]any, error) {
+				r := fresh[i]
+				a := r.msg.Accepted
+				inc := &a.Incident
+				return []any{a.IncidentID, inc.Source, inc.ExternalID, int32(r.revision), inc.Title, string(inc.Severity),
+					inc.Category, inc.Exercise, inc.Timestamps.ClosedAt, inc.Timestamps.DetectedAt, now, now,
+					a.ContentSHA256, json.RawMessage(a.Canonical)}, nil
+			}))
+		if err != nil {
+			return fmt.Errorf("insert %d incidents: %w", len(fresh), err)
+		}
+	}
+	if len(known) == 0 {
+		return nil
+	}
+	n := len(known)
+	var (
+		ids, titles, severities, categories, shas, canonicals = make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		revs      = make([]int32, n)
+		exercises = make([]bool, n)
+		closed    = make([]time.Time, n)
+		detected  = make([]*time.Time, n)
+	)
+	for i, r := range known {
+		a := r.msg.Accepted
+		inc := &a.Incident
+		ids[i], revs[i] = a.IncidentID, int32(r.revision)
+		titles[i], severities[i], categories[i] = inc.Title, string(inc.Severity), inc.Category
+		exercises[i], closed[i], detected[i] = inc.Exercise, inc.Timestamps.ClosedAt, inc.Timestamps.DetectedAt
+		shas[i], canonicals[i] = a.ContentSHA256, string(a.Canonical)
+	}
+	_, err := tx.Exec(ctx, updateIncidentsSQL, ids, revs, titles, severities, categories,
+		exercises, closed, detected, shas, canonicals, now)
+	if err != nil {
+		return fmt.Errorf("update %d incidents: %w", n, err)
+	}
+	return nil
+}
+
+// insertRevisions copies every new revision into incident_revisions.
+func insertRevisions(ctx context.Context, tx pgx.Tx, revisions []revisionRow) error {
+	if len(revisions) == 0 {
+		return nil
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"incident_revisions"},
+		[]string{"incident_id", "revision", "content_sha256", "canonical", "raw", "received_at", "event_id"},
+		pgx.CopyFromSlice(len(revisions), func(i int) ([]any, error) {
+			r := revisions[i]
+			a := r.msg.Accepted
+			var eventID *string
+			if r.msg.EventID != "" {
+				eventID = &r.msg.EventID
+			}
+			return []any{a.IncidentID, int32(r.revision), a.ContentSHA256, json.RawMessage(a.Canonical),
+				r.msg.Raw, r.msg.ReceivedAt, eventID}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("insert %d incident revisions: %w", len(revisions), err)
+	}
+	return nil
+}
+
+// replaceRows replaces the timeline and people rows of every incident changed
+// in the batch with those of its newest revision.
+func replaceRows(ctx context.Context, tx pgx.Tx, revisions []revisionRow, latest map[string]int, order []string, state map[string]current) error {
+	var existing []string
+	for _, id := range order {
+		if state[id].exists {
+			existing = append(existing, id)
+		}
+	}
+	if len(existing) > 0 {
+		for _, table := range []string{"incident_timeline", "incident_people"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE incident_id = ANY($1::uuid[])`, existing); err != nil {
+				return fmt.Errorf("clear %s of %d incidents: %w", table, len(existing), err)
+			}
+		}
+	}
+	var timeline, people [][]any
+	for _, id := range order {
+		inc := &revisions[latest[id]].msg.Accepted.Incident
+		for i, e := range inc.Timeline {
+			timeline = append(timeline, []any{id, int32(i), e.At, e.Actor, string(e.Phase), e.Action, e.Detail})
+		}
+		for i, p := range inc.People {
+			people = append(people, []any{id, int32(i), p.Name, p.Email, string(p.Role), p.Team})
+		}
+	}
+	if len(timeline) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"incident_timeline"},
+			[]string{"incident_id", "seq", "at", "actor", "phase", "action", "detail"}, pgx.CopyFromRows(timeline)); err != nil {
+			return fmt.Errorf("insert %d timeline entries: %w", len(timeline), err)
+		}
+	}
+	if len(people) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"incident_people"},
+			[]string{"incident_id", "seq", "name", "email", "role", "team"}, pgx.CopyFromRows(people)); err != nil {
+			return fmt.Errorf("insert %d people: %w", len(people), err)
+		}
+	}
+	return nil
+}
+
+type rejectRow struct {
+	id, source, subject, reason, sha string
+	receivedAt                       time.Time
+	problems                         []byte
+	headers                          []byte
+	raw                              []byte
+	eventID                          *string
+}
+
+// Limits of afteraction.incident.rejected.v1.
+const (
+	maxSubject = 500
+	maxSource  = 200
+	maxText    = 2000
+	maxExcerpt = 2048
+	maxListed  = 101
+)
+
+// newReject builds the rejects row of m and the event announcing it. Every
+// text is made storable (valid UTF-8, no NUL) and cut to the event's limits.
+func newReject(m Message, now time.Time) (rejectRow, postgres.OutboxMessage, error) {
+	r := m.Rejected
+	id := r.ID
+	if id == "" {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return rejectRow{}, postgres.OutboxMessage{}, fmt.Errorf("new reject id: %w", err)
+		}
+		id = u.String()
+	}
+	receivedAt := m.ReceivedAt
+	if receivedAt.IsZero() {
+		receivedAt = now
+	}
+	problems := make([]events.Problem, 0, min(len(r.Problems), maxListed))
+	for _, p := range r.Problems[:min(len(r.Problems), maxListed)] {
+		problems = append(problems, events.Problem{Field: Clean(p.Field, maxText), Reason: Clean(p.Reason, maxText)})
+	}
+	sum := sha256.Sum256(m.Raw)
+	row := rejectRow{
+		id:         id,
+		source:     Clean(r.Source, maxSource),
+		subject:    Clean(m.Subject, maxSubject),
+		reason:     Clean(r.Reason, maxText),
+		sha:        hex.EncodeToString(sum[:]),
+		receivedAt: receivedAt,
+		raw:        m.Raw,
+	}
+	if row.reason == "" {
+		row.reason = "rejected"
+	}
+	if row.subject == "" {
+		row.subject = "(unknown)"
+	}
+	if m.EventID != "" {
+		row.eventID = &m.EventID
+	}
+	var err error
+	if row.problems, err = json.Marshal(problems); err != nil {
+		return rejectRow{}, postgres.OutboxMessage{}, fmt.Errorf("marshal problems: %w", err)
+	}
+	if r.Headers != nil {
+		clean := make(map[string][]string, len(r.Headers))
+		for k, vs := range r.Headers {
+			for _, v := range vs {
+				clean[Clean(k, maxText)] = append(clean[Clean(k, maxText)], Clean(v, maxText))
+			}
+		}
+		if row.headers, err = json.Marshal(clean); err != nil {
+			return rejectRow{}, postgres.OutboxMessage{}, fmt.Errorf("marshal headers: %w", err)
+		}
+	}
+	env, err := events.New(events.TypeIncidentRejected, eventSource, id, events.IncidentRejected{
+		RejectID:       id,
+		Source:         row.source,
+		Subject:        row.subject,
+		ReceivedAt:     receivedAt.UTC(),
+		Reason:         row.reason,
+		Problems:       problems,
+		PayloadSHA256:  row.sha,
+		PayloadSize:    int64(len(m.Raw)),
+		PayloadExcerpt: Excerpt(m.Raw, maxExcerpt),
+	})
+	if err != nil {
+		return rejectRow{}, postgres.OutboxMessage{}, err
+	}
+	return row, postgres.OutboxMessage{Subject: events.SubjectIncidentRejected, Envelope: env}, nil
+}
+
+func insertRejects(ctx context.Context, tx pgx.Tx, rows []rejectRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"rejects"},
+		[]string{"id", "source", "subject", "received_at", "reason", "problems", "raw", "headers", "payload_sha256", "event_id"},
+		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			r := rows[i]
+			var headers any
+			if r.headers != nil {
+				headers = json.RawMessage(r.headers)
+			}
+			return []any{r.id, r.source, r.subject, r.receivedAt, r.reason, json.RawMessage(r.problems), r.raw,
+				headers, r.sha, r.eventID}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("insert %d rejects: %w", len(rows), err)
+	}
+	return nil
+}
+
+// registeredData is events.IncidentRegistered with the incident as the
+// canonical JSON already made, so a batch does not marshal every incident twice.
+type registeredData struct {
+	IncidentID    string          `json:"incident_id"`
+	Revision      int             `json:"revision"`
+	Source        string          `json:"source"`
+	ExternalID    string          `json:"external_id"`
+	RegisteredAt  time.Time       `json:"registered_at"`
+	ContentSHA256 string          `json:"content_sha256,omitempty"`
+	Incident      json.RawMessage `json:"incident"`
+}
+
+// registeredEvent builds the afteraction.incident.registered.v1 event of a
+// revision. Its id is derived from (incident id, revision).
+func registeredEvent(a *Revision, revision int, now time.Time) (postgres.OutboxMessage, error) {
+	data, err := json.Marshal(registeredData{
+		IncidentID: a.IncidentID, Revision: revision, Source: a.Incident.Source, ExternalID: a.Incident.ExternalID,
+		RegisteredAt: now, ContentSHA256: a.ContentSHA256, Incident: a.Canonical,
+	})
+	if err != nil {
+		return postgres.OutboxMessage{}, fmt.Errorf("marshal registered event of %s: %w", a.IncidentID, err)
+	}
+	env := events.Envelope{
+		ID:      uuid.NewSHA1(eventNamespace, fmt.Appendf(nil, "%s/%d", a.IncidentID, revision)).String(),
+		Type:    events.TypeIncidentRegistered,
+		Source:  eventSource,
+		Subject: a.IncidentID,
+		Time:    now,
+		Data:    data,
+	}
+	return postgres.OutboxMessage{Subject: events.SubjectIncidentRegistered, Envelope: env}, nil
+}
+
+// Clean makes s storable as Postgres text and cuts it to at most n runes:
+// invalid UTF-8 and NUL become U+FFFD.
+func Clean(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	if utf8.RuneCountInString(s) > n {
+		r := []rune(s)
+		s = string(r[:n])
+	}
+	return s
+}
+
+// Excerpt returns the start of b, at most n bytes cut at a rune boundary, as
+// valid UTF-8: each invalid byte becomes U+FFFD (so it has at most n runes).
+func Excerpt(b []byte, n int) string {
+	var sb strings.Builder
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if i+size > n {
+			break
+		}
+		sb.WriteRune(r) // RuneError for an invalid byte
+		i += size
+	}
+	return sb.String()
+}

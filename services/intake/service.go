@@ -1,0 +1,83 @@
+package intake
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/services/intake/postgres"
+	"github.com/afteraction/afteraction/services/intake/webhook"
+)
+
+// Service holds intake's use cases: registering batches of inbound incidents,
+// accepting incidents over HTTP, and recording what it refuses.
+type Service struct {
+	store    *postgres.Store
+	bus      *bus.Bus
+	log      *zap.Logger
+	metrics  *metrics
+	webhooks webhook.Config
+	now      func() time.Time
+}
+
+// metrics counts what intake did with incidents.
+type metrics struct {
+	incidents *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{incidents: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "afteraction_intake_incidents_total",
+		Help: "Inbound incidents by outcome: registered (first revision), revised (new revision), ignored (unchanged content), duplicate (event seen before), rejected.",
+	}, []string{"outcome"})}
+	for _, o := range []postgres.Outcome{postgres.Registered, postgres.Revised, postgres.Unchanged, postgres.Duplicate, postgres.Rejected} {
+		m.incidents.WithLabelValues(string(o))
+	}
+	if err := reg.Register(m.incidents); err != nil {
+		return nil, fmt.Errorf("register intake metrics: %w", err)
+	}
+	return m, nil
+}
+
+func (m *metrics) count(results []postgres.Result) {
+	for _, r := range results {
+		m.incidents.WithLabelValues(string(r.Outcome)).Inc()
+	}
+}
+
+// Reject records a payload refused over HTTP (route names where it came in)
+// and announces it. It returns the reject id.
+func (s *Service) Reject(ctx context.Context, route, source string, raw []byte, inv *Invalid, headers map[string][]string) (string, error) {
+	results, err := s.store.Apply(ctx, []postgres.Message{{
+		Subject:    route,
+		ReceivedAt: s.now(),
+		Raw:        raw,
+		Rejected:   &postgres.Rejection{Source: source, Reason: inv.Reason, Problems: inv.Problems, Headers: headers},
+	}})
+	if err != nil {
+		return "", fmt.Errorf("record reject from %s: %w", route, err)
+	}
+	s.metrics.count(results)
+	s.log.Info("payload rejected", zap.String("subject", route), zap.String("source", source),
+		zap.String("reject_id", results[0].RejectID), zap.String("reason", inv.Reason))
+	return results[0].RejectID, nil
+}
+
+// Submit publishes a checked incident on incidents.closed.<source>, where the
+// consumer registers it like any other; it returns the incident id. An error
+// means the incident was not accepted and the caller may retry.
+func (s *Service) Submit(ctx context.Context, rev *postgres.Revision) (string, error) {
+	env, err := events.New(events.TypeIncidentClosed, "afteraction/intake", rev.IncidentID, rev.Incident)
+	if err != nil {
+		return "", err
+	}
+	if err := s.bus.Publish(ctx, events.SubjectIncidentClosedPrefix+rev.Incident.Source, env); err != nil {
+		return "", err
+	}
+	return rev.IncidentID, nil
+}

@@ -1,0 +1,117 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/services/intake/postgres"
+)
+
+// Intake's whole event surface.
+//
+// Consumes:
+//   - incidents.closed.<source> (stream INCIDENTS, incident.closed.v1, with or
+//     without ce-* headers), durable DurableIncidentsClosed, in batches.
+//
+// Emits (through the outbox, in the transaction that stores the batch):
+//   - afteraction.incident.registered.v1 on afteraction.incident.registered:
+//     a new incident (revision 1) or changed content (revision n+1). The event
+//     id is derived from (incident id, revision).
+//   - afteraction.incident.rejected.v1 on afteraction.incident.rejected: a
+//     payload refused on NATS or HTTP, kept in intake.rejects.
+//
+// Publishes (directly, for HTTP and webhook callers):
+//   - incident.closed.v1 on incidents.closed.<source>, consumed above.
+
+// DurableIncidentsClosed is the durable consumer of closed incidents; replicas share it.
+const DurableIncidentsClosed = "intake-incidents-closed"
+
+func incidentsClosedConsumer(batchSize int) bus.ConsumerConfig {
+	return bus.ConsumerConfig{
+		Durable:   DurableIncidentsClosed,
+		Stream:    bus.StreamIncidents,
+		Subjects:  []string{events.SubjectIncidentClosedAll},
+		BatchSize: batchSize,
+	}
+}
+
+// HandleClosed registers a batch of incidents.closed.<source> messages in one
+// transaction. Invalid payloads are recorded as rejects and acked with the
+// batch (they are handled, not retried); duplicates and unchanged content are
+// acked without effect. Only a failure of intake itself (Postgres) fails the
+// batch, and then every message of it is retried.
+func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
+	msgs := make([]postgres.Message, len(ms))
+	failures := make([]error, len(ms))
+	now := s.now()
+	// Decoding and schema validation are the CPU-heavy part: spread them over the cores.
+	workers := min(runtime.GOMAXPROCS(0), (len(ms)+63)/64)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(ms); i += workers {
+				msgs[i], failures[i] = check(ms[i], now)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(failures...); err != nil {
+		return fail(len(ms), err)
+	}
+	results, err := s.store.Apply(ctx, msgs)
+	if err != nil {
+		return fail(len(ms), err)
+	}
+	s.metrics.count(results)
+	for i, r := range results {
+		switch r.Outcome {
+		case postgres.Rejected:
+			s.log.Info("incident rejected", zap.String("subject", ms[i].Subject), zap.String("event_id", ms[i].Envelope.ID),
+				zap.Uint64("stream_seq", ms[i].StreamSeq), zap.String("reject_id", r.RejectID),
+				zap.String("reason", msgs[i].Rejected.Reason))
+		case postgres.Registered, postgres.Revised:
+			s.log.Debug("incident registered", zap.String("subject", ms[i].Subject), zap.String("event_id", ms[i].Envelope.ID),
+				zap.Uint64("stream_seq", ms[i].StreamSeq), zap.String("incident_id", r.IncidentID), zap.Int("revision", r.Revision))
+		}
+	}
+	return make([]error, len(ms))
+}
+
+// check turns one delivery into a message for the store: accepted, or
+// rejected with the reason. An error is a failure of intake itself.
+func check(m *bus.Message, now time.Time) (msg postgres.Message, err error) {
+	defer func() { // it runs on its own goroutine, out of reach of the bus's recover
+		if r := recover(); r != nil {
+			err = fmt.Errorf("check %s: panic: %v", m.Envelope.ID, r)
+		}
+	}()
+	source := SourceOfSubject(m.Subject)
+	msg = postgres.Message{EventID: m.Envelope.ID, Subject: m.Subject, ReceivedAt: now, Raw: m.Envelope.Data}
+	rev, err := Parse(m.Envelope.Data, m.Envelope.Type, source)
+	var inv *Invalid
+	switch {
+	case err == nil:
+		msg.Accepted = rev
+	case errors.As(err, &inv):
+		msg.Rejected = &postgres.Rejection{Source: source, Reason: inv.Reason, Problems: inv.Problems}
+	default:
+		return msg, fmt.Errorf("check %s: %w", m.Envelope.ID, err)
+	}
+	return msg, nil
+}
+
+func fail(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}

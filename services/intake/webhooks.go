@@ -1,0 +1,97 @@
+package intake
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/services/intake/webhook"
+)
+
+// postWebhook turns a ticketing system's native webhook into a canonical
+// incident (package webhook verifies its signature and maps it). A closing
+// event is published like POST /v1/incidents (202 accepted); an event that
+// closes nothing is answered 202 ignored; a request that fails is kept in
+// rejects, its secrets stripped, and answered with the problem.
+func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
+	source := r.PathValue("source")
+	route := "POST /v1/webhooks/" + source
+	body, err := httpapi.ReadBody(r, maxBody)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	res, err := webhook.Handle(s.webhooks, source, r.Header, body, s.now())
+	if err != nil {
+		var p *httpapi.Problem
+		if !errors.As(err, &p) {
+			p = httpapi.NewProblem(http.StatusInternalServerError, "internal error", "the error was logged")
+			s.log.Error("webhook failed", zap.String("source", source), zap.Error(err))
+		}
+		inv := &Invalid{Status: p.Status, Reason: p.Title}
+		if p.Detail != "" {
+			inv.Reason += ": " + p.Detail
+		}
+		for _, fe := range p.Errors {
+			inv.Problems = append(inv.Problems, events.Problem{Field: fe.Field, Reason: fe.Reason})
+		}
+		out := *p
+		if rejectID, err := s.Reject(r.Context(), route, source, body, inv, redactHeaders(r.Header)); err != nil {
+			s.log.Error("record reject failed", zap.String("route", route), zap.Error(err))
+		} else {
+			out.Extra = map[string]any{"reject_id": rejectID}
+			for k, v := range p.Extra {
+				out.Extra[k] = v
+			}
+		}
+		httpapi.WriteProblem(w, r, &out)
+		return
+	}
+	if res.Incident == nil {
+		httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": res.Ignored})
+		return
+	}
+	canonical, err := json.Marshal(res.Incident)
+	if err != nil {
+		s.log.Error("marshal webhook incident failed", zap.String("source", source), zap.Error(err))
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	// The same checks as every other way in (schema, closure before detection, ...).
+	rev, err := Parse(canonical, "", "")
+	var inv *Invalid
+	switch {
+	case errors.As(err, &inv):
+		s.writeInvalid(w, r, route, source, body, inv, redactHeaders(r.Header))
+		return
+	case err != nil:
+		s.log.Error("check webhook incident failed", zap.String("source", source), zap.Error(err))
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	s.accept(w, r, rev)
+}
+
+// redactHeaders copies h for keeping with a reject, with the values of
+// credentials and signatures replaced.
+func redactHeaders(h http.Header) map[string][]string {
+	out := make(map[string][]string, len(h))
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		secret := false
+		for _, s := range []string{"authorization", "signature", "token", "secret", "cookie", "api-key", "apikey", "password"} {
+			secret = secret || strings.Contains(lk, s)
+		}
+		if secret {
+			out[k] = []string{"[redacted]"}
+			continue
+		}
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
