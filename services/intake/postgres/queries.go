@@ -41,8 +41,8 @@ type RevisionInfo struct {
 	EventID       *string   `json:"event_id,omitempty" db:"event_id"`
 }
 
-const incidentColumns = `id::text AS id, source, external_id, revision, title, severity, category, exercise,
-	closed_at, detected_at, registered_at, updated_at, content_sha256`
+const incidentColumns = `i.id::text AS id, i.source, i.external_id, i.revision, i.title, i.severity, i.category,
+	i.exercise, i.closed_at, i.detected_at, i.registered_at, i.updated_at, i.content_sha256`
 
 // Incident returns the incident with the given id, its current canonical JSON
 // and its revisions, or ErrNotFound.
@@ -52,7 +52,8 @@ func (s *Store) Incident(ctx context.Context, id string) (Incident, error) {
 	}
 	var inc Incident
 	err := postgres.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+incidentColumns+`, canonical FROM incidents WHERE id = $1`, id)
+		rows, err := tx.Query(ctx, `SELECT `+incidentColumns+`, r.canonical FROM incidents i
+JOIN incident_revisions r ON r.incident_id = i.id AND r.revision = i.revision WHERE i.id = $1`, id)
 		if err != nil {
 			return err
 		}
@@ -93,7 +94,7 @@ func (s *Store) Incidents(ctx context.Context, f Filter) ([]Incident, error) {
 		limit = 50
 	}
 	limit = min(limit, 1000)
-	rows, err := s.pool.Query(ctx, `SELECT `+incidentColumns+` FROM incidents
+	rows, err := s.pool.Query(ctx, `SELECT `+incidentColumns+` FROM incidents i
 WHERE ($1 = '' OR source = $1) AND ($2 = '' OR external_id = $2)
 ORDER BY updated_at DESC, id LIMIT $3`, f.Source, f.ExternalID, limit)
 	if err != nil {

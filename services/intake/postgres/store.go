@@ -275,9 +275,6 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, msgs []Message) ([]Result,
 	if err := insertRevisions(ctx, tx, revisions); err != nil {
 		return nil, err
 	}
-	if err := replaceRows(ctx, tx, revisions, latest, order, state); err != nil {
-		return nil, err
-	}
 	if err := insertRejects(ctx, tx, rejects); err != nil {
 		return nil, err
 	}
@@ -287,8 +284,10 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, msgs []Message) ([]Result,
 	return results, nil
 }
 
-const lockIncidentsSQL = `SELECT id::text, revision, content_sha256 FROM incidents
-WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`
+// The ids are joined rather than matched with = ANY($1): on a growing table the
+// planner otherwise picks a sequential scan comparing every row with every id.
+const lockIncidentsSQL = `SELECT i.id::text, i.revision, i.content_sha256
+FROM unnest($1::uuid[]) AS want(id) JOIN incidents i ON i.id = want.id ORDER BY i.id FOR UPDATE OF i`
 
 // lockIncidents returns the latest revision of each known incident among ids,
 // locking the rows (in id order, so concurrent batches cannot deadlock).
@@ -322,11 +321,11 @@ type revisionRow struct {
 
 const updateIncidentsSQL = `UPDATE incidents i SET
 	revision = u.revision, title = u.title, severity = u.severity, category = u.category,
-	exercise = u.exercise, closed_at = u.closed_at, detected_at = u.detected_at, updated_at = $11,
-	content_sha256 = u.content_sha256, canonical = u.canonical::jsonb
+	exercise = u.exercise, closed_at = u.closed_at, detected_at = u.detected_at, updated_at = $10,
+	content_sha256 = u.content_sha256
 FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[],
-	$8::timestamptz[], $9::text[], $10::text[])
-	AS u(id, revision, title, severity, category, exercise, closed_at, detected_at, content_sha256, canonical)
+	$8::timestamptz[], $9::text[])
+	AS u(id, revision, title, severity, category, exercise, closed_at, detected_at, content_sha256)
 WHERE i.id = u.id`
 
 // upsertIncidents writes the newest revision of every incident changed in the
@@ -344,14 +343,14 @@ func upsertIncidents(ctx context.Context, tx pgx.Tx, revisions []revisionRow, la
 	if len(fresh) > 0 {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"incidents"},
 			[]string{"id", "source", "external_id", "revision", "title", "severity", "category", "exercise",
-				"closed_at", "detected_at", "registered_at", "updated_at", "content_sha256", "canonical"},
+				"closed_at", "detected_at", "registered_at", "updated_at", "content_sha256"},
 			pgx.CopyFromSlice(len(fresh), func(i int) ([]any, error) {
 				r := fresh[i]
 				a := r.msg.Accepted
 				inc := &a.Incident
 				return []any{a.IncidentID, inc.Source, inc.ExternalID, int32(r.revision), inc.Title, string(inc.Severity),
 					inc.Category, inc.Exercise, inc.Timestamps.ClosedAt, inc.Timestamps.DetectedAt, now, now,
-					a.ContentSHA256, json.RawMessage(a.Canonical)}, nil
+					a.ContentSHA256}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("insert %d incidents: %w", len(fresh), err)
@@ -362,8 +361,8 @@ func upsertIncidents(ctx context.Context, tx pgx.Tx, revisions []revisionRow, la
 	}
 	n := len(known)
 	var (
-		ids, titles, severities, categories, shas, canonicals = make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ids, titles, severities, categories, shas = make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n)
 		revs      = make([]int32, n)
 		exercises = make([]bool, n)
 		closed    = make([]time.Time, n)
@@ -375,10 +374,10 @@ func upsertIncidents(ctx context.Context, tx pgx.Tx, revisions []revisionRow, la
 		ids[i], revs[i] = a.IncidentID, int32(r.revision)
 		titles[i], severities[i], categories[i] = inc.Title, string(inc.Severity), inc.Category
 		exercises[i], closed[i], detected[i] = inc.Exercise, inc.Timestamps.ClosedAt, inc.Timestamps.DetectedAt
-		shas[i], canonicals[i] = a.ContentSHA256, string(a.Canonical)
+		shas[i] = a.ContentSHA256
 	}
 	_, err := tx.Exec(ctx, updateIncidentsSQL, ids, revs, titles, severities, categories,
-		exercises, closed, detected, shas, canonicals, now)
+		exercises, closed, detected, shas, now)
 	if err != nil {
 		return fmt.Errorf("update %d incidents: %w", n, err)
 	}
@@ -404,47 +403,6 @@ func insertRevisions(ctx context.Context, tx pgx.Tx, revisions []revisionRow) er
 		}))
 	if err != nil {
 		return fmt.Errorf("insert %d incident revisions: %w", len(revisions), err)
-	}
-	return nil
-}
-
-// replaceRows replaces the timeline and people rows of every incident changed
-// in the batch with those of its newest revision.
-func replaceRows(ctx context.Context, tx pgx.Tx, revisions []revisionRow, latest map[string]int, order []string, state map[string]current) error {
-	var existing []string
-	for _, id := range order {
-		if state[id].exists {
-			existing = append(existing, id)
-		}
-	}
-	if len(existing) > 0 {
-		for _, table := range []string{"incident_timeline", "incident_people"} {
-			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE incident_id = ANY($1::uuid[])`, existing); err != nil {
-				return fmt.Errorf("clear %s of %d incidents: %w", table, len(existing), err)
-			}
-		}
-	}
-	var timeline, people [][]any
-	for _, id := range order {
-		inc := &revisions[latest[id]].msg.Accepted.Incident
-		for i, e := range inc.Timeline {
-			timeline = append(timeline, []any{id, int32(i), e.At, e.Actor, string(e.Phase), e.Action, e.Detail})
-		}
-		for i, p := range inc.People {
-			people = append(people, []any{id, int32(i), p.Name, p.Email, string(p.Role), p.Team})
-		}
-	}
-	if len(timeline) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"incident_timeline"},
-			[]string{"incident_id", "seq", "at", "actor", "phase", "action", "detail"}, pgx.CopyFromRows(timeline)); err != nil {
-			return fmt.Errorf("insert %d timeline entries: %w", len(timeline), err)
-		}
-	}
-	if len(people) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"incident_people"},
-			[]string{"incident_id", "seq", "name", "email", "role", "team"}, pgx.CopyFromRows(people)); err != nil {
-			return fmt.Errorf("insert %d people: %w", len(people), err)
-		}
 	}
 	return nil
 }

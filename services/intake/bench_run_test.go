@@ -1,0 +1,131 @@
+package intake_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/bus/bustest"
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/schemas"
+	"github.com/afteraction/afteraction/services/intake"
+)
+
+// BenchmarkConsumer measures intake end to end, as it runs in production: b.N
+// distinct closed incidents (the ~1.8 KiB "typical" payload) published to
+// JetStream, consumed by Run, validated, registered exactly once with their
+// raw payload and revision, and their registered events committed to the
+// outbox and relayed. The raw baseline is one transaction per message
+// (INTAKE_BATCH_SIZE=1); compare incidents/s of the two.
+func BenchmarkConsumer(b *testing.B) {
+	for _, batch := range []int{1, 500} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			srv := bustest.New(b)
+			dsn := pgtest.NewDatabase(b)
+			cfg, err := intake.LoadConfig(func(k string) string {
+				return map[string]string{"DATABASE_URL": dsn, "NATS_URL": srv.URL(), "AUTH_DISABLED": "true",
+					"INTAKE_BATCH_SIZE": fmt.Sprint(batch), "LOG_LEVEL": "error"}[k]
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- intake.Run(ctx, cfg, intake.Deps{Log: zap.NewNop(), Listener: ln}) }()
+			defer func() { cancel(); <-done }()
+			pool, err := waitForSchema(ctx, dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pool.Close()
+
+			nc, err := nats.Connect(srv.URL())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer nc.Close()
+			js, _ := jetstream.New(nc)
+			payload := typicalIncident(b)
+			msgs := make([]*nats.Msg, b.N)
+			for i := range msgs {
+				payload.ExternalID = fmt.Sprintf("BENCH-%d", i)
+				env, err := events.New(events.TypeIncidentClosed, "bench", payload.ExternalID, payload)
+				if err != nil {
+					b.Fatal(err)
+				}
+				msgs[i] = bus.NewMsg(events.SubjectIncidentClosedPrefix+payload.Source, env)
+			}
+			b.ResetTimer()
+			for _, m := range msgs {
+				if _, err := js.PublishMsgAsync(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			<-js.PublishAsyncComplete()
+			for {
+				var n int
+				if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL`).Scan(&n); err != nil {
+					b.Fatal(err)
+				}
+				if n >= b.N {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "incidents/s")
+		})
+	}
+}
+
+func waitForSchema(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pool, err := postgres.Open(ctx, dsn, "intake")
+		if err == nil {
+			var ok bool
+			if err = pool.QueryRow(ctx, `SELECT to_regclass('intake.outbox') IS NOT NULL`).Scan(&ok); err == nil && ok {
+				return pool, nil
+			}
+			pool.Close()
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("intake schema not migrated: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// typicalIncident is what a ticketing system's webhook usually carries: the
+// rich example cut to 4 timeline entries and 3 people (~1.8 KiB).
+func typicalIncident(b *testing.B) events.IncidentClosed {
+	raw, err := fs.ReadFile(schemas.FS(), "events/examples/incident.closed.v1.example.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var inc events.IncidentClosed
+	if err := json.Unmarshal(raw, &inc); err != nil {
+		b.Fatal(err)
+	}
+	inc.Timeline, inc.People, inc.AffectedAssets = inc.Timeline[:4], inc.People[:3], inc.AffectedAssets[:1]
+	inc.Indicators, inc.Notifications, inc.Labour, inc.Links, inc.Notes = nil, nil, nil, nil, nil
+	inc.Impact, inc.Playbook, inc.BusinessUnits = nil, nil, nil
+	inc.Summary = inc.Summary[:min(len(inc.Summary), 400)]
+	return inc
+}
