@@ -8,7 +8,7 @@ for m in "$@"; do
      dir=$(go list -f '{{.Dir}}' "$pkg")
      for f in $(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)' "$dir"/*_test.go 2>/dev/null | awk '{print $2}' | sort -u); do
        echo "== fuzz $pkg $f ($t)"
-       go test -run='^$' -fuzz="^${f}\$" -fuzztime="$t" "$pkg" 2>&1 | tail -n 3
+       go test -run="^$" -fuzz="^${f}\$" -fuzztime="$t" -fuzzminimizetime=1s "$pkg" 2>&1 | tail -n 3
      done
    done)
 done
