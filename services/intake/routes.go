@@ -135,12 +135,12 @@ func (s *Service) postIncident(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	s.accept(w, r, rev)
+	s.accept(w, r, rev, nil)
 }
 
 // accept publishes rev and answers 202, or 503 when NATS did not take it.
-func (s *Service) accept(w http.ResponseWriter, r *http.Request, rev *postgres.Revision) {
-	id, err := s.Submit(r.Context(), rev)
+func (s *Service) accept(w http.ResponseWriter, r *http.Request, rev *postgres.Revision, d *delivery) {
+	id, err := s.submit(r.Context(), rev, d)
 	if err != nil {
 		s.log.Error("publish incident failed", zap.String("incident_id", rev.IncidentID), zap.Error(err))
 		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusServiceUnavailable, "not accepted",

@@ -72,9 +72,26 @@ func (s *Service) Reject(ctx context.Context, route, source string, raw []byte, 
 // consumer registers it like any other; it returns the incident id. An error
 // means the incident was not accepted and the caller may retry.
 func (s *Service) Submit(ctx context.Context, rev *postgres.Revision) (string, error) {
+	return s.submit(ctx, rev, nil)
+}
+
+// delivery is a webhook request as the ticketing system sent it.
+type delivery struct {
+	source  string
+	headers map[string][]string
+	body    []byte
+}
+
+// submit is Submit that first keeps the original webhook request, when there is one.
+func (s *Service) submit(ctx context.Context, rev *postgres.Revision, d *delivery) (string, error) {
 	env, err := events.New(events.TypeIncidentClosed, "afteraction/intake", rev.IncidentID, rev.Incident)
 	if err != nil {
 		return "", err
+	}
+	if d != nil {
+		if err := s.store.RecordDelivery(ctx, env.ID, d.source, env.Time, d.headers, d.body); err != nil {
+			return "", err
+		}
 	}
 	if err := s.bus.Publish(ctx, events.SubjectIncidentClosedPrefix+rev.Incident.Source, env); err != nil {
 		return "", err

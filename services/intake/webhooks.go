@@ -74,7 +74,7 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	s.accept(w, r, rev)
+	s.accept(w, r, rev, &delivery{source: source, headers: redactHeaders(r.Header), body: body})
 }
 
 // redactHeaders copies h for keeping with a reject, with the values of

@@ -114,7 +114,9 @@ func (s *Store) RawRevision(ctx context.Context, id string, n int) ([]byte, erro
 		return nil, ErrNotFound
 	}
 	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT raw FROM incident_revisions WHERE incident_id = $1 AND revision = $2`, id, n).Scan(&raw)
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(w.body, r.raw) FROM incident_revisions r
+LEFT JOIN webhook_deliveries w ON w.event_id = r.event_id
+WHERE r.incident_id = $1 AND r.revision = $2`, id, n).Scan(&raw)
 	if postgres.IsNoRows(err) {
 		return nil, ErrNotFound
 	}
@@ -122,6 +124,22 @@ func (s *Store) RawRevision(ctx context.Context, id string, n int) ([]byte, erro
 		return nil, fmt.Errorf("get raw revision %d of %s: %w", n, id, err)
 	}
 	return raw, nil
+}
+
+// RecordDelivery keeps the body (and the headers, secrets already stripped) of
+// an accepted webhook under the id of the event it is about to be published
+// as; the revision that event registers then serves it as its raw payload.
+func (s *Store) RecordDelivery(ctx context.Context, eventID, source string, receivedAt time.Time, headers map[string][]string, body []byte) error {
+	h, err := json.Marshal(headers)
+	if err != nil {
+		return fmt.Errorf("record webhook delivery %s: %w", eventID, err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO webhook_deliveries (event_id, source, received_at, headers, body)
+VALUES ($1, $2, $3, $4, $5)`, eventID, source, receivedAt, h, body)
+	if err != nil {
+		return fmt.Errorf("record webhook delivery %s: %w", eventID, err)
+	}
+	return nil
 }
 
 // Reject is a stored reject.
