@@ -109,6 +109,15 @@ func (b *Bus) Service() string { return b.service }
 // Connected reports whether the NATS connection is up (for readiness probes).
 func (b *Bus) Connected() bool { return b.nc.IsConnected() }
 
+// Ping is a readiness check (an httpapi.Check): it returns an error when the
+// NATS connection is down, nil otherwise.
+func (b *Bus) Ping(context.Context) error {
+	if !b.Connected() {
+		return errors.New("not connected")
+	}
+	return nil
+}
+
 // Close drains the connection: subscriptions stop, pending publishes flush, then
 // the connection closes. It waits at most ten seconds.
 func (b *Bus) Close() {

@@ -22,6 +22,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 )
 
 //go:embed testdata/migrations/*.sql
@@ -117,45 +118,10 @@ func (e *env) count(eventID string) int {
 	return n
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 // dlq returns the messages dead-lettered on dlq.bustest.<subject>.
-func (e *env) dlq(subject string) []*nats.Msg {
+func (e *env) dlq(subject string) []*jetstream.RawStreamMsg {
 	e.t.Helper()
-	ctx := context.Background()
-	js, err := jetstream.New(e.nc())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	s, err := js.Stream(ctx, bus.StreamDLQ)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var out []*nats.Msg
-	info, err := s.Info(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		raw, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
-		if raw.Subject == bus.DLQSubject("bustest", subject) {
-			out = append(out, &nats.Msg{Subject: raw.Subject, Header: raw.Header, Data: raw.Data})
-		}
-	}
-	return out
+	return bustest.StreamMessages(e.t, e.srv.URL(), bus.StreamDLQ, bus.DLQSubject("bustest", subject))
 }
 
 func (e *env) nc() *nats.Conn {
@@ -170,19 +136,7 @@ func (e *env) nc() *nats.Conn {
 
 func (e *env) streamCount(subject string) uint64 {
 	e.t.Helper()
-	js, err := jetstream.New(e.nc())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	s, err := js.Stream(context.Background(), bus.StreamAfteraction)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.State.Subjects[subject]
+	return bustest.SubjectCount(e.t, e.srv.URL(), bus.StreamAfteraction, subject)
 }
 
 func TestTransientErrorIsRedeliveredWithBackoff(t *testing.T) {
@@ -204,7 +158,7 @@ func TestTransientErrorIsRedeliveredWithBackoff(t *testing.T) {
 	if err := e.bus.Publish(context.Background(), events.SubjectActionUpdated, ev); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the third delivery to succeed", func() bool { return e.count(ev.ID) == 1 })
+	servicetest.Eventually(t, "the third delivery to succeed", func() bool { return e.count(ev.ID) == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) != 3 {
@@ -232,7 +186,7 @@ func TestPermanentErrorGoesToDLQOnce(t *testing.T) {
 	if err := e.bus.Publish(context.Background(), events.SubjectActionUpdated, ev); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the DLQ entry", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 1 })
+	servicetest.Eventually(t, "the DLQ entry", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 1 })
 	time.Sleep(600 * time.Millisecond) // three back-off periods: a redelivery would show now
 	if n := calls.Load(); n != 1 {
 		t.Errorf("handler called %d times, want 1", n)
@@ -263,7 +217,7 @@ func TestExhaustedRetriesGoToDLQ(t *testing.T) {
 	if err := e.bus.Publish(context.Background(), events.SubjectActionUpdated, updated(t, "x")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the DLQ entry", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 1 })
+	servicetest.Eventually(t, "the DLQ entry", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 1 })
 	if n := calls.Load(); n != 3 {
 		t.Errorf("handler called %d times, want MaxDeliver=3", n)
 	}
@@ -295,8 +249,8 @@ func TestInvalidPayloadGoesToDLQAndNextMessageFlows(t *testing.T) {
 	if err := e.bus.Publish(ctx, events.SubjectActionUpdated, good); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the valid message to be applied", func() bool { return e.count(good.ID) == 1 })
-	eventually(t, "both invalid messages in the DLQ", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 2 })
+	servicetest.Eventually(t, "the valid message to be applied", func() bool { return e.count(good.ID) == 1 })
+	servicetest.Eventually(t, "both invalid messages in the DLQ", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 2 })
 	for _, m := range e.dlq(events.SubjectActionUpdated) {
 		if r := m.Header.Get(bus.HeaderDLQReason); r == "" {
 			t.Error("DLQ entry without a reason")
@@ -327,7 +281,7 @@ func TestSameEventPublishedTwiceIsHandledOnce(t *testing.T) {
 	if _, err := js.PublishMsg(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "both stored copies delivered", func() bool { return calls.Load() == 2 })
+	servicetest.Eventually(t, "both stored copies delivered", func() bool { return calls.Load() == 2 })
 	if got := e.streamCount(events.SubjectActionUpdated); got != 2 {
 		t.Errorf("stream holds %d copies, want 2 (one dropped by the duplicate window)", got)
 	}
@@ -353,7 +307,7 @@ func TestCrashAfterCommitBeforeAckDoesNotRepeatTheChange(t *testing.T) {
 	if err := e.bus.Publish(context.Background(), events.SubjectActionUpdated, ev); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the redelivery", func() bool { return calls.Load() == 2 })
+	servicetest.Eventually(t, "the redelivery", func() bool { return calls.Load() == 2 })
 	if n := e.count(ev.ID); n != 1 {
 		t.Errorf("state applied %d times, want 1", n)
 	}
@@ -418,12 +372,12 @@ func TestBatchIsolatesABadMessage(t *testing.T) {
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, "19 valid messages applied", func() bool {
+	servicetest.Eventually(t, "19 valid messages applied", func() bool {
 		var n int
 		_ = e.pool.QueryRow(ctx, `SELECT count(*) FROM applied`).Scan(&n)
 		return n == 19
 	})
-	eventually(t, "the bad message in the DLQ", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 1 })
+	servicetest.Eventually(t, "the bad message in the DLQ", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 1 })
 	for i, ev := range envs {
 		want := 1
 		if i == 7 {
@@ -475,7 +429,7 @@ func TestOutboxCommittedWhileNATSIsDownIsPublishedWhenItReturns(t *testing.T) {
 		t.Fatalf("unsent rows while NATS is down = %d, want 1", n)
 	}
 	e.srv.Restart()
-	eventually(t, "the outbox row sent", func() bool { return e.unsent() == 0 })
+	servicetest.Eventually(t, "the outbox row sent", func() bool { return e.unsent() == 0 })
 	if got := e.streamCount(events.SubjectActionUpdated); got != 1 {
 		t.Errorf("stream holds %d copies, want 1", got)
 	}
@@ -495,7 +449,7 @@ func TestKilledBetweenCommitAndPublishPublishesOnceAfterRestart(t *testing.T) {
 	}
 	// After restart: a fresh connection and relay.
 	e.runRelay(connect(t, e.srv.URL(), e.log))
-	eventually(t, "the outbox drained", func() bool { return e.unsent() == 0 })
+	servicetest.Eventually(t, "the outbox drained", func() bool { return e.unsent() == 0 })
 	if got := e.streamCount(events.SubjectActionUpdated); got != 2 {
 		t.Errorf("stream holds %d messages, want 2 (a once, b once)", got)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -19,6 +18,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/schemas"
 	"github.com/afteraction/afteraction/services/intake"
 )
@@ -41,15 +41,11 @@ func BenchmarkConsumer(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- intake.Run(ctx, cfg, intake.Deps{Log: zap.NewNop(), Listener: ln}) }()
-			defer func() { cancel(); <-done }()
-			pool, err := waitForSchema(ctx, dsn)
+			servicetest.Start(b, func(ctx context.Context, ln net.Listener) error {
+				return intake.Run(ctx, cfg, intake.Deps{Log: zap.NewNop(), Listener: ln})
+			})
+			ctx := context.Background()
+			pool, err := postgres.Open(ctx, dsn, "intake")
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -91,24 +87,6 @@ func BenchmarkConsumer(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "incidents/s")
 		})
-	}
-}
-
-func waitForSchema(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		pool, err := postgres.Open(ctx, dsn, "intake")
-		if err == nil {
-			var ok bool
-			if err = pool.QueryRow(ctx, `SELECT to_regclass('intake.outbox') IS NOT NULL`).Scan(&ok); err == nil && ok {
-				return pool, nil
-			}
-			pool.Close()
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("intake schema not migrated: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

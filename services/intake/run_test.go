@@ -28,6 +28,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/schemas"
 	"github.com/afteraction/afteraction/services/intake"
 )
@@ -42,6 +43,7 @@ const (
 type env struct {
 	t    *testing.T
 	url  string
+	nats string
 	bus  *bus.Bus
 	js   jetstream.JetStream
 	pool *pgxpool.Pool
@@ -64,33 +66,10 @@ func start(t *testing.T, extra map[string]string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- intake.Run(ctx, cfg, intake.Deps{Log: log, Listener: ln}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	e := &env{t: t, url: "http://" + ln.Addr().String()}
-	e.eventually("intake ready", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned early: %v", err)
-		default:
-		}
-		resp, err := http.Get(e.url + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+	e := &env{t: t, nats: srv.URL()}
+	e.url = servicetest.Start(t, func(ctx context.Context, ln net.Listener) error {
+		return intake.Run(ctx, cfg, intake.Deps{Log: log, Listener: ln})
 	})
 	if e.bus, err = bus.Connect(context.Background(), srv.URL(), "test", log, bus.Options{}); err != nil {
 		t.Fatal(err)
@@ -118,17 +97,6 @@ func (e *env) with(t *testing.T) *env {
 	return &c
 }
 
-func (e *env) eventually(what string, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // settle waits until intake has acknowledged everything in INCIDENTS so far
 // (its ack floor reached the stream's last sequence) and relayed every event
 // it enqueued.
@@ -144,7 +112,7 @@ func (e *env) settle() {
 		e.t.Fatal(err)
 	}
 	last := info.State.LastSeq
-	e.eventually("consumer and outbox drained", func() bool {
+	servicetest.Eventually(e.t, "consumer and outbox drained", func() bool {
 		c, err := e.js.Consumer(ctx, bus.StreamIncidents, intake.DurableIncidentsClosed)
 		if err != nil {
 			return false
@@ -164,15 +132,7 @@ func (e *env) settle() {
 // published counts the messages on an AFTERACTION subject.
 func (e *env) published(subject string) uint64 {
 	e.t.Helper()
-	s, err := e.js.Stream(context.Background(), bus.StreamAfteraction)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.State.Subjects[subject]
+	return bustest.SubjectCount(e.t, e.nats, bus.StreamAfteraction, subject)
 }
 
 func (e *env) lastEvent(subject string) (nats.Header, []byte) {

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/config"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/services/report/pdf"
@@ -28,14 +27,7 @@ const ServiceName = "report"
 
 // Config is the report service's configuration, read from the environment.
 type Config struct {
-	DatabaseURL    string // DATABASE_URL
-	NATSURL        string // NATS_URL
-	NATSUser       string // NATS_USER
-	NATSPassword   string // NATS_PASSWORD (secret)
-	NATSCreds      string // NATS_CREDS (path)
-	StreamReplicas int    // STREAM_REPLICAS
-	HTTPAddr       string // HTTP_ADDR
-	Tokens         httpapi.Tokens
+	config.Common
 	// SigningKey is the Ed25519 seed from REPORT_SIGNING_KEY (secret).
 	SigningKey []byte
 	// SigningKeyFile is REPORT_SIGNING_KEY_FILE: a file holding the base64 seed.
@@ -43,64 +35,34 @@ type Config struct {
 	// DevSigningKey (REPORT_DEV_SIGNING_KEY=true) generates and persists a key
 	// in the database when neither of the above is set. Development only.
 	DevSigningKey bool
-	LogFormat     string // LOG_FORMAT
-	LogLevel      string // LOG_LEVEL
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
 // validates it. It does no I/O: REPORT_SIGNING_KEY_FILE is read by Run.
 func LoadConfig(getenv func(string) string) (Config, error) {
+	l := config.NewLoader(getenv)
 	c := Config{
-		DatabaseURL:    or(getenv("DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/afteraction?sslmode=disable"),
-		NATSURL:        or(getenv("NATS_URL"), "nats://127.0.0.1:4222"),
-		NATSUser:       getenv("NATS_USER"),
-		NATSPassword:   getenv("NATS_PASSWORD"),
-		NATSCreds:      getenv("NATS_CREDS"),
-		HTTPAddr:       or(getenv("HTTP_ADDR"), ":8083"),
-		SigningKeyFile: getenv("REPORT_SIGNING_KEY_FILE"),
-		LogFormat:      getenv("LOG_FORMAT"),
-		LogLevel:       getenv("LOG_LEVEL"),
+		Common:         l.Common(":8083"),
+		SigningKeyFile: l.Raw("REPORT_SIGNING_KEY_FILE"),
+		DevSigningKey:  l.Bool("REPORT_DEV_SIGNING_KEY", false),
 	}
-	var errs []error
-	var err error
-	if c.StreamReplicas, err = strconv.Atoi(or(getenv("STREAM_REPLICAS"), "1")); err != nil || c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		errs = append(errs, fmt.Errorf("STREAM_REPLICAS: want 1..5"))
-	}
-	if c.Tokens, err = httpapi.ParseTokens(getenv("API_TOKENS")); err != nil {
-		errs = append(errs, fmt.Errorf("API_TOKENS: %w", err))
-	}
-	if s := getenv("REPORT_SIGNING_KEY"); s != "" {
+	if s := l.Raw("REPORT_SIGNING_KEY"); s != "" {
+		var err error
 		if c.SigningKey, err = DecodeSeed(s); err != nil {
-			errs = append(errs, fmt.Errorf("REPORT_SIGNING_KEY: %w", err))
-		}
-	}
-	if s := getenv("REPORT_DEV_SIGNING_KEY"); s != "" {
-		if c.DevSigningKey, err = strconv.ParseBool(s); err != nil {
-			errs = append(errs, fmt.Errorf("REPORT_DEV_SIGNING_KEY: want true or false"))
+			l.Fail(fmt.Errorf("REPORT_SIGNING_KEY: %w", err))
 		}
 	}
 	if c.SigningKey != nil && c.SigningKeyFile != "" {
-		errs = append(errs, errors.New("set REPORT_SIGNING_KEY or REPORT_SIGNING_KEY_FILE, not both"))
+		l.Fail(errors.New("set REPORT_SIGNING_KEY or REPORT_SIGNING_KEY_FILE, not both"))
 	}
 	if c.SigningKey == nil && c.SigningKeyFile == "" && !c.DevSigningKey {
-		errs = append(errs, errors.New("no signing key: set REPORT_SIGNING_KEY or REPORT_SIGNING_KEY_FILE (or REPORT_DEV_SIGNING_KEY=true in development)"))
+		l.Fail(errors.New("no signing key: set REPORT_SIGNING_KEY or REPORT_SIGNING_KEY_FILE (or REPORT_DEV_SIGNING_KEY=true in development)"))
 	}
-	return c, errors.Join(errs...)
-}
-
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
+	return c, l.Err()
 }
 
 // fields logs the configuration with secrets masked.
 func (c Config) fields() []zap.Field {
-	roles := map[string]int{}
-	for _, role := range c.Tokens {
-		roles[role]++
-	}
 	keySource := "dev (database)"
 	switch {
 	case c.SigningKey != nil:
@@ -108,24 +70,7 @@ func (c Config) fields() []zap.Field {
 	case c.SigningKeyFile != "":
 		keySource = "file " + c.SigningKeyFile
 	}
-	return []zap.Field{
-		zap.String("database_url", redactURL(c.DatabaseURL)), zap.String("nats_url", redactURL(c.NATSURL)),
-		zap.String("nats_user", c.NATSUser), zap.Bool("nats_password_set", c.NATSPassword != ""),
-		zap.String("nats_creds", c.NATSCreds), zap.Int("stream_replicas", c.StreamReplicas),
-		zap.String("http_addr", c.HTTPAddr), zap.Any("api_token_roles", roles),
-		zap.String("signing_key_source", keySource),
-	}
-}
-
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		if at := strings.LastIndex(s, "@"); at > i {
-			if colon := strings.Index(s[i+3:at], ":"); colon >= 0 {
-				return s[:i+3+colon] + ":***" + s[at:]
-			}
-		}
-	}
-	return s
+	return append(c.Common.Fields(), zap.String("signing_key_source", keySource))
 }
 
 // Deps is what the caller may inject.
@@ -168,8 +113,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	b, err := bus.Connect(ctx, cfg.NATSURL, ServiceName, log, bus.Options{
-		User: cfg.NATSUser, Password: cfg.NATSPassword, CredsFile: cfg.NATSCreds, Registerer: reg})
+	b, err := bus.Connect(ctx, cfg.NATSURL, ServiceName, log, cfg.BusOptions(reg))
 	if err != nil {
 		return err
 	}
@@ -192,16 +136,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	api := &API{Reader: store, Metrics: store, Tokens: cfg.Tokens, Log: log}
+	api := &API{Reader: store, Metrics: store, Tokens: cfg.APITokens, Log: log}
 	api.Routes(mux)
 	httpapi.Health(mux, map[string]httpapi.Check{
 		"postgres": store.Ping,
-		"nats": func(context.Context) error {
-			if !b.Connected() {
-				return errors.New("not connected")
-			}
-			return nil
-		},
+		"nats":     b.Ping,
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 

@@ -23,6 +23,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/bus/bustest"
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/services/report"
 )
 
@@ -31,6 +32,7 @@ const token = "compliance-token-1234"
 type running struct {
 	t    *testing.T
 	base string
+	nats string
 	js   jetstream.JetStream
 	b    *bus.Bus
 }
@@ -50,39 +52,10 @@ func startReport(t *testing.T) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- report.Run(ctx, cfg, report.Deps{Log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), Listener: ln})
-	}()
-	r := &running{t: t, base: "http://" + ln.Addr().String()}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not stop")
-		}
-	})
-	eventually(t, "readiness", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned early: %v", err)
-		default:
-		}
-		resp, err := http.Get(r.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	r := &running{t: t, nats: srv.URL()}
+	r.base = servicetest.Start(t, func(ctx context.Context, ln net.Listener) error {
+		return report.Run(ctx, cfg, report.Deps{Log: log, Listener: ln})
 	})
 	nc, err := nats.Connect(srv.URL())
 	if err != nil {
@@ -99,18 +72,6 @@ func startReport(t *testing.T) *running {
 	return r
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func (r *running) publish(env events.Envelope, msgID string) {
 	r.t.Helper()
 	m := bus.NewMsg(events.SubjectReviewCompleted, env)
@@ -123,21 +84,8 @@ func (r *running) publish(env events.Envelope, msgID string) {
 // published returns every report.published event on the AFTERACTION stream.
 func (r *running) published() []events.ReportPublished {
 	r.t.Helper()
-	ctx := context.Background()
-	s, err := r.js.Stream(ctx, bus.StreamAfteraction)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		r.t.Fatal(err)
-	}
 	var out []events.ReportPublished
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		raw, err := s.GetMsg(ctx, seq)
-		if err != nil || raw.Subject != events.SubjectReportPublished {
-			continue
-		}
+	for _, raw := range bustest.StreamMessages(r.t, r.nats, bus.StreamAfteraction, events.SubjectReportPublished) {
 		if raw.Header.Get(bus.HeaderType) != events.TypeReportPublished {
 			r.t.Errorf("ce-type = %q", raw.Header.Get(bus.HeaderType))
 		}
@@ -196,7 +144,7 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 	r.publish(env1, env1.ID)
 
 	var pub []events.ReportPublished
-	eventually(t, "report.published", func() bool { pub = r.published(); return len(pub) == 1 })
+	servicetest.Eventually(t, "report.published", func() bool { pub = r.published(); return len(pub) == 1 })
 	ev := pub[0]
 	if ev.ReportID != report.ReportIDFor(rv.IncidentID) || ev.Version != 1 || ev.IncidentID != rv.IncidentID {
 		t.Fatalf("event = %+v", ev)
@@ -248,7 +196,7 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.publish(env2, env2.ID)
-	eventually(t, "version 2", func() bool { pub = r.published(); return len(pub) >= 2 })
+	servicetest.Eventually(t, "version 2", func() bool { pub = r.published(); return len(pub) >= 2 })
 	time.Sleep(300 * time.Millisecond)
 	if pub = r.published(); len(pub) != 2 || pub[1].Version != 2 {
 		t.Fatalf("published = %+v, want versions 1 and 2", pub)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/config"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/services/review/postgres"
@@ -25,16 +25,7 @@ const DefaultQuestionnaire = "2026-11.1"
 
 // Config is the review service's configuration, read from the environment by LoadConfig.
 type Config struct {
-	DatabaseURL    string
-	NATSURL        string
-	NATSUser       string
-	NATSPassword   string
-	NATSCreds      string
-	StreamReplicas int
-	HTTPAddr       string
-	APITokens      httpapi.Tokens
-	LogFormat      string
-	LogLevel       string
+	config.Common
 
 	// Policy is REVIEW_POLICY: due dates per severity (see ParsePolicy).
 	Policy Policy
@@ -53,76 +44,39 @@ type Config struct {
 }
 
 // LoadConfig reads the configuration through getenv, applying defaults and
-// validating every value; the error names the offending variable.
+// validating every value; the error names every offending variable.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	get := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
-	var errs []error
-	duration := func(key, def string) time.Duration {
-		d, err := time.ParseDuration(get(key, def))
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("%s: want a positive duration such as %s", key, def))
-		}
-		return d
-	}
+	l := config.NewLoader(getenv)
 	cfg := Config{
-		DatabaseURL:      get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/afteraction?sslmode=disable"),
-		NATSURL:          get("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSUser:         getenv("NATS_USER"),
-		NATSPassword:     getenv("NATS_PASSWORD"),
-		NATSCreds:        getenv("NATS_CREDS"),
-		HTTPAddr:         get("HTTP_ADDR", ":8082"),
-		LogFormat:        get("LOG_FORMAT", "json"),
-		LogLevel:         get("LOG_LEVEL", "info"),
-		Questionnaire:    get("REVIEW_QUESTIONNAIRE", DefaultQuestionnaire),
-		InviteSecret:     getenv("REVIEW_INVITE_SECRET"),
-		InviteTTL:        duration("REVIEW_INVITE_TTL", "2160h"),
-		PublicURL:        get("REVIEW_PUBLIC_URL", "http://127.0.0.1:8082"),
-		ReminderInterval: duration("REVIEW_REMINDER_INTERVAL", "15m"),
-		ReminderWindow:   duration("REVIEW_REMINDER_WINDOW", "24h"),
+		Common:           l.Common(":8082"),
+		Questionnaire:    l.String("REVIEW_QUESTIONNAIRE", DefaultQuestionnaire),
+		InviteSecret:     l.Raw("REVIEW_INVITE_SECRET"),
+		InviteTTL:        l.Duration("REVIEW_INVITE_TTL", "2160h"),
+		PublicURL:        l.String("REVIEW_PUBLIC_URL", "http://127.0.0.1:8082"),
+		ReminderInterval: l.Duration("REVIEW_REMINDER_INTERVAL", "15m"),
+		ReminderWindow:   l.Duration("REVIEW_REMINDER_WINDOW", "24h"),
 	}
 	var err error
-	if cfg.StreamReplicas, err = strconv.Atoi(get("STREAM_REPLICAS", "1")); err != nil || cfg.StreamReplicas < 1 {
-		errs = append(errs, errors.New("STREAM_REPLICAS: want a positive integer"))
-	}
-	if cfg.APITokens, err = httpapi.ParseTokens(getenv("API_TOKENS")); err != nil {
-		errs = append(errs, fmt.Errorf("API_TOKENS: %w", err))
-	}
-	if cfg.Policy, err = ParsePolicy(get("REVIEW_POLICY", DefaultPolicy)); err != nil {
-		errs = append(errs, fmt.Errorf("REVIEW_POLICY: %w", err))
+	if cfg.Policy, err = ParsePolicy(l.String("REVIEW_POLICY", DefaultPolicy)); err != nil {
+		l.Fail(fmt.Errorf("REVIEW_POLICY: %w", err))
 	}
 	if len(cfg.InviteSecret) < 16 {
-		errs = append(errs, errors.New("REVIEW_INVITE_SECRET: required, at least 16 characters"))
+		l.Fail(errors.New("REVIEW_INVITE_SECRET: required, at least 16 characters"))
 	}
 	if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, errors.New("REVIEW_PUBLIC_URL: want an absolute http(s) URL"))
+		l.Fail(errors.New("REVIEW_PUBLIC_URL: want an absolute http(s) URL"))
 	}
-	return cfg, errors.Join(errs...)
+	return cfg, l.Err()
 }
 
 // fields renders the configuration for the start-up log line, secrets masked.
 func (c Config) fields() []zap.Field {
-	roles := make([]string, 0, len(c.APITokens))
-	for _, role := range c.APITokens {
-		roles = append(roles, role)
-	}
-	dsn := "(unparseable)"
-	if u, err := url.Parse(c.DatabaseURL); err == nil {
-		dsn = u.Redacted()
-	}
-	return []zap.Field{
-		zap.String("database_url", dsn), zap.String("nats_url", c.NATSURL), zap.String("nats_user", c.NATSUser),
-		zap.Bool("nats_password_set", c.NATSPassword != ""), zap.String("nats_creds", c.NATSCreds),
-		zap.Int("stream_replicas", c.StreamReplicas), zap.String("http_addr", c.HTTPAddr),
-		zap.Strings("api_token_roles", roles), zap.String("policy", c.Policy.String()),
+	return append(c.Common.Fields(),
+		zap.String("policy", c.Policy.String()),
 		zap.String("questionnaire", c.Questionnaire), zap.Bool("invite_secret_set", c.InviteSecret != ""),
 		zap.Duration("invite_ttl", c.InviteTTL), zap.String("public_url", c.PublicURL),
 		zap.Duration("reminder_interval", c.ReminderInterval), zap.Duration("reminder_window", c.ReminderWindow),
-	}
+	)
 }
 
 // Deps is what the caller may inject.
@@ -162,9 +116,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	b, err := bus.Connect(ctx, cfg.NATSURL, "review", log, bus.Options{
-		User: cfg.NATSUser, Password: cfg.NATSPassword, CredsFile: cfg.NATSCreds, Registerer: reg,
-	})
+	b, err := bus.Connect(ctx, cfg.NATSURL, "review", log, cfg.BusOptions(reg))
 	if err != nil {
 		return err
 	}
@@ -183,12 +135,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	handler := Routes(svc, cfg.APITokens, reg, map[string]httpapi.Check{
 		"postgres": store.Ping,
-		"nats": func(context.Context) error {
-			if !b.Connected() {
-				return errors.New("not connected")
-			}
-			return nil
-		},
+		"nats":     b.Ping,
 	}, log)
 
 	g, gctx := errgroup.WithContext(ctx)

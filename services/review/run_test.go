@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
@@ -23,6 +22,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/bus/bustest"
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/schemas"
 	"github.com/afteraction/afteraction/services/review"
 )
@@ -35,33 +35,22 @@ const facilitatorToken = "facilitator-token-123"
 func TestRun(t *testing.T) {
 	t.Parallel()
 	srv := bustest.New(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	env := map[string]string{
-		"DATABASE_URL":         pgtest.NewDatabase(t),
-		"NATS_URL":             srv.URL(),
-		"API_TOKENS":           "facilitator:" + facilitatorToken + ",compliance:compliance-token-1",
-		"REVIEW_INVITE_SECRET": "run-test-secret-0123456789",
-		"REVIEW_PUBLIC_URL":    base,
-	}
-	cfg, err := review.LoadConfig(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn := pgtest.NewDatabase(t)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- review.Run(ctx, cfg, review.Deps{Log: log, Listener: ln}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	base := servicetest.Start(t, func(ctx context.Context, ln net.Listener) error {
+		env := map[string]string{
+			"DATABASE_URL":         dsn,
+			"NATS_URL":             srv.URL(),
+			"API_TOKENS":           "facilitator:" + facilitatorToken + ",compliance:compliance-token-1",
+			"REVIEW_INVITE_SECRET": "run-test-secret-0123456789",
+			"REVIEW_PUBLIC_URL":    "http://" + ln.Addr().String(),
 		}
+		cfg, err := review.LoadConfig(func(k string) string { return env[k] })
+		if err != nil {
+			return err
+		}
+		return review.Run(ctx, cfg, review.Deps{Log: log, Listener: ln})
 	})
-	eventually(t, "readiness", func() bool { return status(t, "GET", base+"/readyz", "", nil) == http.StatusOK })
 
 	// An incident is registered.
 	b, err := bus.Connect(context.Background(), srv.URL(), "test", log, bus.Options{})
@@ -179,18 +168,6 @@ func TestRun(t *testing.T) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func jetstreamOf(t *testing.T, u string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(u)
@@ -210,7 +187,7 @@ func jetstreamOf(t *testing.T, u string) jetstream.JetStream {
 func lastEvent(t *testing.T, js jetstream.JetStream, subject, typ string) []byte {
 	t.Helper()
 	var msg *jetstream.RawStreamMsg
-	eventually(t, subject, func() bool {
+	servicetest.Eventually(t, subject, func() bool {
 		s, err := js.Stream(context.Background(), bus.StreamAfteraction)
 		if err != nil {
 			return false

@@ -22,6 +22,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/schemas"
 	"github.com/afteraction/afteraction/services/tracker"
 )
@@ -40,10 +41,6 @@ type runEnv struct {
 func startRun(t *testing.T) *runEnv {
 	t.Helper()
 	srv := bustest.New(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg, err := tracker.LoadConfig(func(name string) string {
 		switch name {
 		case "DATABASE_URL":
@@ -63,19 +60,8 @@ func startRun(t *testing.T) *runEnv {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- tracker.Run(ctx, cfg, tracker.Deps{Log: log, Listener: ln}) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not stop within 30s")
-		}
+	base := servicetest.Start(t, func(ctx context.Context, ln net.Listener) error {
+		return tracker.Run(ctx, cfg, tracker.Deps{Log: log, Listener: ln})
 	})
 
 	nc, err := nats.Connect(srv.URL())
@@ -92,25 +78,7 @@ func startRun(t *testing.T) *runEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	e := &runEnv{t: t, base: "http://" + ln.Addr().String(), js: js, bus: b}
-	e.waitReady()
-	return e
-}
-
-func (e *runEnv) waitReady() {
-	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(e.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	e.t.Fatal("tracker not ready within 30s")
+	return &runEnv{t: t, base: base, js: js, bus: b}
 }
 
 // collect reads messages on subject from stream until n have arrived or the
@@ -157,17 +125,6 @@ func (e *runEnv) get(path string, dst any) int {
 	return resp.StatusCode
 }
 
-func (e *runEnv) eventually(what string, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 type actionsBody struct {
 	Actions []tracker.Action `json:"actions"`
 }
@@ -208,7 +165,7 @@ func TestRun(t *testing.T) {
 	}
 
 	var list actionsBody
-	e.eventually("actions listed", func() bool {
+	servicetest.Eventually(t, "actions listed", func() bool {
 		return e.get("/v1/actions?incident="+rc.IncidentID, &list) == http.StatusOK && len(list.Actions) == n
 	})
 	first := list.Actions[0]
@@ -284,7 +241,7 @@ func TestRun(t *testing.T) {
 	}
 
 	var metrics string
-	e.eventually("metrics", func() bool {
+	servicetest.Eventually(t, "metrics", func() bool {
 		resp, err := http.Get(e.base + "/metrics")
 		if err != nil {
 			return false
@@ -319,7 +276,7 @@ func TestRunHTTPStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	var list actionsBody
-	e.eventually("actions", func() bool {
+	servicetest.Eventually(t, "actions", func() bool {
 		return e.get("/v1/actions?incident="+rc.IncidentID, &list) == http.StatusOK && len(list.Actions) == len(rc.ActionItems)
 	})
 	id := list.Actions[2].ActionID

@@ -1,0 +1,199 @@
+// Package config reads the configuration every afteraction service shares
+// (DATABASE_URL, NATS_*, STREAM_REPLICAS, HTTP_ADDR, API_TOKENS, LOG_*) and
+// offers a Loader that services also use for their own variables.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/httpapi"
+)
+
+// Defaults of the common variables that have one.
+const (
+	DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/afteraction?sslmode=disable"
+	DefaultNATSURL     = "nats://127.0.0.1:4222"
+	DefaultLogFormat   = "json"
+	DefaultLogLevel    = "info"
+)
+
+// Roles lists the roles an API token may grant.
+var Roles = []string{"admin", "facilitator", "compliance", "tracker", "intake"}
+
+// Common is the configuration every afteraction service shares; each
+// service's Config embeds it.
+type Common struct {
+	DatabaseURL    string         // DATABASE_URL
+	NATSURL        string         // NATS_URL
+	NATSUser       string         // NATS_USER
+	NATSPassword   string         // NATS_PASSWORD (secret)
+	NATSCreds      string         // NATS_CREDS: path of a .creds file
+	StreamReplicas int            // STREAM_REPLICAS: 1 to 5
+	HTTPAddr       string         // HTTP_ADDR
+	APITokens      httpapi.Tokens // API_TOKENS: "role:token,role:token" (secret)
+	LogFormat      string         // LOG_FORMAT: json or console
+	LogLevel       string         // LOG_LEVEL
+}
+
+// Loader reads variables through getenv, applies defaults and collects an
+// error naming the variable for every value that is wrong, so that a service
+// reports all its configuration mistakes at once.
+type Loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+// NewLoader returns a Loader that reads variables through getenv.
+func NewLoader(getenv func(string) string) *Loader {
+	return &Loader{getenv: getenv}
+}
+
+// Raw returns the value of key exactly as set, "" when unset.
+func (l *Loader) Raw(key string) string { return l.getenv(key) }
+
+// String returns the value of key with surrounding space trimmed, or def when
+// that is empty.
+func (l *Loader) String(key, def string) string {
+	if v := strings.TrimSpace(l.getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+// Int returns key as an integer from lo to hi, def when unset; otherwise it
+// records an error and returns def.
+func (l *Loader) Int(key string, def, lo, hi int) int {
+	v := l.String(key, strconv.Itoa(def))
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		l.Fail(fmt.Errorf("%s=%q: want an integer from %d to %d", key, v, lo, hi))
+		return def
+	}
+	return n
+}
+
+// Bool returns key as a boolean, def when unset; otherwise it records an error
+// and returns def.
+func (l *Loader) Bool(key string, def bool) bool {
+	v := l.String(key, strconv.FormatBool(def))
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		l.Fail(fmt.Errorf("%s=%q: want true or false", key, v))
+		return def
+	}
+	return b
+}
+
+// Duration returns key as a positive duration, def when unset; otherwise it
+// records an error and returns 0.
+func (l *Loader) Duration(key, def string) time.Duration {
+	return l.duration(key, def, false)
+}
+
+// DurationOrZero is Duration that also accepts zero.
+func (l *Loader) DurationOrZero(key, def string) time.Duration {
+	return l.duration(key, def, true)
+}
+
+func (l *Loader) duration(key, def string, zero bool) time.Duration {
+	v := l.String(key, def)
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || (d == 0 && !zero) {
+		want := "a positive duration"
+		if zero {
+			want = "a duration of zero or more"
+		}
+		l.Fail(fmt.Errorf("%s=%q: want %s such as %s", key, v, want, def))
+		return 0
+	}
+	return d
+}
+
+// Fail records err, which should name the variable it is about.
+func (l *Loader) Fail(err error) {
+	if err != nil {
+		l.errs = append(l.errs, err)
+	}
+}
+
+// Err returns every recorded error joined, or nil when there is none.
+func (l *Loader) Err() error { return errors.Join(l.errs...) }
+
+// Common reads the common variables, with defaultHTTPAddr as the default of
+// HTTP_ADDR, and records an error for each that is wrong: STREAM_REPLICAS
+// outside 1 to 5, a malformed API_TOKENS entry or a role not in Roles, or a
+// DATABASE_URL that is not a URL.
+func (l *Loader) Common(defaultHTTPAddr string) Common {
+	c := Common{
+		DatabaseURL:    l.String("DATABASE_URL", DefaultDatabaseURL),
+		NATSURL:        l.String("NATS_URL", DefaultNATSURL),
+		NATSUser:       l.Raw("NATS_USER"),
+		NATSPassword:   l.Raw("NATS_PASSWORD"),
+		NATSCreds:      l.Raw("NATS_CREDS"),
+		StreamReplicas: l.Int("STREAM_REPLICAS", 1, 1, 5),
+		HTTPAddr:       l.String("HTTP_ADDR", defaultHTTPAddr),
+		LogFormat:      l.String("LOG_FORMAT", DefaultLogFormat),
+		LogLevel:       l.String("LOG_LEVEL", DefaultLogLevel),
+	}
+	if _, err := url.Parse(c.DatabaseURL); err != nil {
+		l.Fail(fmt.Errorf("DATABASE_URL: not a URL: %w", err))
+	}
+	tokens, err := httpapi.ParseTokens(l.Raw("API_TOKENS"))
+	if err != nil {
+		l.Fail(fmt.Errorf("API_TOKENS: %w", err))
+	}
+	for _, role := range tokens {
+		if !slices.Contains(Roles, role) {
+			l.Fail(fmt.Errorf("API_TOKENS: unknown role %q (want one of %s)", role, strings.Join(Roles, ", ")))
+		}
+	}
+	c.APITokens = tokens
+	return c
+}
+
+// Fields describes c for the start-up log line with secrets masked: URLs are
+// redacted, passwords only reported as set or not, tokens only by their roles.
+func (c Common) Fields() []zap.Field {
+	roles := make([]string, 0, len(c.APITokens))
+	for _, role := range c.APITokens {
+		roles = append(roles, role)
+	}
+	slices.Sort(roles)
+	return []zap.Field{
+		zap.String("database_url", redact(c.DatabaseURL)),
+		zap.String("nats_url", redact(c.NATSURL)),
+		zap.String("nats_user", c.NATSUser),
+		zap.Bool("nats_password_set", c.NATSPassword != ""),
+		zap.String("nats_creds", c.NATSCreds),
+		zap.Int("stream_replicas", c.StreamReplicas),
+		zap.String("http_addr", c.HTTPAddr),
+		zap.Strings("api_token_roles", roles),
+		zap.String("log_format", c.LogFormat),
+		zap.String("log_level", c.LogLevel),
+	}
+}
+
+// redact returns s with any password in it masked, or "(unparseable)".
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}
+
+// BusOptions returns the options to connect to NATS with c's credentials,
+// registering the bus's metrics with reg.
+func (c Common) BusOptions(reg prometheus.Registerer) bus.Options {
+	return bus.Options{User: c.NATSUser, Password: c.NATSPassword, CredsFile: c.NATSCreds, Registerer: reg}
+}

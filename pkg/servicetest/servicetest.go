@@ -1,0 +1,72 @@
+// Package servicetest runs a service's Run inside a test: on a listener of
+// 127.0.0.1, stopped and checked when the test ends, and handed to the test
+// only once it reports ready. It also has the polling helper such tests use.
+package servicetest
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Timeout bounds how long Start waits for readiness and for Run to stop, and
+// how long Eventually polls.
+const Timeout = 30 * time.Second
+
+// Start calls run with a context cancelled when t ends and a fresh listener on
+// 127.0.0.1:0, and returns the listener's base URL ("http://127.0.0.1:port")
+// once GET /readyz answers 200. It fails t if run returns before it is ready,
+// if it is not ready within Timeout, or if, after the cancel at the end of t,
+// run returns an error or does not return within Timeout.
+func Start(t testing.TB, run func(ctx context.Context, ln net.Listener) error) (baseURL string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseURL = "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(Timeout):
+			t.Errorf("Run did not stop within %s", Timeout)
+		}
+	})
+	Eventually(t, "readiness of "+baseURL, func() bool {
+		select {
+		case err := <-done:
+			done <- err // for the cleanup
+			t.Fatalf("Run returned before it was ready: %v", err)
+		default:
+		}
+		resp, err := http.Get(baseURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return baseURL
+}
+
+// Eventually calls cond every 20ms until it returns true, and fails t naming
+// what it waited for when that has not happened within Timeout.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
