@@ -68,9 +68,12 @@ func BenchmarkConsumer(b *testing.B) {
 				msgs[i] = bus.NewMsg(events.SubjectIncidentClosedPrefix+payload.Source, env)
 			}
 			b.ResetTimer()
-			for _, m := range msgs {
+			for i, m := range msgs {
 				if _, err := js.PublishMsgAsync(m); err != nil {
 					b.Fatal(err)
+				}
+				if i%1000 == 999 { // stay under the client's limit of outstanding async publishes
+					<-js.PublishAsyncComplete()
 				}
 			}
 			<-js.PublishAsyncComplete()
