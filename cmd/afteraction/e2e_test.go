@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
 	"github.com/afteraction/afteraction/services/intake"
+	reportpdf "github.com/afteraction/afteraction/services/report/pdf"
 )
 
 func startTestStack(t *testing.T) *Stack {
@@ -136,16 +139,34 @@ func TestPipelineEndToEndExactlyOnce(t *testing.T) {
 	if len(rep.Versions) != 1 {
 		t.Errorf("report versions = %d, want 1", len(rep.Versions))
 	}
-	if _, err := exec.LookPath("pdftotext"); err == nil {
-		cmd := exec.Command("pdftotext", "-", "-")
-		cmd.Stdin = strings.NewReader(string(res.PDF))
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("pdftotext: %v", err)
+	checkPDF(t, res.PDF, inc.Title)
+}
+
+// checkPDF asserts what a compliance reader relies on: the title and every
+// section heading are in the text, and qpdf finds no structural error.
+func checkPDF(t *testing.T, pdf []byte, title string) {
+	t.Helper()
+	for _, tool := range []string{"pdftotext", "qpdf"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed (Debian: poppler-utils, qpdf; bash .ci/run installs them)", tool)
 		}
-		if !strings.Contains(strings.Join(strings.Fields(string(out)), " "), strings.Join(strings.Fields(inc.Title), " ")) {
-			t.Errorf("the PDF text lacks the incident title %q", inc.Title)
+	}
+	path := filepath.Join(t.TempDir(), "report.pdf")
+	if err := os.WriteFile(path, pdf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("pdftotext", path, "-").Output()
+	if err != nil {
+		t.Fatalf("pdftotext: %v", err)
+	}
+	text := strings.Join(strings.Fields(string(out)), " ")
+	for _, want := range append([]string{title}, reportpdf.Headings...) {
+		if !strings.Contains(text, strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("the report PDF lacks %q", want)
 		}
+	}
+	if out, err := exec.Command("qpdf", "--check", path).CombinedOutput(); err != nil {
+		t.Errorf("qpdf --check: %v\n%s", err, out)
 	}
 }
 
