@@ -2,6 +2,7 @@ package review
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -34,6 +35,11 @@ var actionKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 func validateCompletion(req CompleteRequest) error {
 	verr := &ValidationError{}
+	checkCompletion(verr, req)
+	return verr.orNil()
+}
+
+func checkCompletion(verr *ValidationError, req CompleteRequest) {
 	if f := req.Facilitator; f != nil {
 		if strings.TrimSpace(f.Name) == "" {
 			verr.add("facilitator.name", "required")
@@ -92,7 +98,6 @@ func validateCompletion(req CompleteRequest) error {
 			checkLen(verr, at+".owner.email", a.Owner.Email, 254)
 		}
 	}
-	return verr.orNil()
 }
 
 func checkLen(verr *ValidationError, field, s string, max int) {
@@ -105,7 +110,7 @@ func checkLen(verr *ValidationError, field, s string, max int) {
 // and action items (derived from the participants' answers when none are
 // given) and enqueues review.completed with the incident, the questionnaire
 // and every response. It returns ErrNotFound, ErrCompleted when the review was
-// already completed (there is exactly one completed event per review), or a
+// already completed (a correction is an amendment: see Amend), or a
 // *ValidationError.
 func (s *Service) Complete(ctx context.Context, reviewID string, req CompleteRequest) (events.ReviewCompleted, error) {
 	if err := validateCompletion(req); err != nil {
@@ -269,4 +274,135 @@ func pointerToField(ptr string) string {
 		b.WriteString(tok)
 	}
 	return b.String()
+}
+
+// AmendRequest corrects a completed review: an outcome like CompleteRequest
+// plus the reason, which says what is corrected. Summary and findings replace
+// the current ones as sent. Without action items the current ones are kept;
+// with them, every current key must still be there (the tracker never deletes
+// an action item, so the report must not silently lose one): an existing key
+// keeps identifying its action item and a new key becomes a new action item.
+type AmendRequest struct {
+	CompleteRequest
+	Reason string `json:"reason"`
+}
+
+// AmendedCompletion is the review.completed event an amendment emits: the
+// typed event plus the amendment's number (1, 2, ...), reason and time as
+// additional properties, which review.completed.v1 allows. Consumers decoding
+// events.ReviewCompleted ignore them.
+type AmendedCompletion struct {
+	events.ReviewCompleted
+	Amendment       int       `json:"amendment"`
+	AmendmentReason string    `json:"amendment_reason"`
+	AmendedAt       time.Time `json:"amended_at"`
+}
+
+func validateAmendment(req AmendRequest) error {
+	verr := &ValidationError{}
+	checkCompletion(verr, req.CompleteRequest)
+	if strings.TrimSpace(req.Reason) == "" {
+		verr.add("reason", "required: say what the amendment corrects")
+	}
+	checkLen(verr, "reason", req.Reason, 2000)
+	return verr.orNil()
+}
+
+// keepsActionItems checks that amended, when given, still holds every key of current.
+func keepsActionItems(current, amended []events.ActionItem) error {
+	if len(amended) == 0 {
+		return nil
+	}
+	given := map[string]bool{}
+	for _, a := range amended {
+		given[a.Key] = true
+	}
+	verr := &ValidationError{}
+	for _, a := range current {
+		if !given[a.Key] {
+			verr.add("action_items", "action item %q is missing: an amendment keeps every existing action item "+
+				"(close it in the tracker with status wont_do instead)", a.Key)
+		}
+	}
+	return verr.orNil()
+}
+
+// Amend corrects a completed review, for example after its incident was
+// revised (the review is then stale) or a finding turned out wrong. In one
+// transaction it replaces the review's outcome, appends amendment n+1 (by,
+// when, reason, body as received; body nil stores req) to the amendment log,
+// and enqueues a new review.completed (new event id) carrying the latest
+// incident snapshot, every response, the amended outcome, the original
+// completed_at, and the amendment's number, reason and time (see
+// AmendedCompletion). It returns ErrNotFound, ErrNotCompleted for a review
+// that is still open, or a *ValidationError.
+func (s *Service) Amend(ctx context.Context, reviewID, by string, req AmendRequest, body []byte) (AmendedCompletion, error) {
+	if err := validateAmendment(req); err != nil {
+		return AmendedCompletion{}, err
+	}
+	r, err := s.store.Review(ctx, reviewID)
+	if err != nil {
+		return AmendedCompletion{}, err
+	}
+	if r.Status != postgres.StatusCompleted {
+		return AmendedCompletion{}, ErrNotCompleted
+	}
+	qs, err := s.store.Questionnaire(ctx, r.QuestionnaireVersion)
+	if err != nil {
+		return AmendedCompletion{}, err
+	}
+	if body == nil {
+		if body, err = json.Marshal(req); err != nil {
+			return AmendedCompletion{}, fmt.Errorf("marshal amendment: %w", err)
+		}
+	}
+	var done AmendedCompletion
+	err = s.store.InTx(ctx, func(tx *postgres.Tx) error {
+		r, err := tx.LockReview(ctx, reviewID)
+		if err != nil {
+			return err
+		}
+		if r.Status != postgres.StatusCompleted {
+			return ErrNotCompleted
+		}
+		if err := keepsActionItems(r.ActionItems, req.ActionItems); err != nil {
+			return err
+		}
+		outcome := req.CompleteRequest
+		if len(outcome.ActionItems) == 0 {
+			outcome.ActionItems = r.ActionItems
+		}
+		resps, err := tx.Responses(ctx, reviewID)
+		if err != nil {
+			return err
+		}
+		ev := s.completedEvent(r, qs, resps, outcome)
+		if r.CompletedAt != nil {
+			ev.CompletedAt = r.CompletedAt.UTC()
+		}
+		done = AmendedCompletion{ReviewCompleted: ev, Amendment: r.Amendments + 1,
+			AmendmentReason: strings.TrimSpace(req.Reason), AmendedAt: s.now()}
+		env, err := newEvent(events.TypeReviewCompleted, r.ID, done)
+		if err != nil {
+			return asValidation(err)
+		}
+		r.Facilitator, r.Summary, r.Findings, r.ActionItems = ev.Facilitator, ev.Summary, ev.Findings, ev.ActionItems
+		if err := tx.Amend(ctx, r, postgres.Amendment{
+			Number: done.Amendment, AmendedAt: done.AmendedAt, AmendedBy: by, Reason: done.AmendmentReason,
+			IncidentRevision: r.IncidentRevision, EventID: env.ID, Body: body,
+		}); err != nil {
+			return err
+		}
+		return tx.Enqueue(ctx, env)
+	})
+	if err != nil {
+		return AmendedCompletion{}, err
+	}
+	s.metrics.amended.Inc()
+	return done, nil
+}
+
+// Amendments returns a review's amendment log, oldest first.
+func (s *Service) Amendments(ctx context.Context, reviewID string) ([]postgres.Amendment, error) {
+	return s.store.Amendments(ctx, reviewID)
 }

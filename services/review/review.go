@@ -3,7 +3,10 @@
 // invites the people involved to answer a versioned questionnaire (API or web
 // form, with signed invitation links), reminds those who have not answered,
 // and lets the facilitator complete the review with findings and action items,
-// announcing each step as an event through the outbox.
+// announcing each step as an event through the outbox. A completed review keeps
+// following its incident's revisions (it becomes stale) and can be amended:
+// each amendment emits a new review.completed, from which the report service
+// renders a new immutable report version.
 package review
 
 import (
@@ -31,38 +34,50 @@ var (
 	ErrNotFound = pg.ErrNotFound
 	// ErrCompleted: the review is completed and takes no more answers or completions.
 	ErrCompleted = errors.New("review is completed")
+	// ErrNotCompleted: the review is still open, so there is nothing to amend.
+	ErrNotCompleted = errors.New("review is not completed")
 )
 
 // Review is the public view of a review: what GET /v1/reviews returns.
 type Review struct {
-	ReviewID             string                `json:"review_id"`
-	IncidentID           string                `json:"incident_id"`
-	IncidentRevision     int                   `json:"incident_revision"`
-	Status               string                `json:"status"`
-	Required             bool                  `json:"required"`
-	Exercise             bool                  `json:"exercise"`
-	DueAt                *time.Time            `json:"due_at"`
-	OpenedAt             time.Time             `json:"opened_at"`
-	CompletedAt          *time.Time            `json:"completed_at"`
-	Title                string                `json:"title"`
-	Severity             events.Severity       `json:"severity"`
-	QuestionnaireVersion string                `json:"questionnaire_version"`
-	Facilitator          *events.Contact       `json:"facilitator"`
-	Participants         []Participant         `json:"participants"`
-	Summary              string                `json:"summary,omitempty"`
-	Findings             []events.Finding      `json:"findings,omitempty"`
-	ActionItems          []events.ActionItem   `json:"action_items,omitempty"`
-	Questions            []events.Question     `json:"questions,omitempty"`
-	Responses            []Response            `json:"responses,omitempty"`
-	incident             events.IncidentClosed // for the completed event and the form
+	ReviewID             string              `json:"review_id"`
+	IncidentID           string              `json:"incident_id"`
+	IncidentRevision     int                 `json:"incident_revision"`
+	Status               string              `json:"status"`
+	Required             bool                `json:"required"`
+	Exercise             bool                `json:"exercise"`
+	DueAt                *time.Time          `json:"due_at"`
+	OpenedAt             time.Time           `json:"opened_at"`
+	CompletedAt          *time.Time          `json:"completed_at"`
+	Title                string              `json:"title"`
+	Severity             events.Severity     `json:"severity"`
+	QuestionnaireVersion string              `json:"questionnaire_version"`
+	Facilitator          *events.Contact     `json:"facilitator"`
+	Participants         []Participant       `json:"participants"`
+	Summary              string              `json:"summary,omitempty"`
+	Findings             []events.Finding    `json:"findings,omitempty"`
+	ActionItems          []events.ActionItem `json:"action_items,omitempty"`
+	Questions            []events.Question   `json:"questions,omitempty"`
+	Responses            []Response          `json:"responses,omitempty"`
+
+	// CompletedIncidentRevision is the incident revision the latest completion
+	// or amendment was based on (null while open); Stale says the incident has
+	// been revised since, so the review needs an amendment.
+	CompletedIncidentRevision *int `json:"completed_incident_revision"`
+	Stale                     bool `json:"stale"`
+	// Amendment is the number of the latest amendment (0: never amended).
+	Amendment int `json:"amendment"`
+
+	incident events.IncidentClosed // for the completed event and the form
 }
 
 // ReviewDetail is a review with its questionnaire and every current response:
 // what GET /v1/reviews/{id} returns.
 type ReviewDetail struct {
 	Review
-	Questions []events.Question `json:"questions"`
-	Responses []Response        `json:"responses"`
+	Questions  []events.Question    `json:"questions"`
+	Responses  []Response           `json:"responses"`
+	Amendments []postgres.Amendment `json:"amendments"`
 }
 
 // Participant is a person invited to a review, with their personal invitation.
@@ -109,7 +124,7 @@ type Service struct {
 }
 
 type metrics struct {
-	opened, responses, completed, reminders prometheus.Counter
+	opened, responses, completed, amended, reminders prometheus.Counter
 }
 
 // NewService returns the service on store. It registers its metrics with reg
@@ -132,10 +147,11 @@ func NewService(store *postgres.Store, cfg ServiceConfig, log *zap.Logger, reg p
 		opened:    counter("reviews_opened_total", "Reviews opened."),
 		responses: counter("responses_submitted_total", "Participant responses stored (including resubmissions)."),
 		completed: counter("reviews_completed_total", "Reviews completed."),
+		amended:   counter("reviews_amended_total", "Amendments of completed reviews."),
 		reminders: counter("reminders_sent_total", "Reminders enqueued for participants."),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.opened, m.responses, m.completed, m.reminders} {
+		for _, c := range []prometheus.Collector{m.opened, m.responses, m.completed, m.amended, m.reminders} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register review metrics: %w", err)
 			}
@@ -167,15 +183,17 @@ const (
 	OutcomeOpened    OpenOutcome = "opened"
 	OutcomeUpdated   OpenOutcome = "updated"
 	OutcomeStale     OpenOutcome = "stale_revision"
-	OutcomeCompleted OpenOutcome = "review_completed"
+	OutcomeBehind    OpenOutcome = "completed_review_behind"
 	OutcomeDuplicate OpenOutcome = "duplicate"
 )
 
 // HandleIncidentRegistered applies one registered incident revision, exactly
 // once per eventID: with no review for the incident yet it opens one (and
 // enqueues review.opened); with an open review and a newer revision it updates
-// the incident snapshot and invites new people; with a completed review, or a
-// revision not newer than the one stored, it changes nothing.
+// the incident snapshot and invites new people; with a completed review and a
+// newer revision it updates the incident snapshot only (OutcomeBehind: nobody
+// is invited, nothing reopens, nothing is emitted; the review is stale until
+// amended); a revision not newer than the one stored changes nothing.
 func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, e events.IncidentRegistered) (OpenOutcome, error) {
 	now := s.now()
 	people := participantsOf(e.Incident.People)
@@ -197,12 +215,12 @@ func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, 
 			return s.open(ctx, tx, e, people, fac, now)
 		case err != nil:
 			return err
-		case r.Status == postgres.StatusCompleted:
-			outcome = OutcomeCompleted
-			return nil
 		case e.Revision <= r.IncidentRevision:
 			outcome = OutcomeStale
 			return nil
+		case r.Status == postgres.StatusCompleted:
+			outcome = OutcomeBehind
+			return tx.UpdateIncident(ctx, r.ID, e.Revision, e.Incident, events.Contact{})
 		}
 		outcome = OutcomeUpdated
 		if err := tx.UpdateIncident(ctx, r.ID, e.Revision, e.Incident, fac); err != nil {
@@ -329,6 +347,12 @@ func (s *Service) Review(ctx context.Context, id string) (ReviewDetail, error) {
 	for _, resp := range resps {
 		v.Responses = append(v.Responses, responseView(r, resp))
 	}
+	if v.Amendments, err = s.store.Amendments(ctx, id); err != nil {
+		return ReviewDetail{}, err
+	}
+	if v.Amendments == nil {
+		v.Amendments = []postgres.Amendment{}
+	}
 	return v, nil
 }
 
@@ -349,6 +373,11 @@ func (s *Service) view(r postgres.Review) Review {
 		Title: r.Title, Severity: r.Severity, QuestionnaireVersion: r.QuestionnaireVersion,
 		Participants: make([]Participant, 0, len(r.Participants)),
 		Summary:      r.Summary, Findings: r.Findings, ActionItems: r.ActionItems, incident: r.Incident,
+		Stale: r.Stale(), Amendment: r.Amendments,
+	}
+	if r.Status == postgres.StatusCompleted {
+		rev := r.CompletedIncidentRevision
+		v.CompletedIncidentRevision = &rev
 	}
 	if r.Facilitator.Name != "" {
 		f := r.Facilitator

@@ -226,7 +226,7 @@ func TestDuplicateEventOpensOneReview(t *testing.T) {
 	}
 }
 
-func TestLaterRevisionUpdatesOpenReviewOnly(t *testing.T) {
+func TestLaterRevisionUpdatesSnapshotAndCompletedReviewGoesStale(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	e := registered(t)
@@ -257,16 +257,34 @@ func TestLaterRevisionUpdatesOpenReviewOnly(t *testing.T) {
 		t.Errorf("completed event carries revision %d %q, want the latest", snapshot.IncidentRevision, snapshot.Incident.Title)
 	}
 
+	if r := f.only(e.IncidentID); r.Stale || r.CompletedIncidentRevision == nil || *r.CompletedIncidentRevision != 2 {
+		t.Errorf("just completed: stale %v, completed revision %v; want current at 2", r.Stale, r.CompletedIncidentRevision)
+	}
+
 	e.Revision = 3
 	e.Incident.Title = "after completion"
-	if _, out := f.handle(e); out != OutcomeCompleted {
-		t.Fatalf("revision 3: %s, want review_completed", out)
+	e.Incident.People = append(e.Incident.People, events.Person{Name: "Late Larry", Email: "larry@example.com", Role: events.RoleObserver})
+	if _, out := f.handle(e); out != OutcomeBehind {
+		t.Fatalf("revision 3: %s, want completed_review_behind", out)
 	}
-	if r := f.only(e.IncidentID); r.Title == "after completion" || r.Status != "completed" {
-		t.Errorf("a revision after completion changed the review: %+v", r)
+	r = f.only(e.IncidentID)
+	if r.Title != "after completion" || r.IncidentRevision != 3 || r.Status != "completed" || !r.Stale ||
+		*r.CompletedIncidentRevision != 2 {
+		t.Errorf("after revision 3 of a completed review: title %q, revision %d, status %s, stale %v, completed revision %d; "+
+			"want the new snapshot, still completed, stale", r.Title, r.IncidentRevision, r.Status, r.Stale, *r.CompletedIncidentRevision)
+	}
+	if len(r.Participants) != len(first.Participants)+1 {
+		t.Errorf("participants after revision 3 = %d, want nobody invited to a completed review", len(r.Participants))
+	}
+	e.Revision = 2
+	if _, out := f.handle(e); out != OutcomeStale {
+		t.Errorf("an older revision of a completed review: %s, want stale_revision", out)
 	}
 	if n := len(f.outbox(events.TypeReviewOpened)); n != 1 {
 		t.Errorf("review.opened events = %d, want 1", n)
+	}
+	if n := len(f.outbox(events.TypeReviewCompleted)); n != 1 {
+		t.Errorf("review.completed events = %d, want 1 (a revision alone emits nothing)", n)
 	}
 }
 

@@ -31,6 +31,7 @@ const (
 //	GET  /v1/reviews/{id}/questions            invitation token of the review, facilitator, admin
 //	PUT  /v1/reviews/{id}/responses/{pid}      invitation token of that participant, facilitator, admin
 //	POST /v1/reviews/{id}/complete             facilitator, admin
+//	POST /v1/reviews/{id}/amendments           facilitator, admin (completed reviews only)
 //	GET  /review/{id}?token=                   participant web form (invitation token)
 //	POST /review/{id}?token=                   form submission
 //	GET  /healthz, /readyz, /metrics
@@ -43,6 +44,7 @@ func Routes(svc *Service, tokens httpapi.Tokens, metrics prometheus.Gatherer, ch
 	mux.HandleFunc("GET /v1/reviews/{id}/questions", h.getQuestions)
 	mux.HandleFunc("PUT /v1/reviews/{id}/responses/{participant_id}", h.putResponse)
 	mux.Handle("POST /v1/reviews/{id}/complete", tokens.Require(http.HandlerFunc(h.complete), roleFacilitator))
+	mux.Handle("POST /v1/reviews/{id}/amendments", tokens.Require(http.HandlerFunc(h.amend), roleFacilitator))
 	mux.HandleFunc("GET /review/{id}", h.form)
 	mux.HandleFunc("POST /review/{id}", h.submitForm)
 	httpapi.Health(mux, checks)
@@ -165,6 +167,29 @@ func (h *handlers) complete(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, done)
 }
 
+func (h *handlers) amend(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.reviewID(w, r)
+	if !ok {
+		return
+	}
+	body, err := httpapi.ReadBody(r, maxBody)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	var req AmendRequest
+	if err := httpapi.DecodeStrict(body, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	done, err := h.svc.Amend(r.Context(), id, "role:"+h.tokens.Role(r), req, body)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, done)
+}
+
 // authorize admits an API caller with the facilitator or admin role, or a
 // participant presenting an invitation token for review id (and, when
 // participantID is not empty, for that participant). It returns who is
@@ -217,7 +242,10 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusNotFound, "not found", "no such review or participant"))
 	case errors.Is(err, ErrCompleted):
 		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusConflict, "review completed",
-			"the review is completed and cannot be changed"))
+			"the review is completed: correct it with POST /v1/reviews/{id}/amendments"))
+	case errors.Is(err, ErrNotCompleted):
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusConflict, "review not completed",
+			"only a completed review can be amended: complete it with POST /v1/reviews/{id}/complete"))
 	case errors.Is(err, context.Canceled):
 		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusServiceUnavailable, "shutting down", ""))
 	default:

@@ -138,6 +138,12 @@ func TestRun(t *testing.T) {
 	completeURL := base + "/v1/reviews/" + rv.ReviewID + "/complete"
 	completion := `{"facilitator":{"name":"Kemal Yıldız","email":"kemal.yildiz@nordlicht-logistik.example"},
 		"summary":"MFA fatigue.","findings":[{"topic":"preventive_measures","summary":"Number matching was missing."}]}`
+	amendURL := base + "/v1/reviews/" + rv.ReviewID + "/amendments"
+	amendment := `{"reason":"Finding corrected: number matching was enabled but bypassed.","summary":"MFA fatigue.",
+		"findings":[{"topic":"preventive_measures","summary":"Number matching was bypassed by a legacy protocol."}]}`
+	if code := send(t, "POST", amendURL, facilitatorToken, amendment, &problem); code != http.StatusConflict {
+		t.Errorf("amendment of an open review: %d, want 409", code)
+	}
 	var completed events.ReviewCompleted
 	if code := send(t, "POST", completeURL, p.InvitationToken, completion, nil); code != http.StatusUnauthorized {
 		t.Errorf("complete with an invitation: %d, want 401", code)
@@ -165,6 +171,42 @@ func TestRun(t *testing.T) {
 	}
 	if ev.ReviewID != rv.ReviewID || len(ev.Responses) != 2 || len(ev.ActionItems) != 3 || ev.Incident.Title != reg.Incident.Title {
 		t.Errorf("review.completed = %d responses, %d action items: %+v", len(ev.Responses), len(ev.ActionItems), ev.ActionItems)
+	}
+
+	// The facilitator corrects a finding: an amendment emits a second review.completed.
+	if code := send(t, "POST", amendURL, "compliance-token-1", amendment, nil); code != http.StatusForbidden {
+		t.Errorf("amendment with the compliance role: %d, want 403", code)
+	}
+	problem.Errors = nil
+	if code := send(t, "POST", amendURL, facilitatorToken, `{"summary":"no reason"}`, &problem); code != 422 ||
+		len(problem.Errors) != 1 || problem.Errors[0].Field != "reason" {
+		t.Errorf("amendment without a reason: %d %+v, want 422 naming reason", code, problem)
+	}
+	if code := send(t, "POST", amendURL, facilitatorToken, `{"reason":"x","extra":1}`, nil); code != http.StatusBadRequest {
+		t.Errorf("amendment with an unknown field: %d, want 400", code)
+	}
+	var amended struct {
+		events.ReviewCompleted
+		Amendment       int    `json:"amendment"`
+		AmendmentReason string `json:"amendment_reason"`
+	}
+	if code := send(t, "POST", amendURL, facilitatorToken, amendment, &amended); code != http.StatusCreated || amended.Amendment != 1 {
+		t.Fatalf("amendment: %d, amendment %d; want 201 and amendment 1", code, amended.Amendment)
+	}
+	servicetest.Eventually(t, "the amended review.completed", func() bool {
+		data := lastEvent(t, js, events.SubjectReviewCompleted, events.TypeReviewCompleted)
+		var got struct {
+			events.ReviewCompleted
+			Amendment       int    `json:"amendment"`
+			AmendmentReason string `json:"amendment_reason"`
+		}
+		return json.Unmarshal(data, &got) == nil && got.Amendment == 1 &&
+			got.AmendmentReason == amended.AmendmentReason && strings.Contains(got.Findings[0].Summary, "legacy protocol") &&
+			len(got.ActionItems) == 3
+	})
+	if code := status(t, "GET", base+"/v1/reviews/"+rv.ReviewID, "compliance-token-1", &detail); code != 200 || detail.Amendment != 1 ||
+		len(detail.Amendments) != 1 || detail.Amendments[0].AmendedBy != "role:facilitator" {
+		t.Errorf("GET /v1/reviews/{id} after the amendment: %d, amendment %d, log %+v", code, detail.Amendment, detail.Amendments)
 	}
 }
 

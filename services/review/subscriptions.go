@@ -15,12 +15,15 @@ import (
 // Consumes (stream AFTERACTION):
 //   - afteraction.incident.registered (incident.registered.v1), durable
 //     "review-incident-registered": opens the incident's review, or updates
-//     its incident snapshot while it is open.
+//     its incident snapshot (and, while it is open, invites new people; once
+//     it is completed, marks it stale until it is amended).
 //
 // Emits (through the outbox, on stream AFTERACTION):
 //   - afteraction.review.opened (review.opened.v1) when a review opens;
 //   - afteraction.review.reminder (review.reminder.v1) from the reminder job;
-//   - afteraction.review.completed (review.completed.v1) when the facilitator completes a review.
+//   - afteraction.review.completed (review.completed.v1) when the facilitator completes a review,
+//     and again (new event id, additional properties amendment, amendment_reason,
+//     amended_at) for each amendment of a completed review.
 const (
 	// DurableIncidentRegistered is the durable consumer of registered incidents.
 	DurableIncidentRegistered = "review-incident-registered"
@@ -53,9 +56,9 @@ func (s *Service) onIncidentRegistered(ctx context.Context, m *bus.Message, e ev
 		zap.Uint64("stream_seq", m.StreamSeq), zap.Uint64("delivered", m.Delivered),
 		zap.String("incident_id", e.IncidentID), zap.Int("revision", e.Revision), zap.String("outcome", string(outcome))}
 	switch outcome {
-	case OutcomeCompleted:
-		s.log.Warn("incident revised after its review was completed; nothing reopened "+
-			"(the correction path is re-completing the review)", fields...)
+	case OutcomeBehind:
+		s.log.Warn("incident revised after its review was completed; review is stale "+
+			"(amend it to publish a corrected report)", fields...)
 	default:
 		s.log.Info("incident registered handled", fields...)
 	}

@@ -1,5 +1,6 @@
 // Package postgres is the review service's store: reviews, questionnaires,
-// participants, responses with their audit log, and sent reminders, in the
+// participants, responses with their audit log, amendments of completed
+// reviews, and sent reminders, in the
 // service's own schema. Every write happens inside a Tx so that the state
 // change, processed_events and the outbox commit together.
 package postgres
@@ -60,7 +61,19 @@ type Review struct {
 	Findings             []events.Finding
 	ActionItems          []events.ActionItem
 	CompletedEventID     string
-	Participants         []Participant
+	// CompletedIncidentRevision is the incident revision the latest completion
+	// or amendment was based on (0 while open); IncidentRevision beyond it
+	// means the completed review is behind its incident.
+	CompletedIncidentRevision int
+	// Amendments is how many amendments the review has had.
+	Amendments   int
+	Participants []Participant
+}
+
+// Stale reports whether the review is completed and its incident has been
+// revised since the latest completion or amendment.
+func (r Review) Stale() bool {
+	return r.Status == StatusCompleted && r.IncidentRevision > r.CompletedIncidentRevision
 }
 
 // Participant is a person invited to a review; Key identifies them within it.
@@ -128,7 +141,9 @@ func (t *Tx) Enqueue(ctx context.Context, env events.Envelope) error {
 
 const selectReview = `SELECT review_id::text, incident_id::text, incident_revision, status, required, exercise,
 	due_at, opened_at, completed_at, title, severity, questionnaire_version, facilitator_name, facilitator_email,
-	incident, summary, findings, action_items, coalesce(completed_event_id, '')
+	incident, summary, findings, action_items, coalesce(completed_event_id, ''),
+	coalesce(completed_incident_revision, 0),
+	(SELECT count(*) FROM amendments a WHERE a.review_id = reviews.review_id)
 FROM reviews`
 
 func scanReview(row pgx.CollectableRow) (Review, error) {
@@ -136,7 +151,8 @@ func scanReview(row pgx.CollectableRow) (Review, error) {
 	var incident, findings, items []byte
 	err := row.Scan(&r.ID, &r.IncidentID, &r.IncidentRevision, &r.Status, &r.Required, &r.Exercise,
 		&r.DueAt, &r.OpenedAt, &r.CompletedAt, &r.Title, &r.Severity, &r.QuestionnaireVersion,
-		&r.Facilitator.Name, &r.Facilitator.Email, &incident, &r.Summary, &findings, &items, &r.CompletedEventID)
+		&r.Facilitator.Name, &r.Facilitator.Email, &incident, &r.Summary, &findings, &items, &r.CompletedEventID,
+		&r.CompletedIncidentRevision, &r.Amendments)
 	if err != nil {
 		return r, err
 	}
@@ -288,8 +304,10 @@ const updateIncident = `UPDATE reviews SET incident_revision = $2, title = $3, s
 	facilitator_email = CASE WHEN facilitator_name = '' THEN $7 ELSE facilitator_email END
 WHERE review_id = $1`
 
-// UpdateIncident replaces the incident snapshot of an open review with a later
-// revision; a review without a facilitator takes the one given.
+// UpdateIncident replaces the incident snapshot of a review with a later
+// revision; a review without a facilitator takes the one given (pass the zero
+// Contact to leave it alone). On a completed review it changes neither the
+// status nor the outcome: the review becomes stale until it is amended.
 func (t *Tx) UpdateIncident(ctx context.Context, reviewID string, revision int, inc events.IncidentClosed, facilitator events.Contact) error {
 	b, err := json.Marshal(inc)
 	if err != nil {
@@ -327,17 +345,14 @@ func (t *Tx) SaveResponse(ctx context.Context, reviewID string, resp Response, c
 }
 
 const completeReview = `UPDATE reviews SET status = 'completed', completed_at = $2, facilitator_name = $3,
-	facilitator_email = $4, summary = $5, findings = $6, action_items = $7, completed_event_id = $8
+	facilitator_email = $4, summary = $5, findings = $6, action_items = $7, completed_event_id = $8,
+	completed_incident_revision = incident_revision
 WHERE review_id = $1 AND status = 'open'`
 
-// Complete marks an open review completed with its outcome; it returns
-// ErrConflict when the review is not open.
+// Complete marks an open review completed with its outcome, based on the
+// incident revision it holds; it returns ErrConflict when the review is not open.
 func (t *Tx) Complete(ctx context.Context, r Review) error {
-	findings, err := json.Marshal(r.Findings)
-	if err != nil {
-		return err
-	}
-	items, err := json.Marshal(r.ActionItems)
+	findings, items, err := marshalOutcome(r)
 	if err != nil {
 		return err
 	}
@@ -350,6 +365,83 @@ func (t *Tx) Complete(ctx context.Context, r Review) error {
 		return fmt.Errorf("complete review %s: %w", r.ID, pg.ErrConflict)
 	}
 	return nil
+}
+
+func marshalOutcome(r Review) (findings, items []byte, err error) {
+	if findings, err = json.Marshal(r.Findings); err != nil {
+		return nil, nil, fmt.Errorf("marshal findings: %w", err)
+	}
+	if items, err = json.Marshal(r.ActionItems); err != nil {
+		return nil, nil, fmt.Errorf("marshal action items: %w", err)
+	}
+	return findings, items, nil
+}
+
+// Amendment is one correction of a completed review, as kept in the audit table.
+type Amendment struct {
+	Number           int             `json:"amendment"`
+	AmendedAt        time.Time       `json:"amended_at"`
+	AmendedBy        string          `json:"amended_by"`
+	Reason           string          `json:"reason"`
+	IncidentRevision int             `json:"incident_revision"`
+	EventID          string          `json:"event_id"`
+	Body             json.RawMessage `json:"body"`
+}
+
+const amendReview = `UPDATE reviews SET facilitator_name = $2, facilitator_email = $3, summary = $4, findings = $5,
+	action_items = $6, completed_incident_revision = incident_revision
+WHERE review_id = $1 AND status = 'completed' AND incident_revision = $7`
+
+const insertAmendment = `INSERT INTO amendments (review_id, number, amended_at, amended_by, reason, incident_revision, event_id, body)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// Amend replaces the outcome (facilitator, summary, findings, action items) of
+// a completed review, marks it based on r.IncidentRevision, and appends a to
+// the amendment log. It returns ErrConflict when the review is not completed,
+// its incident revision is no longer r.IncidentRevision, or amendment a.Number
+// exists already; callers hold the review's lock (LockReview) so none of that
+// happens.
+func (t *Tx) Amend(ctx context.Context, r Review, a Amendment) error {
+	findings, items, err := marshalOutcome(r)
+	if err != nil {
+		return err
+	}
+	tag, err := t.tx.Exec(ctx, amendReview, r.ID, r.Facilitator.Name, r.Facilitator.Email, r.Summary,
+		findings, items, r.IncidentRevision)
+	if err != nil {
+		return fmt.Errorf("amend review %s: %w", r.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("amend review %s: %w", r.ID, pg.ErrConflict)
+	}
+	_, err = t.tx.Exec(ctx, insertAmendment, r.ID, a.Number, a.AmendedAt, a.AmendedBy, a.Reason,
+		a.IncidentRevision, a.EventID, string(a.Body))
+	if pg.IsUniqueViolation(err) {
+		return fmt.Errorf("amendment %d of review %s: %w", a.Number, r.ID, pg.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert amendment %d of review %s: %w", a.Number, r.ID, err)
+	}
+	return nil
+}
+
+const selectAmendments = `SELECT number, amended_at, amended_by, reason, incident_revision, event_id, body::text
+FROM amendments WHERE review_id = $1 ORDER BY number`
+
+// Amendments returns the amendment log of a review, oldest first (empty for
+// a review never amended or unknown).
+func (s *Store) Amendments(ctx context.Context, reviewID string) ([]Amendment, error) {
+	rows, err := s.pool.Query(ctx, selectAmendments, reviewID)
+	if err != nil {
+		return nil, fmt.Errorf("amendments of review %s: %w", reviewID, err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Amendment, error) {
+		var a Amendment
+		var body string
+		err := row.Scan(&a.Number, &a.AmendedAt, &a.AmendedBy, &a.Reason, &a.IncidentRevision, &a.EventID, &body)
+		a.Body = json.RawMessage(body)
+		return a, err
+	})
 }
 
 const selectResponses = `SELECT participant_id::text, submitted_at, submitted_by, answers
