@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +26,17 @@ type Bus struct {
 	service string
 	handled *prometheus.CounterVec
 	relayed prometheus.Counter
+	// deadLetters, when set, receives a row in dead_letters for every message
+	// a consumer gives up on (see RecordDeadLettersIn).
+	deadLetters *pgxpool.Pool
+	outages     outageCounts
 }
+
+// RecordDeadLettersIn makes every consumer of b also record what it
+// dead-letters in the dead_letters table of pool's schema (created by the
+// platform migration), next to the copy on the DLQ stream. Call it before
+// starting consumers.
+func (b *Bus) RecordDeadLettersIn(pool *pgxpool.Pool) { b.deadLetters = pool }
 
 // Options tunes a connection. The zero value is usable.
 type Options struct {

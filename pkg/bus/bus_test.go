@@ -4,9 +4,13 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +51,7 @@ func setup(t testing.TB) *env {
 	e := &env{t: t, srv: bustest.New(t), log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
 	e.pool = pgtest.New(t, pgtest.Migration{Schema: schema, FS: migrations})
 	e.bus = connect(t, e.srv.URL(), e.log)
+	e.bus.RecordDeadLettersIn(e.pool)
 	if err := e.bus.EnsureTopology(context.Background(), bus.Topology{}); err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +205,13 @@ func TestPermanentErrorGoesToDLQOnce(t *testing.T) {
 	}
 	if m.Header.Get(bus.HeaderDLQStreamSeq) == "" {
 		t.Error("no stream sequence on the DLQ entry")
+	}
+	var consumer, reason, eventID string
+	if err := e.pool.QueryRow(context.Background(), `SELECT consumer, reason, event_id FROM dead_letters`).Scan(&consumer, &reason, &eventID); err != nil {
+		t.Fatalf("the service's own dead_letters record: %v", err)
+	}
+	if consumer != "permanent" || reason != "action a1 does not exist" || eventID != ev.ID {
+		t.Errorf("dead_letters row = %s %q %s", consumer, reason, eventID)
 	}
 }
 
@@ -473,4 +485,88 @@ func TestHeadersArePercentEncodedRoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestOversizedOutboxRowIsSetAsideAndDoesNotBlockTheOthers(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	a, c := updated(t, "before"), updated(t, "after")
+	enqueue(t, e.pool, a)
+	// Enqueue refuses what NATS cannot carry...
+	big := updated(t, "big")
+	big.Data = []byte(`"` + strings.Repeat("x", 2<<20) + `"`)
+	err := postgres.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		return postgres.Enqueue(ctx, tx, events.SubjectActionUpdated, big)
+	})
+	if !errors.Is(err, postgres.ErrEventTooLarge) {
+		t.Fatalf("enqueue of 2 MiB: %v, want ErrEventTooLarge", err)
+	}
+	// ...but a row written around it (an older version, a smaller server limit)
+	// must not stop the relay.
+	if _, err := e.pool.Exec(ctx, `INSERT INTO outbox (event_id, subject, ce_type, ce_source, ce_subject, ce_time, data)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, big.ID, events.SubjectActionUpdated, big.Type, big.Source, big.Subject, big.Time, big.Data); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, e.pool, c)
+	e.runRelay(e.bus)
+	servicetest.Eventually(t, "the two normal rows sent", func() bool { return e.streamCount(events.SubjectActionUpdated) == 2 })
+	var dead bool
+	var lastErr string
+	if err := e.pool.QueryRow(ctx, `SELECT dead_at IS NOT NULL, coalesce(last_error, '') FROM outbox WHERE event_id = $1`, big.ID).Scan(&dead, &lastErr); err != nil {
+		t.Fatal(err)
+	}
+	if !dead || !strings.Contains(lastErr, "maximum payload") {
+		t.Errorf("oversized row: dead=%v last_error=%q, want set aside with the reason", dead, lastErr)
+	}
+	if n := e.unsent(); n != 1 {
+		t.Errorf("unsent rows = %d, want only the oversized one", n)
+	}
+}
+
+func TestInfrastructureFailuresDoNotUseUpDeliveries(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var calls atomic.Int32
+	c := cfg("outage")
+	c.MaxDeliver = 3
+	c.Backoff = []time.Duration{20 * time.Millisecond}
+	e.consume(c, bus.Typed(events.TypeActionUpdated, func(ctx context.Context, m *bus.Message, u events.ActionUpdated) error {
+		if calls.Add(1) <= 6 { // twice MaxDeliver: Postgres is down for a while
+			return fmt.Errorf("begin: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+		}
+		return e.apply(ctx, m, u)
+	}))
+	ev := updated(t, "outage")
+	if err := e.bus.Publish(context.Background(), events.SubjectActionUpdated, ev); err != nil {
+		t.Fatal(err)
+	}
+	servicetest.Eventually(t, "the message applied after the outage", func() bool { return e.count(ev.ID) == 1 })
+	if got := e.dlq(events.SubjectActionUpdated); len(got) != 0 {
+		t.Errorf("an outage dead-lettered %d messages", len(got))
+	}
+}
+
+func TestPlainPublishesOfTheSameBodyAreDistinctEvents(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var mu sync.Mutex
+	ids := map[string]int{}
+	e.consume(cfg("plain"), func(ctx context.Context, m *bus.Message) error {
+		mu.Lock()
+		ids[m.Envelope.ID]++
+		mu.Unlock()
+		return nil
+	})
+	body := updated(t, "A").Data
+	for range 2 { // a ticket that goes A -> B -> A publishes A twice, without any id
+		if err := e.bus.PublishRaw(context.Background(), events.SubjectActionUpdated, "", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	servicetest.Eventually(t, "both deliveries", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ids) == 2
+	})
 }

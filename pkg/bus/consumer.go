@@ -4,16 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/postgres"
 )
 
 // Message is one delivery handed to a handler.
@@ -184,7 +192,7 @@ func (b *Bus) pull(ctx context.Context, cons jetstream.Consumer, cfg ConsumerCon
 		todo := make([]*Message, 0, len(batch))
 		results := make([]error, len(batch))
 		for i, m := range batch {
-			if m.Delivered > uint64(cfg.MaxDeliver) {
+			if m.Delivered > uint64(cfg.MaxDeliver)+b.outages.count(m) {
 				results[i] = errGaveUp
 				continue
 			}
@@ -216,6 +224,40 @@ func (b *Bus) pull(ctx context.Context, cons jetstream.Consumer, cfg ConsumerCon
 
 var errGaveUp = errors.New("delivered more often than MaxDeliver without an outcome (the handler may crash the process)")
 
+// outageCounts remembers, per delivery in flight, how many of its deliveries
+// failed for infrastructure reasons in this process. Those do not count
+// towards MaxDeliver; deliveries this process never saw fail (it crashed
+// handling them) do, so a message that kills the process still ends in the DLQ.
+type outageCounts struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (o *outageCounts) key(m *Message) string {
+	return m.Stream + "/" + strconv.FormatUint(m.StreamSeq, 10)
+}
+
+func (o *outageCounts) count(m *Message) uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n[o.key(m)]
+}
+
+func (o *outageCounts) add(m *Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n == nil {
+		o.n = map[string]uint64{}
+	}
+	o.n[o.key(m)]++
+}
+
+func (o *outageCounts) forget(m *Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.n, o.key(m))
+}
+
 func (b *Bus) message(m jetstream.Msg) *Message {
 	msg := &Message{Subject: m.Subject(), Header: m.Headers(), msg: m}
 	if msg.Header == nil {
@@ -227,29 +269,44 @@ func (b *Bus) message(m jetstream.Msg) *Message {
 		msg.StreamSeq = md.Sequence.Stream
 		msg.Delivered = md.NumDelivered
 	}
+	if strings.HasPrefix(msg.Envelope.ID, contentIDPrefix) {
+		// A plain publish without any id: the content digest alone would make a
+		// ticket that goes A -> B -> A look like a duplicate the second time.
+		msg.Envelope.ID += "@" + strconv.FormatUint(msg.StreamSeq, 10)
+	}
 	return msg
 }
 
-// settle acks, naks, or dead-letters m according to err.
+// settle acks, naks, or dead-letters m according to err. Failures of the
+// infrastructure (Postgres or NATS unreachable, timeouts) are retried without
+// counting towards MaxDeliver: an outage must not dead-letter everything that
+// arrives during it.
 func (b *Bus) settle(ctx context.Context, cfg ConsumerConfig, m *Message, err error, log *zap.Logger) {
 	fields := []zap.Field{
 		zap.String("subject", m.Subject), zap.String("event_id", m.Envelope.ID),
 		zap.Uint64("stream_seq", m.StreamSeq), zap.Uint64("delivered", m.Delivered),
 	}
+	permanent := IsPermanent(err) || errors.Is(err, errGaveUp) || errors.Is(err, postgres.ErrEventTooLarge)
+	infrastructure := !permanent && IsInfrastructure(err)
+	if infrastructure {
+		b.outages.add(m)
+	}
 	switch {
 	case err == nil:
+		b.outages.forget(m)
 		if aerr := m.msg.Ack(); aerr != nil {
 			log.Warn("ack failed; redelivery will be deduplicated", append(fields, zap.Error(aerr))...)
 			return
 		}
 		b.handled.WithLabelValues(cfg.Durable, "ack").Inc()
 		log.Debug("message handled", fields...)
-	case IsPermanent(err) || errors.Is(err, errGaveUp) || m.Delivered >= uint64(cfg.MaxDeliver):
+	case permanent || (!infrastructure && m.Delivered >= uint64(cfg.MaxDeliver)+b.outages.count(m)):
+		b.outages.forget(m)
 		reason := err.Error()
-		if !IsPermanent(err) && !errors.Is(err, errGaveUp) {
+		if !permanent {
 			reason = fmt.Sprintf("gave up after %d deliveries: %v", m.Delivered, err)
 		}
-		if derr := b.deadLetter(ctx, m, reason); derr != nil {
+		if derr := b.deadLetter(ctx, cfg, m, reason); derr != nil {
 			log.Error("dead-letter failed; will retry", append(fields, zap.String("reason", reason), zap.Error(derr))...)
 			_ = m.msg.NakWithDelay(cfg.Backoff[0])
 			return
@@ -258,17 +315,43 @@ func (b *Bus) settle(ctx context.Context, cfg ConsumerConfig, m *Message, err er
 		b.handled.WithLabelValues(cfg.Durable, "dead_letter").Inc()
 		log.Error("message dead-lettered", append(fields, zap.String("reason", reason))...)
 	default:
-		delay := cfg.Backoff[min(int(m.Delivered)-1, len(cfg.Backoff)-1)]
+		delay := cfg.Backoff[min(max(int(m.Delivered)-1, 0), len(cfg.Backoff)-1)]
 		_ = m.msg.NakWithDelay(delay)
 		b.handled.WithLabelValues(cfg.Durable, "retry").Inc()
-		log.Warn("message failed; will retry", append(fields, zap.Duration("retry_in", delay), zap.Error(err))...)
+		log.Warn("message failed; will retry", append(fields, zap.Bool("infrastructure", infrastructure),
+			zap.Duration("retry_in", delay), zap.Error(err))...)
 	}
+}
+
+// IsInfrastructure reports whether err is a failure of what a handler depends
+// on rather than of the message: a network or connection error, a timeout, or
+// a Postgres error of the connection, resource, operator-intervention or
+// system classes (08, 53, 57, 58), a serialization failure or a deadlock.
+func IsInfrastructure(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case len(pgErr.Code) == 5 && slices.Contains([]string{"08", "53", "57", "58"}, pgErr.Code[:2]),
+			pgErr.Code == "40001", pgErr.Code == "40P01":
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &netErr) || errors.As(err, &connectErr) || pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // DLQSubject is where service dead-letters a message first published on subject.
 func DLQSubject(service, subject string) string { return "dlq." + service + "." + subject }
 
-func (b *Bus) deadLetter(ctx context.Context, m *Message, reason string) error {
+func (b *Bus) deadLetter(ctx context.Context, cfg ConsumerConfig, m *Message, reason string) error {
 	dm := nats.NewMsg(DLQSubject(b.service, m.Subject))
 	dm.Data = m.Envelope.Data
 	for k, vs := range m.Header {
@@ -286,8 +369,19 @@ func (b *Bus) deadLetter(ctx context.Context, m *Message, reason string) error {
 	dm.Header.Set(HeaderDLQStreamSeq, strconv.FormatUint(m.StreamSeq, 10))
 	dm.Header.Set(HeaderDLQDelivered, strconv.FormatUint(m.Delivered, 10))
 	id := fmt.Sprintf("dlq.%s.%s.%d", b.service, m.Stream, m.StreamSeq)
-	_, err := b.js.PublishMsg(ctx, dm, jetstream.WithMsgID(id))
-	return err
+	if _, err := b.js.PublishMsg(ctx, dm, jetstream.WithMsgID(id)); err != nil {
+		return err
+	}
+	if b.deadLetters != nil {
+		if err := postgres.RecordDeadLetter(ctx, b.deadLetters, postgres.DeadLetter{
+			Consumer: cfg.Durable, Subject: m.Subject, EventID: m.Envelope.ID, Stream: m.Stream, StreamSeq: m.StreamSeq,
+			Delivered: m.Delivered, Reason: reason, Headers: m.Header, Data: m.Envelope.Data,
+		}); err != nil {
+			// The DLQ stream holds it; only the service's own record is missing.
+			b.log.Error("record dead letter failed", zap.String("event_id", m.Envelope.ID), zap.Error(err))
+		}
+	}
+	return nil
 }
 
 func truncate(s string, n int) string {

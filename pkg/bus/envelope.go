@@ -50,10 +50,14 @@ func NewMsg(subject string, env events.Envelope) *nats.Msg {
 	return m
 }
 
+// contentIDPrefix starts the id of a message that carried none.
+const contentIDPrefix = "sha256:"
+
 // EnvelopeOf decodes the CloudEvents attributes of a received message. A
 // message without ce-id (a plain JSON publish from outside) gets its
-// Nats-Msg-Id as id, or else "sha256:" and the digest of subject and body, so
-// a republished copy is recognised as the same event.
+// Nats-Msg-Id as id, or else "sha256:" and the digest of subject and body;
+// consumers append "@<stream sequence>" to the latter, so a redelivery is
+// recognised while a later publish of the same body is a new event.
 func EnvelopeOf(subject string, h nats.Header, data []byte) events.Envelope {
 	env := events.Envelope{
 		ID:      decodeHeader(h.Get(HeaderID)),
@@ -73,7 +77,7 @@ func EnvelopeOf(subject string, h nats.Header, data []byte) events.Envelope {
 		sum.Write([]byte(subject))
 		sum.Write([]byte{0})
 		sum.Write(data)
-		env.ID = "sha256:" + hex.EncodeToString(sum.Sum(nil))
+		env.ID = contentIDPrefix + hex.EncodeToString(sum.Sum(nil))
 	}
 	return env
 }

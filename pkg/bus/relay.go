@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -89,9 +90,10 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // Drain publishes unsent rows until none are left and returns how many it sent.
 func (r *Relay) Drain(ctx context.Context, batch int) (int, error) {
+	batch = max(batch, 1)
 	total := 0
 	for {
-		n, err := r.relayOnce(ctx, orDefault(batch, 500))
+		n, err := r.relayOnce(ctx, batch)
 		total += n
 		if err != nil || n < batch {
 			return total, err
@@ -107,37 +109,52 @@ func (r *Relay) relayOnce(ctx context.Context, limit int) (int, error) {
 		if err != nil || len(rows) == 0 {
 			return err
 		}
+		var ok, failed, refused []int64
+		var firstErr error
+		fail := func(seq int64, err error) {
+			failed = append(failed, seq)
+			firstErr = cmpErr(firstErr, err)
+		}
 		futures := make([]jetstream.PubAckFuture, len(rows))
 		for i, row := range rows {
 			f, err := r.Bus.js.PublishMsgAsync(NewMsg(row.Subject, row.Envelope), jetstream.WithMsgID(row.Envelope.ID))
-			if err != nil {
-				return fmt.Errorf("publish outbox row %d: %w", row.Seq, err)
+			switch {
+			case errors.Is(err, nats.ErrMaxPayload):
+				// JetStream will never take it: set it aside rather than retry it forever.
+				refused = append(refused, row.Seq)
+				r.Log.Error("outbox event refused by NATS as too large; set aside",
+					zap.String("event_id", row.Envelope.ID), zap.String("type", row.Envelope.Type), zap.Int("bytes", len(row.Envelope.Data)))
+			case err != nil:
+				fail(row.Seq, err)
+			default:
+				futures[i] = f
 			}
-			futures[i] = f
 		}
-		ok := make([]int64, 0, len(rows))
-		var failed []int64
-		var firstErr error
-		deadline := time.After(10 * time.Second)
+		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 		for i, f := range futures {
+			if f == nil {
+				continue
+			}
 			select {
 			case <-f.Ok():
 				ok = append(ok, rows[i].Seq)
 			case err := <-f.Err():
-				failed = append(failed, rows[i].Seq)
-				firstErr = cmpErr(firstErr, err)
-			case <-deadline:
-				failed = append(failed, rows[i].Seq)
-				firstErr = cmpErr(firstErr, errors.New("no PubAck within 10s"))
-			case <-ctx.Done():
-				return ctx.Err()
+				fail(rows[i].Seq, err)
+			case <-wait.Done():
+				fail(rows[i].Seq, fmt.Errorf("no PubAck: %w", wait.Err()))
 			}
 		}
 		if err := postgres.MarkSent(ctx, tx, ok); err != nil {
 			return err
 		}
 		if len(failed) > 0 {
-			if err := postgres.MarkFailed(ctx, tx, failed, firstErr.Error()); err != nil {
+			if err := postgres.MarkFailed(ctx, tx, failed, firstErr.Error(), false); err != nil {
+				return err
+			}
+		}
+		if len(refused) > 0 {
+			if err := postgres.MarkFailed(ctx, tx, refused, nats.ErrMaxPayload.Error(), true); err != nil {
 				return err
 			}
 		}

@@ -2,10 +2,13 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/afteraction/afteraction/pkg/events"
 )
@@ -54,10 +57,24 @@ type OutboxMessage struct {
 	Envelope events.Envelope
 }
 
-// EnqueueBatch writes msgs to the outbox inside tx with one COPY.
+// MaxEventBytes is the largest event body the outbox takes: NATS refuses
+// messages over 1 MiB by default, and the headers need room too.
+const MaxEventBytes = 1<<20 - 16<<10
+
+// ErrEventTooLarge is returned (wrapped) by Enqueue and EnqueueBatch for an
+// event whose data exceeds MaxEventBytes; no retry can fix it.
+var ErrEventTooLarge = errors.New("event too large for NATS")
+
+// EnqueueBatch writes msgs to the outbox inside tx with one COPY. It refuses
+// the whole batch with ErrEventTooLarge when one event exceeds MaxEventBytes.
 func EnqueueBatch(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 	if len(msgs) == 0 {
 		return nil
+	}
+	for _, m := range msgs {
+		if n := len(m.Envelope.Data); n > MaxEventBytes {
+			return fmt.Errorf("enqueue %s %s of %d bytes (at most %d): %w", m.Envelope.Type, m.Envelope.ID, n, MaxEventBytes, ErrEventTooLarge)
+		}
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"},
 		[]string{"event_id", "subject", "ce_type", "ce_source", "ce_subject", "ce_time", "data"},
@@ -75,7 +92,7 @@ func EnqueueBatch(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 // another relay holds (FOR UPDATE SKIP LOCKED). The rows stay locked until tx ends.
 func ClaimOutbox(ctx context.Context, tx pgx.Tx, limit int) ([]OutboxMessage, error) {
 	rows, err := tx.Query(ctx, `SELECT id, subject, event_id, ce_type, ce_source, ce_subject, ce_time, data
-FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
@@ -97,9 +114,13 @@ func MarkSent(ctx context.Context, tx pgx.Tx, seqs []int64) error {
 	return nil
 }
 
-// MarkFailed records a failed publish attempt on the given rows.
-func MarkFailed(ctx context.Context, tx pgx.Tx, seqs []int64, reason string) error {
-	if _, err := tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)`, seqs, reason); err != nil {
+// MarkFailed records a failed publish attempt on the given rows. With dead
+// set, the rows are also set aside (dead_at): JetStream will never take them,
+// and they must not be claimed again, or every round would retry them.
+func MarkFailed(ctx context.Context, tx pgx.Tx, seqs []int64, reason string, dead bool) error {
+	_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+	dead_at = CASE WHEN $3 THEN now() END WHERE id = ANY($1)`, seqs, reason, dead)
+	if err != nil {
 		return fmt.Errorf("mark %d outbox rows failed: %w", len(seqs), err)
 	}
 	return nil
@@ -113,4 +134,29 @@ func PruneOutbox(ctx context.Context, tx pgx.Tx, cutoff time.Time) (int64, error
 		return 0, fmt.Errorf("prune outbox: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// DeadLetter is a message a consumer gave up on.
+type DeadLetter struct {
+	Consumer, Subject, EventID, Stream string
+	StreamSeq, Delivered               uint64
+	Reason                             string
+	Headers                            map[string][]string
+	Data                               []byte
+}
+
+// RecordDeadLetter inserts d into dead_letters; recording the same delivery
+// (consumer, stream, sequence) twice keeps the first row.
+func RecordDeadLetter(ctx context.Context, pool *pgxpool.Pool, d DeadLetter) error {
+	headers, err := json.Marshal(d.Headers)
+	if err != nil {
+		return err
+	}
+	_, err = pool.Exec(ctx, `INSERT INTO dead_letters (consumer, subject, event_id, stream, stream_seq, delivered, reason, headers, data)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+		d.Consumer, d.Subject, d.EventID, d.Stream, int64(d.StreamSeq), int32(d.Delivered), d.Reason, headers, d.Data)
+	if err != nil {
+		return fmt.Errorf("record dead letter %s: %w", d.EventID, err)
+	}
+	return nil
 }
