@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/afteraction/afteraction/pkg/postgres"
 )
@@ -211,4 +212,26 @@ func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
 		default:
 		}
 	}
+}
+
+// RunAlongside runs workers (consumers, HTTP server, periodic jobs) and the
+// relay together until ctx is cancelled or a worker fails. Shutdown is ordered:
+// the workers stop and finish what they were committing first, then the relay
+// makes its final pass, so nothing committed during shutdown waits for the
+// next start. It returns the first worker error.
+func (r *Relay) RunAlongside(ctx context.Context, workers ...func(context.Context) error) error {
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRelay()
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- r.Run(relayCtx) }()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, w := range workers {
+		g.Go(func() error { return w(gctx) })
+	}
+	err := g.Wait()
+	stopRelay()
+	if rerr := <-relayDone; err == nil {
+		err = rerr
+	}
+	return err
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/afteraction/afteraction/pkg/events"
+	pg "github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/services/intake/postgres"
 )
 
@@ -43,7 +44,13 @@ const (
 	ReasonUnknownSeverity = "unknown severity"
 	ReasonSourceMismatch  = "source does not match the subject"
 	ReasonNUL             = "NUL character in a text field"
+	ReasonTooLarge        = "incident too large"
 )
+
+// MaxIncidentBytes bounds the canonical JSON of one incident: it travels in
+// events (incident.closed, incident.registered) that NATS caps near 1 MiB, so
+// what would not fit is rejected at the door instead of failing downstream.
+const MaxIncidentBytes = pg.MaxEventBytes - 8<<10
 
 // Invalid says why a payload is not an acceptable incident: a one-line
 // reason, the problems naming the fields (JSON pointers) and the HTTP status
@@ -92,6 +99,11 @@ func Parse(data []byte, ceType, subjectSource string) (*postgres.Revision, error
 	canonical, err := json.Marshal(inc)
 	if err != nil {
 		return nil, fmt.Errorf("canonical JSON of %s/%s: %w", inc.Source, inc.ExternalID, err)
+	}
+	if len(canonical) > MaxIncidentBytes {
+		return nil, &Invalid{Status: http.StatusRequestEntityTooLarge, Reason: ReasonTooLarge,
+			Problems: []events.Problem{{Field: "", Reason: fmt.Sprintf(
+				"the canonical incident is %d bytes; at most %d fit in the events that carry it", len(canonical), MaxIncidentBytes)}}}
 	}
 	if hasNUL(canonical) {
 		// Postgres text and jsonb cannot hold U+0000.

@@ -95,6 +95,13 @@ func TestParseRejects(t *testing.T) {
 		}), "", "jira", http.StatusUnprocessableEntity, intake.ReasonClosedEarly, "/timestamps/closed_at"},
 		{"unknown severity", marshal(func(i *events.IncidentClosed) { i.Severity = "apocalyptic" }), "", "jira", http.StatusUnprocessableEntity, intake.ReasonSchema, "/severity"},
 		{"NUL", marshal(func(i *events.IncidentClosed) { i.Title = "a\x00b" }), "", "jira", http.StatusUnprocessableEntity, intake.ReasonNUL, ""},
+		{"too large for the events that carry it", marshal(func(i *events.IncidentClosed) {
+			for len(i.Timeline) < 120 {
+				e := i.Timeline[0]
+				e.Detail = strings.Repeat("log line ", 1500)
+				i.Timeline = append(i.Timeline, e)
+			}
+		}), "", "jira", http.StatusRequestEntityTooLarge, intake.ReasonTooLarge, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := intake.Parse(tc.raw, tc.ceType, tc.src)

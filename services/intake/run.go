@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/config"
@@ -31,6 +31,11 @@ type Config struct {
 	BatchSize int
 	// Webhooks configures POST /v1/webhooks/{source} (WEBHOOK_*; see webhook.LoadConfig).
 	Webhooks webhook.Config
+	// UnsignedSources (WEBHOOK_UNSIGNED_SOURCES, comma-separated) may deliver
+	// webhooks without a configured secret. Any other source without a secret is
+	// refused, unless AUTH_DISABLED is set: otherwise anyone who can reach intake
+	// could inject incidents.
+	UnsignedSources []string
 }
 
 // LoadConfig reads the configuration through getenv, applies the defaults and
@@ -53,6 +58,15 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if cfg.Webhooks, err = webhook.LoadConfig(getenv); err != nil {
 		l.Fail(err)
 	}
+	for _, src := range strings.Split(getenv("WEBHOOK_UNSIGNED_SOURCES"), ",") {
+		if src = strings.TrimSpace(src); src == "" {
+			continue
+		}
+		if !slices.Contains(webhook.Sources(), src) {
+			l.Fail(fmt.Errorf("WEBHOOK_UNSIGNED_SOURCES: unknown source %q (known: %s)", src, strings.Join(webhook.Sources(), ", ")))
+		}
+		cfg.UnsignedSources = append(cfg.UnsignedSources, src)
+	}
 	if err := l.Err(); err != nil {
 		return Config{}, fmt.Errorf("intake config: %w", err)
 	}
@@ -70,7 +84,7 @@ func (c Config) logFields() []zap.Field {
 	slices.Sort(signed)
 	return append(c.Common.Fields(),
 		zap.Bool("auth_disabled", c.AuthDisabled), zap.Int("batch_size", c.BatchSize),
-		zap.Strings("webhook_sources_with_secret", signed))
+		zap.Strings("webhook_sources_with_secret", signed), zap.Strings("webhook_unsigned_sources", c.UnsignedSources))
 }
 
 // Deps is what the caller of Run provides.
@@ -127,7 +141,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
-	svc := &Service{store: postgres.New(pool), bus: b, log: log, metrics: m, webhooks: cfg.Webhooks,
+	unsigned := map[string]bool{}
+	for _, src := range webhook.Sources() {
+		unsigned[src] = cfg.AuthDisabled || slices.Contains(cfg.UnsignedSources, src)
+	}
+	svc := &Service{store: postgres.New(pool), bus: b, log: log, metrics: m, webhooks: cfg.Webhooks, unsigned: unsigned,
 		now: func() time.Time { return time.Now().UTC() }}
 	ln, err := httpapi.Listen(deps.Listener, cfg.HTTPAddr)
 	if err != nil {
@@ -138,16 +156,14 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		"nats":     b.Ping,
 	})
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return b.ConsumeBatch(gctx, incidentsClosedConsumer(cfg.BatchSize), svc.HandleClosed)
-	})
-	g.Go(func() error {
-		relay := &bus.Relay{Bus: b, Pool: pool, Schema: postgres.Schema, Log: log}
-		return relay.Run(gctx)
-	})
-	g.Go(func() error { return httpapi.Serve(gctx, ln, handler, log) })
-	err = g.Wait()
+	b.RecordDeadLettersIn(pool)
+	relay := &bus.Relay{Bus: b, Pool: pool, Schema: postgres.Schema, Log: log}
+	err = relay.RunAlongside(ctx,
+		func(ctx context.Context) error {
+			return b.ConsumeBatch(ctx, incidentsClosedConsumer(cfg.BatchSize), svc.HandleClosed)
+		},
+		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+	)
 	log.Info("intake stopped", zap.Error(err))
 	return err
 }

@@ -22,6 +22,8 @@ type Service struct {
 	log      *zap.Logger
 	metrics  *metrics
 	webhooks webhook.Config
+	// unsigned says which sources may deliver webhooks without a secret.
+	unsigned map[string]bool
 	now      func() time.Time
 }
 
@@ -46,6 +48,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) count(results []postgres.Result) {
 	for _, r := range results {
+		if r.Outcome == "" { // a message the batch left out
+			continue
+		}
 		m.incidents.WithLabelValues(string(r.Outcome)).Inc()
 	}
 }

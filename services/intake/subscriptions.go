@@ -63,12 +63,28 @@ func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(failures...); err != nil {
-		return fail(len(ms), err)
+	// A message intake itself failed on is retried (or dead-lettered) alone;
+	// the rest of the batch goes ahead.
+	errs := make([]error, len(ms))
+	keep := make([]int, 0, len(ms))
+	for i, err := range failures {
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		keep = append(keep, i)
 	}
-	results, err := s.store.Apply(ctx, msgs)
+	batch := make([]postgres.Message, len(keep))
+	for j, i := range keep {
+		batch[j] = msgs[i]
+	}
+	applied, err := s.store.Apply(ctx, batch)
 	if err != nil {
 		return fail(len(ms), err)
+	}
+	results := make([]postgres.Result, len(ms))
+	for j, i := range keep {
+		results[i] = applied[j]
 	}
 	s.metrics.count(results)
 	for i, r := range results {
@@ -82,7 +98,7 @@ func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
 				zap.Uint64("stream_seq", ms[i].StreamSeq), zap.String("incident_id", r.IncidentID), zap.Int("revision", r.Revision))
 		}
 	}
-	return make([]error, len(ms))
+	return errs
 }
 
 // check turns one delivery into a message for the store: accepted, or
@@ -90,7 +106,8 @@ func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
 func check(m *bus.Message, now time.Time) (msg postgres.Message, err error) {
 	defer func() { // it runs on its own goroutine, out of reach of the bus's recover
 		if r := recover(); r != nil {
-			err = fmt.Errorf("check %s: panic: %v", m.Envelope.ID, r)
+			// The same input would panic again: no retry can help.
+			err = bus.Permanent(fmt.Errorf("check %s: panic: %v", m.Envelope.ID, r))
 		}
 	}()
 	source := SourceOfSubject(m.Subject)

@@ -3,6 +3,7 @@ package intake
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -26,7 +27,14 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	res, err := webhook.Handle(s.webhooks, source, r.Header, body, s.now())
+	var res webhook.Result
+	if allowed, known := s.unsigned[source]; known && !allowed && s.webhooks.Sources[source].Secret == "" {
+		err = httpapi.NewProblem(http.StatusUnauthorized, "unsigned webhook refused", fmt.Sprintf(
+			"source %q has no signing secret configured: set WEBHOOK_%s_SECRET, or list it in WEBHOOK_UNSIGNED_SOURCES",
+			source, strings.ToUpper(source)))
+	} else {
+		res, err = webhook.Handle(s.webhooks, source, r.Header, body, s.now())
+	}
 	if err != nil {
 		var p *httpapi.Problem
 		if !errors.As(err, &p) {
