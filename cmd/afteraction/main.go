@@ -2,7 +2,7 @@
 // four services in one process, `demo` runs the pipeline end to end and leaves a
 // report PDF, `publish` sends a closed incident, `import` back-fills historical
 // incidents, and `verify` checks that a report PDF is an authentic, unaltered
-// version.
+// version, and `dlq` lists or replays what consumers gave up on.
 package main
 
 import (
@@ -21,6 +21,7 @@ commands:
   publish   publish a closed incident (canonical JSON) from a file
   import    back-fill historical closed incidents from a JSON array or JSON lines file
   verify    check that a report PDF is an authentic, unaltered version
+  dlq       list the messages consumers gave up on, or replay them once the cause is fixed
 
 run "afteraction <command> -h" for a command's flags
 `
@@ -45,6 +46,8 @@ func main() {
 		err = runImport(ctx, args)
 	case "verify":
 		err = runVerify(ctx, args)
+	case "dlq":
+		err = runDLQ(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

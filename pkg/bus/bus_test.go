@@ -570,3 +570,36 @@ func TestPlainPublishesOfTheSameBodyAreDistinctEvents(t *testing.T) {
 		return len(ids) == 2
 	})
 }
+
+func TestDeadLetterIsReplayedOnceTheCauseIsFixed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	var fixed atomic.Bool
+	e.consume(cfg("replay"), bus.Typed(events.TypeActionUpdated, func(ctx context.Context, m *bus.Message, u events.ActionUpdated) error {
+		if !fixed.Load() {
+			return bus.Permanent(errors.New("action a1 does not exist yet"))
+		}
+		return e.apply(ctx, m, u)
+	}))
+	ev := updated(t, "replay")
+	if err := e.bus.Publish(context.Background(), events.SubjectActionUpdated, ev); err != nil {
+		t.Fatal(err)
+	}
+	var dl []bus.DeadLetterMsg
+	servicetest.Eventually(t, "the dead letter", func() bool {
+		var err error
+		dl, err = e.bus.DeadLetters(context.Background(), "bustest")
+		return err == nil && len(dl) == 1
+	})
+	if dl[0].EventID != ev.ID || dl[0].Subject != events.SubjectActionUpdated || dl[0].Reason != "action a1 does not exist yet" {
+		t.Fatalf("dead letter = %+v", dl[0])
+	}
+	fixed.Store(true)
+	if _, err := e.bus.Replay(context.Background(), dl[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	servicetest.Eventually(t, "the replayed message applied", func() bool { return e.count(ev.ID) == 1 })
+	if left, err := e.bus.DeadLetters(context.Background(), ""); err != nil || len(left) != 0 {
+		t.Errorf("DLQ after replay: %v %v", left, err)
+	}
+}
