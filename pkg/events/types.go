@@ -275,6 +275,11 @@ type ReviewCompleted struct {
 	Responses            []Response     `json:"responses"`
 	Findings             []Finding      `json:"findings"`
 	ActionItems          []ActionItem   `json:"action_items"`
+	// Amendment numbers a correction of a completed review (1, 2, ...); zero
+	// for the first completion. AmendmentReason says what was corrected.
+	Amendment       int        `json:"amendment,omitempty"`
+	AmendmentReason string     `json:"amendment_reason,omitempty"`
+	AmendedAt       *time.Time `json:"amended_at,omitempty"`
 }
 
 // Question is one question of a review questionnaire.
