@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/services/review/postgres"
@@ -44,10 +43,10 @@ func checkCompletion(verr *ValidationError, req CompleteRequest) {
 		if strings.TrimSpace(f.Name) == "" {
 			verr.add("facilitator.name", "required")
 		}
-		checkLen(verr, "facilitator.name", f.Name, 200)
-		checkLen(verr, "facilitator.email", f.Email, 254)
+		checkText(verr, "facilitator.name", f.Name, 200)
+		checkText(verr, "facilitator.email", f.Email, 254)
 	}
-	checkLen(verr, "summary", req.Summary, 20000)
+	checkText(verr, "summary", req.Summary, 20000)
 	if len(req.Findings) > 500 {
 		verr.add("findings", "at most 500 findings")
 	}
@@ -56,9 +55,9 @@ func checkCompletion(verr *ValidationError, req CompleteRequest) {
 		if strings.TrimSpace(f.Summary) == "" {
 			verr.add(at+".summary", "required")
 		}
-		checkLen(verr, at+".summary", f.Summary, 2000)
-		checkLen(verr, at+".topic", f.Topic, 100)
-		checkLen(verr, at+".detail", f.Detail, 20000)
+		checkText(verr, at+".summary", f.Summary, 2000)
+		checkText(verr, at+".topic", f.Topic, 100)
+		checkText(verr, at+".detail", f.Detail, 20000)
 	}
 	if len(req.ActionItems) > 500 {
 		verr.add("action_items", "at most 500 action items")
@@ -77,8 +76,8 @@ func checkCompletion(verr *ValidationError, req CompleteRequest) {
 		if strings.TrimSpace(a.Title) == "" {
 			verr.add(at+".title", "required")
 		}
-		checkLen(verr, at+".title", a.Title, 500)
-		checkLen(verr, at+".description", a.Description, 20000)
+		checkText(verr, at+".title", a.Title, 500)
+		checkText(verr, at+".description", a.Description, 20000)
 		if !a.Category.Valid() {
 			verr.add(at+".category", "must be one of preventive, detection, tooling, training, playbook, policy, process, communication")
 		}
@@ -94,15 +93,9 @@ func checkCompletion(verr *ValidationError, req CompleteRequest) {
 			if strings.TrimSpace(a.Owner.Name) == "" {
 				verr.add(at+".owner.name", "required")
 			}
-			checkLen(verr, at+".owner.name", a.Owner.Name, 200)
-			checkLen(verr, at+".owner.email", a.Owner.Email, 254)
+			checkText(verr, at+".owner.name", a.Owner.Name, 200)
+			checkText(verr, at+".owner.email", a.Owner.Email, 254)
 		}
-	}
-}
-
-func checkLen(verr *ValidationError, field, s string, max int) {
-	if utf8.RuneCountInString(s) > max {
-		verr.add(field, "at most %d characters", max)
 	}
 }
 
@@ -304,7 +297,7 @@ func validateAmendment(req AmendRequest) error {
 	if strings.TrimSpace(req.Reason) == "" {
 		verr.add("reason", "required: say what the amendment corrects")
 	}
-	checkLen(verr, "reason", req.Reason, 2000)
+	checkText(verr, "reason", req.Reason, 2000)
 	return verr.orNil()
 }
 

@@ -35,6 +35,17 @@ func (e *ValidationError) add(field, format string, args ...any) {
 	e.Problems = append(e.Problems, httpapi.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 }
 
+// checkText names field when s holds a NUL character, which Postgres text and
+// jsonb cannot store, or is longer than max characters.
+func checkText(verr *ValidationError, field, s string, max int) {
+	switch {
+	case strings.ContainsRune(s, 0):
+		verr.add(field, "must not contain NUL characters (\\u0000)")
+	case utf8.RuneCountInString(s) > max:
+		verr.add(field, "at most %d characters", max)
+	}
+}
+
 func (e *ValidationError) orNil() error {
 	if len(e.Problems) == 0 {
 		return nil
@@ -45,8 +56,9 @@ func (e *ValidationError) orNil() error {
 // ValidateAnswers checks answers against the questions: every question id must
 // exist and be answered at most once, and each answer must use exactly the
 // field of its question's kind (text, rating 1-5, yes, one of the choices, or
-// a non-empty list of items). It returns the answers with text trimmed, or a
-// *ValidationError naming each offending field.
+// a non-empty list of items), and no text may hold a NUL character. It returns
+// the answers with text trimmed, or a *ValidationError naming each offending
+// field.
 func ValidateAnswers(questions []events.Question, answers []events.Answer) ([]events.Answer, error) {
 	verr := &ValidationError{}
 	if len(answers) == 0 {
@@ -95,8 +107,8 @@ func ValidateAnswers(questions []events.Question, answers []events.Answer) ([]ev
 		case events.QuestionText:
 			if a.Text == "" {
 				verr.add(at+".text", "required for a text question")
-			} else if utf8.RuneCountInString(a.Text) > maxText {
-				verr.add(at+".text", "at most %d characters", maxText)
+			} else {
+				checkText(verr, at+".text", a.Text, maxText)
 			}
 		case events.QuestionRating:
 			if a.Rating == nil {
@@ -121,9 +133,7 @@ func ValidateAnswers(questions []events.Question, answers []events.Answer) ([]ev
 				if it == "" {
 					continue
 				}
-				if utf8.RuneCountInString(it) > maxItemRunes {
-					verr.add(fmt.Sprintf("%s.items[%d]", at, j), "at most %d characters", maxItemRunes)
-				}
+				checkText(verr, fmt.Sprintf("%s.items[%d]", at, j), it, maxItemRunes)
 				items = append(items, it)
 			}
 			switch {

@@ -47,6 +47,7 @@ type Review struct {
 	Required             bool                `json:"required"`
 	Exercise             bool                `json:"exercise"`
 	DueAt                *time.Time          `json:"due_at"`
+	Historical           bool                `json:"historical"`
 	OpenedAt             time.Time           `json:"opened_at"`
 	CompletedAt          *time.Time          `json:"completed_at"`
 	Title                string              `json:"title"`
@@ -81,14 +82,29 @@ type ReviewDetail struct {
 }
 
 // Participant is a person invited to a review, with their personal invitation.
+// InvitationToken and FormURL let anyone holding them answer as the
+// participant: they are empty (and left out of JSON) in views for callers who
+// may not hand out invitations (see WithoutInvitations).
 type Participant struct {
 	ParticipantID   string      `json:"participant_id"`
 	Name            string      `json:"name"`
 	Email           string      `json:"email,omitempty"`
 	Role            events.Role `json:"role,omitempty"`
 	SubmittedAt     *time.Time  `json:"submitted_at"`
-	InvitationToken string      `json:"invitation_token"`
-	FormURL         string      `json:"form_url"`
+	InvitationToken string      `json:"invitation_token,omitempty"`
+	FormURL         string      `json:"form_url,omitempty"`
+}
+
+// WithoutInvitations returns v with every participant's invitation token and
+// form link removed (v itself is left as it is).
+func (v Review) WithoutInvitations() Review {
+	ps := make([]Participant, len(v.Participants))
+	for i, p := range v.Participants {
+		p.InvitationToken, p.FormURL = "", ""
+		ps[i] = p
+	}
+	v.Participants = ps
+	return v
 }
 
 // Response is one participant's current answers.
@@ -111,6 +127,9 @@ type ServiceConfig struct {
 	PublicURL string
 	// ReminderWindow is how long before the due date a due_soon reminder goes out (default 24h).
 	ReminderWindow time.Duration
+	// MaxAge: an incident closed longer than this before its review opens gets
+	// a historical review (not required, no due date, no reminders). 0 disables it.
+	MaxAge time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
 }
@@ -180,20 +199,26 @@ type OpenOutcome string
 
 // Outcomes of HandleIncidentRegistered.
 const (
-	OutcomeOpened    OpenOutcome = "opened"
-	OutcomeUpdated   OpenOutcome = "updated"
-	OutcomeStale     OpenOutcome = "stale_revision"
-	OutcomeBehind    OpenOutcome = "completed_review_behind"
-	OutcomeDuplicate OpenOutcome = "duplicate"
+	OutcomeOpened OpenOutcome = "opened"
+	// OutcomeHistorical: opened as a historical review (the incident closed
+	// longer than MaxAge ago), not required, without due date or reminders.
+	OutcomeHistorical OpenOutcome = "opened_historical"
+	OutcomeUpdated    OpenOutcome = "updated"
+	OutcomeStale      OpenOutcome = "stale_revision"
+	OutcomeBehind     OpenOutcome = "completed_review_behind"
+	OutcomeDuplicate  OpenOutcome = "duplicate"
 )
 
 // HandleIncidentRegistered applies one registered incident revision, exactly
 // once per eventID: with no review for the incident yet it opens one (and
-// enqueues review.opened); with an open review and a newer revision it updates
-// the incident snapshot and invites new people; with a completed review and a
-// newer revision it updates the incident snapshot only (OutcomeBehind: nobody
-// is invited, nothing reopens, nothing is emitted; the review is stale until
-// amended); a revision not newer than the one stored changes nothing.
+// enqueues review.opened; OutcomeHistorical when the incident closed more than
+// MaxAge before); with an open review and a newer revision it updates the
+// incident snapshot, recomputes required, exercise, due date and historical
+// from the policy (see schedule), and invites new people; with a completed
+// review and a newer revision it updates the incident snapshot only
+// (OutcomeBehind: nobody is invited, nothing reopens, the due date stays,
+// nothing is emitted; the review is stale until amended); a revision not newer
+// than the one stored changes nothing.
 func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, e events.IncidentRegistered) (OpenOutcome, error) {
 	now := s.now()
 	people := participantsOf(e.Incident.People)
@@ -211,8 +236,8 @@ func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, 
 		r, err := tx.LockReviewOfIncident(ctx, e.IncidentID)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			outcome = OutcomeOpened
-			return s.open(ctx, tx, e, people, fac, now)
+			outcome, err = s.open(ctx, tx, e, people, fac, now)
+			return err
 		case err != nil:
 			return err
 		case e.Revision <= r.IncidentRevision:
@@ -226,36 +251,52 @@ func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, 
 		if err := tx.UpdateIncident(ctx, r.ID, e.Revision, e.Incident, fac); err != nil {
 			return err
 		}
+		if err := tx.Reschedule(ctx, r.ID, s.schedule(e.Incident, r.OpenedAt)); err != nil {
+			return err
+		}
 		_, err = tx.AddParticipants(ctx, r.ID, now, people)
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
-	if outcome == OutcomeOpened {
+	if outcome == OutcomeOpened || outcome == OutcomeHistorical {
 		s.metrics.opened.Inc()
 	}
 	return outcome, nil
 }
 
-func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRegistered, people []postgres.Participant, fac events.Contact, now time.Time) error {
+// schedule applies the policy to inc for a review opened at openedAt. An
+// incident that had closed more than MaxAge before openedAt (an import of
+// history) gets a historical review: not required and without a due date, so
+// it is never reminded. Measuring against openedAt, not now, keeps a review
+// opened on time from turning historical when a late revision arrives.
+func (s *Service) schedule(inc events.IncidentClosed, openedAt time.Time) postgres.Schedule {
+	if s.cfg.MaxAge > 0 && inc.Timestamps.ClosedAt.Before(openedAt.Add(-s.cfg.MaxAge)) {
+		return postgres.Schedule{Exercise: inc.Exercise, Historical: true}
+	}
+	required, due := s.cfg.Policy.DueAt(inc)
+	return postgres.Schedule{Required: required, Exercise: inc.Exercise, DueAt: due}
+}
+
+func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRegistered, people []postgres.Participant, fac events.Contact, now time.Time) (OpenOutcome, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
-		return err
+		return "", err
 	}
-	required, due := s.cfg.Policy.DueAt(e.Incident)
+	sched := s.schedule(e.Incident, now)
 	r := postgres.Review{
 		ID: id.String(), IncidentID: e.IncidentID, IncidentRevision: e.Revision, Status: postgres.StatusOpen,
-		Required: required, Exercise: e.Incident.Exercise, DueAt: due, OpenedAt: now,
+		Required: sched.Required, Exercise: sched.Exercise, DueAt: sched.DueAt, Historical: sched.Historical, OpenedAt: now,
 		Title: e.Incident.Title, Severity: e.Incident.Severity, QuestionnaireVersion: s.cfg.Questionnaire,
 		Facilitator: fac, Incident: e.Incident, Participants: people,
 	}
 	if err := tx.InsertReview(ctx, r); err != nil {
-		return err
+		return "", err
 	}
 	opened := events.ReviewOpened{
 		ReviewID: r.ID, IncidentID: r.IncidentID, IncidentRevision: r.IncidentRevision, Title: r.Title,
-		Severity: r.Severity, Exercise: r.Exercise, Required: r.Required, OpenedAt: now, DueAt: due,
+		Severity: r.Severity, Exercise: r.Exercise, Required: r.Required, OpenedAt: now, DueAt: r.DueAt,
 		QuestionnaireVersion: r.QuestionnaireVersion, Participants: make([]events.Participant, 0, len(people)),
 	}
 	for _, p := range people {
@@ -267,9 +308,15 @@ func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRe
 	}
 	env, err := newEvent(events.TypeReviewOpened, r.ID, opened)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return tx.Enqueue(ctx, env)
+	if err := tx.Enqueue(ctx, env); err != nil {
+		return "", err
+	}
+	if r.Historical {
+		return OutcomeHistorical, nil
+	}
+	return OutcomeOpened, nil
 }
 
 // participantsOf turns an incident's people into participants, one per person:
@@ -369,7 +416,8 @@ func (s *Service) Questions(ctx context.Context, reviewID string) (string, []eve
 func (s *Service) view(r postgres.Review) Review {
 	v := Review{
 		ReviewID: r.ID, IncidentID: r.IncidentID, IncidentRevision: r.IncidentRevision, Status: r.Status,
-		Required: r.Required, Exercise: r.Exercise, DueAt: r.DueAt, OpenedAt: r.OpenedAt, CompletedAt: r.CompletedAt,
+		Required: r.Required, Exercise: r.Exercise, DueAt: r.DueAt, Historical: r.Historical,
+		OpenedAt: r.OpenedAt, CompletedAt: r.CompletedAt,
 		Title: r.Title, Severity: r.Severity, QuestionnaireVersion: r.QuestionnaireVersion,
 		Participants: make([]Participant, 0, len(r.Participants)),
 		Summary:      r.Summary, Findings: r.Findings, ActionItems: r.ActionItems, incident: r.Incident,

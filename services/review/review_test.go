@@ -52,16 +52,26 @@ var testInvites = Invites{Secret: []byte("test-invite-secret-0123456789"), TTL: 
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
+	return setupWith(t, nil)
+}
+
+// setupWith is setup with the service configuration changed by configure.
+func setupWith(t *testing.T, configure func(*ServiceConfig)) *fixture {
+	t.Helper()
 	pool := pgtest.New(t, pgtest.Migration{Schema: postgres.Schema, FS: postgres.Migrations()})
 	policy, err := ParsePolicy(DefaultPolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{now: time.Date(2026, 3, 5, 12, 0, 0, 0, time.UTC)}
-	svc, err := NewService(postgres.New(pool), ServiceConfig{
+	cfg := ServiceConfig{
 		Policy: policy, Questionnaire: DefaultQuestionnaire, Invites: testInvites,
 		PublicURL: "http://review.test/", Now: c.Now,
-	}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	svc, err := NewService(postgres.New(pool), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

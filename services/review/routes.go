@@ -26,8 +26,9 @@ const (
 
 // Routes returns the review service's whole HTTP surface:
 //
-//	GET  /v1/reviews?incident_id=              facilitator, compliance, admin
-//	GET  /v1/reviews/{id}                      facilitator, compliance, admin (with questions and responses)
+//	GET  /v1/reviews?incident_id=              facilitator, compliance, admin (invitations: facilitator, admin)
+//	GET  /v1/reviews/{id}                      facilitator, compliance, admin (with questions and responses;
+//	                                           invitations: facilitator, admin)
 //	GET  /v1/reviews/{id}/questions            invitation token of the review, facilitator, admin
 //	PUT  /v1/reviews/{id}/responses/{pid}      invitation token of that participant, facilitator, admin
 //	POST /v1/reviews/{id}/complete             facilitator, admin
@@ -70,6 +71,11 @@ func (h *handlers) listReviews(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if !h.seesInvitations(r) {
+		for i := range reviews {
+			reviews[i] = reviews[i].WithoutInvitations()
+		}
+	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"reviews": reviews})
 }
 
@@ -85,6 +91,9 @@ func (h *handlers) getReview(w http.ResponseWriter, r *http.Request) {
 	}
 	if rv.Responses == nil {
 		rv.Responses = []Response{}
+	}
+	if !h.seesInvitations(r) {
+		rv.Review = rv.Review.WithoutInvitations()
 	}
 	httpapi.WriteJSON(w, http.StatusOK, rv)
 }
@@ -188,6 +197,15 @@ func (h *handlers) amend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusCreated, done)
+}
+
+// seesInvitations reports whether the caller may see participants'
+// invitation tokens and form links: whoever holds one can answer as that
+// participant, so only those who run reviews (facilitator, admin) get them;
+// readers such as compliance see the participants without them.
+func (h *handlers) seesInvitations(r *http.Request) bool {
+	role := h.tokens.Role(r)
+	return role == "admin" || role == roleFacilitator
 }
 
 // authorize admits an API caller with the facilitator or admin role, or a

@@ -41,6 +41,10 @@ type Config struct {
 	ReminderInterval time.Duration
 	// ReminderWindow is REVIEW_REMINDER_WINDOW: how long before the due date due_soon reminders go out.
 	ReminderWindow time.Duration
+	// MaxAge is REVIEW_MAX_AGE: an incident closed longer than this before its
+	// review opens gets a historical review (not required, no due date, no
+	// reminders), so importing history sends nobody reminders. 0 disables it.
+	MaxAge time.Duration
 }
 
 // LoadConfig reads the configuration through getenv, applying defaults and
@@ -55,6 +59,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		PublicURL:        l.String("REVIEW_PUBLIC_URL", "http://127.0.0.1:8082"),
 		ReminderInterval: l.Duration("REVIEW_REMINDER_INTERVAL", "15m"),
 		ReminderWindow:   l.Duration("REVIEW_REMINDER_WINDOW", "24h"),
+		MaxAge:           l.DurationOrZero("REVIEW_MAX_AGE", "720h"),
 	}
 	var err error
 	if cfg.Policy, err = ParsePolicy(l.String("REVIEW_POLICY", DefaultPolicy)); err != nil {
@@ -76,6 +81,7 @@ func (c Config) fields() []zap.Field {
 		zap.String("questionnaire", c.Questionnaire), zap.Bool("invite_secret_set", c.InviteSecret != ""),
 		zap.Duration("invite_ttl", c.InviteTTL), zap.String("public_url", c.PublicURL),
 		zap.Duration("reminder_interval", c.ReminderInterval), zap.Duration("reminder_window", c.ReminderWindow),
+		zap.Duration("max_age", c.MaxAge),
 	)
 }
 
@@ -91,8 +97,10 @@ type Deps struct {
 
 // Run runs the review service until ctx is cancelled: it migrates its schema,
 // consumes registered incidents, relays its outbox, sends reminders and serves
-// HTTP; on cancellation everything drains before the NATS connection and the
-// pool close. It returns nil after a clean shutdown.
+// HTTP; on cancellation the consumers, the reminder job and HTTP stop first
+// (in-flight work commits), then the outbox relay makes its final pass, and
+// only then do the NATS connection and the pool close. It returns nil after a
+// clean shutdown.
 func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if deps.Log == nil {
 		return errors.New("review: Deps.Log is required")
@@ -138,14 +146,24 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		"nats":     b.Ping,
 	}, log)
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return svc.Subscribe(gctx, b) })
+	// The relay outlives the workers (consumers, reminder job, HTTP): it stops
+	// only once they have returned, so its final pass publishes everything a
+	// handler, request or reminder run committed while shutting down.
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRelay()
 	relay := &bus.Relay{Bus: b, Pool: pool, Schema: postgres.Schema, Log: log}
-	g.Go(func() error { return relay.Run(gctx) })
+	g := new(errgroup.Group)
+	g.Go(func() error { return relay.Run(relayCtx) })
 	g.Go(func() error {
-		return svc.RunReminders(gctx, min(5*time.Second, cfg.ReminderInterval), cfg.ReminderInterval)
+		defer stopRelay()
+		workers, wctx := errgroup.WithContext(ctx)
+		workers.Go(func() error { return svc.Subscribe(wctx, b) })
+		workers.Go(func() error {
+			return svc.RunReminders(wctx, min(5*time.Second, cfg.ReminderInterval), cfg.ReminderInterval)
+		})
+		workers.Go(func() error { return httpapi.Serve(wctx, ln, handler, log) })
+		return workers.Wait()
 	})
-	g.Go(func() error { return httpapi.Serve(gctx, ln, handler, log) })
 	err = g.Wait()
 	log.Info("stopped", zap.Error(err))
 	return err
@@ -156,6 +174,6 @@ func (cfg Config) serviceConfig(now func() time.Time) ServiceConfig {
 	return ServiceConfig{
 		Policy: cfg.Policy, Questionnaire: cfg.Questionnaire,
 		Invites:   Invites{Secret: []byte(cfg.InviteSecret), TTL: cfg.InviteTTL},
-		PublicURL: cfg.PublicURL, ReminderWindow: cfg.ReminderWindow, Now: now,
+		PublicURL: cfg.PublicURL, ReminderWindow: cfg.ReminderWindow, MaxAge: cfg.MaxAge, Now: now,
 	}
 }

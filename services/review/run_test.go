@@ -11,8 +11,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -67,6 +69,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg.IncidentID = uuid.NewString()
+	reg.Incident.Timestamps.ClosedAt = time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
 	if _, err := b.PublishEvent(context.Background(), events.TypeIncidentRegistered, reg.IncidentID, reg); err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +89,29 @@ func TestRun(t *testing.T) {
 	}
 	if code := status(t, "GET", base+"/v1/reviews?incident_id="+reg.IncidentID, facilitatorToken, &list); code != 200 || len(list.Reviews) != 1 {
 		t.Fatalf("GET /v1/reviews: %d, %d reviews", code, len(list.Reviews))
+	}
+	if rv := list.Reviews[0]; rv.Historical || !rv.Required {
+		t.Errorf("review of an incident closed an hour ago: historical %v, required %v", rv.Historical, rv.Required)
+	}
+
+	// An incident closed long ago (an import of history; REVIEW_MAX_AGE
+	// defaults to 30 days) opens a historical review: optional, no due date.
+	old := reg
+	old.IncidentID = uuid.NewString()
+	old.Incident.Timestamps.ClosedAt = time.Now().UTC().Add(-60 * 24 * time.Hour).Truncate(time.Millisecond)
+	if _, err := b.PublishEvent(context.Background(), events.TypeIncidentRegistered, old.IncidentID, old); err != nil {
+		t.Fatal(err)
+	}
+	var historical struct {
+		Reviews []review.Review `json:"reviews"`
+	}
+	servicetest.Eventually(t, "the historical review", func() bool {
+		return status(t, "GET", base+"/v1/reviews?incident_id="+old.IncidentID, facilitatorToken, &historical) == 200 &&
+			len(historical.Reviews) == 1
+	})
+	if h := historical.Reviews[0]; !h.Historical || h.Required || h.DueAt != nil {
+		t.Errorf("review of an incident closed 60 days ago: historical %v, required %v, due %v; want historical, optional, no due date",
+			h.Historical, h.Required, h.DueAt)
 	}
 	if code := status(t, "GET", base+"/v1/reviews?incident_id="+reg.IncidentID, "", nil); code != http.StatusUnauthorized {
 		t.Errorf("GET /v1/reviews without a token: %d, want 401", code)
@@ -290,4 +316,120 @@ func body(t *testing.T, method, u, contentType, reqBody string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestShutdownRelaysWhatInFlightWorkCommits stops the service while a
+// completion is still in its transaction: the outbox relay must make its final
+// pass only after that request has committed, so its review.completed still
+// reaches the stream before Run returns.
+func TestShutdownRelaysWhatInFlightWorkCommits(t *testing.T) {
+	t.Parallel()
+	srv := bustest.New(t)
+	dsn := pgtest.NewDatabase(t)
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	env := map[string]string{
+		"DATABASE_URL":         dsn,
+		"NATS_URL":             srv.URL(),
+		"API_TOKENS":           "facilitator:" + facilitatorToken,
+		"REVIEW_INVITE_SECRET": "run-test-secret-0123456789",
+	}
+	cfg, err := review.LoadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- review.Run(ctx, cfg, review.Deps{Log: log, Listener: ln}) }()
+	servicetest.Eventually(t, "readiness", func() bool { return status(t, "GET", base+"/readyz", "", nil) == 200 })
+
+	b, err := bus.Connect(context.Background(), srv.URL(), "test", log, bus.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	raw, err := fs.ReadFile(schemas.FS(), "events/examples/afteraction.incident.registered.v1.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg events.IncidentRegistered
+	if err := json.Unmarshal(raw, &reg); err != nil {
+		t.Fatal(err)
+	}
+	reg.IncidentID = uuid.NewString()
+	if _, err := b.PublishEvent(context.Background(), events.TypeIncidentRegistered, reg.IncidentID, reg); err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Reviews []review.Review `json:"reviews"`
+	}
+	servicetest.Eventually(t, "the review", func() bool {
+		return status(t, "GET", base+"/v1/reviews?incident_id="+reg.IncidentID, facilitatorToken, &list) == 200 &&
+			len(list.Reviews) == 1
+	})
+	reviewID := list.Reviews[0].ReviewID
+	js := jetstreamOf(t, srv.URL())
+	lastEvent(t, js, events.SubjectReviewOpened, events.TypeReviewOpened)
+
+	// Hold the review's row lock so the completion blocks inside its transaction.
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	lock, err := conn.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(context.Background(), `SELECT 1 FROM review.reviews WHERE review_id = $1 FOR UPDATE`, reviewID); err != nil {
+		t.Fatal(err)
+	}
+	completed := make(chan int, 1)
+	go func() {
+		completed <- send(t, "POST", base+"/v1/reviews/"+reviewID+"/complete", facilitatorToken, `{"summary":"done"}`, nil)
+	}()
+	servicetest.Eventually(t, "the completion waiting for the lock", func() bool {
+		var waiting int
+		err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		return err == nil && waiting > 0
+	})
+
+	// Shut down while the completion is in flight. A relay stopped together
+	// with HTTP makes its final pass right away, before the completion
+	// commits; give it ample time to do so before letting the completion go.
+	cancel()
+	time.Sleep(time.Second)
+	if err := lock.Rollback(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-completed; code != http.StatusOK {
+		t.Fatalf("in-flight completion: %d, want 200", code)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(servicetest.Timeout):
+		t.Fatal("Run did not stop")
+	}
+
+	s, err := js.Stream(context.Background(), bus.StreamAfteraction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := s.GetLastMsgForSubject(context.Background(), events.SubjectReviewCompleted)
+	if err != nil {
+		t.Fatalf("review.completed committed during shutdown was not relayed before Run returned: %v", err)
+	}
+	var ev events.ReviewCompleted
+	if err := json.Unmarshal(msg.Data, &ev); err != nil || ev.ReviewID != reviewID {
+		t.Errorf("review.completed = %+v, %v; want review %s", ev, err, reviewID)
+	}
 }

@@ -14,9 +14,11 @@ import (
 //
 // Consumes (stream AFTERACTION):
 //   - afteraction.incident.registered (incident.registered.v1), durable
-//     "review-incident-registered": opens the incident's review, or updates
-//     its incident snapshot (and, while it is open, invites new people; once
-//     it is completed, marks it stale until it is amended).
+//     "review-incident-registered": opens the incident's review (historical,
+//     without due date or reminders, for an incident closed longer than
+//     REVIEW_MAX_AGE ago), or updates its incident snapshot (and, while it is
+//     open, recomputes its due date and invites new people; once it is
+//     completed, marks it stale until it is amended).
 //
 // Emits (through the outbox, on stream AFTERACTION):
 //   - afteraction.review.opened (review.opened.v1) when a review opens;
@@ -56,6 +58,10 @@ func (s *Service) onIncidentRegistered(ctx context.Context, m *bus.Message, e ev
 		zap.Uint64("stream_seq", m.StreamSeq), zap.Uint64("delivered", m.Delivered),
 		zap.String("incident_id", e.IncidentID), zap.Int("revision", e.Revision), zap.String("outcome", string(outcome))}
 	switch outcome {
+	case OutcomeHistorical:
+		s.log.Info("incident closed before the review maximum age; review opened as historical "+
+			"(not required, no due date, no reminders)",
+			append(fields, zap.Time("closed_at", e.Incident.Timestamps.ClosedAt), zap.Duration("max_age", s.cfg.MaxAge))...)
 	case OutcomeBehind:
 		s.log.Warn("incident revised after its review was completed; review is stale "+
 			"(amend it to publish a corrected report)", fields...)

@@ -41,7 +41,9 @@ const (
 	StatusCompleted = "completed"
 )
 
-// Review is one stored review with its participants.
+// Review is one stored review with its participants. Historical says the
+// incident had closed longer ago than the maximum age when the review opened:
+// the review is then optional, has no due date and is never reminded.
 type Review struct {
 	ID                   string
 	IncidentID           string
@@ -50,6 +52,7 @@ type Review struct {
 	Required             bool
 	Exercise             bool
 	DueAt                *time.Time
+	Historical           bool
 	OpenedAt             time.Time
 	CompletedAt          *time.Time
 	Title                string
@@ -140,7 +143,7 @@ func (t *Tx) Enqueue(ctx context.Context, env events.Envelope) error {
 }
 
 const selectReview = `SELECT review_id::text, incident_id::text, incident_revision, status, required, exercise,
-	due_at, opened_at, completed_at, title, severity, questionnaire_version, facilitator_name, facilitator_email,
+	due_at, historical, opened_at, completed_at, title, severity, questionnaire_version, facilitator_name, facilitator_email,
 	incident, summary, findings, action_items, coalesce(completed_event_id, ''),
 	coalesce(completed_incident_revision, 0),
 	(SELECT count(*) FROM amendments a WHERE a.review_id = reviews.review_id)
@@ -150,7 +153,7 @@ func scanReview(row pgx.CollectableRow) (Review, error) {
 	var r Review
 	var incident, findings, items []byte
 	err := row.Scan(&r.ID, &r.IncidentID, &r.IncidentRevision, &r.Status, &r.Required, &r.Exercise,
-		&r.DueAt, &r.OpenedAt, &r.CompletedAt, &r.Title, &r.Severity, &r.QuestionnaireVersion,
+		&r.DueAt, &r.Historical, &r.OpenedAt, &r.CompletedAt, &r.Title, &r.Severity, &r.QuestionnaireVersion,
 		&r.Facilitator.Name, &r.Facilitator.Email, &incident, &r.Summary, &findings, &items, &r.CompletedEventID,
 		&r.CompletedIncidentRevision, &r.Amendments)
 	if err != nil {
@@ -256,8 +259,8 @@ func (t *Tx) LockReviewOfIncident(ctx context.Context, incidentID string) (Revie
 }
 
 const insertReview = `INSERT INTO reviews (review_id, incident_id, incident_revision, status, required, exercise,
-	due_at, opened_at, title, severity, questionnaire_version, facilitator_name, facilitator_email, incident)
-VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	due_at, historical, opened_at, title, severity, questionnaire_version, facilitator_name, facilitator_email, incident)
+VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 // InsertReview stores a new open review and its participants. A second review
 // for the same incident fails with ErrConflict.
@@ -267,7 +270,7 @@ func (t *Tx) InsertReview(ctx context.Context, r Review) error {
 		return fmt.Errorf("marshal incident: %w", err)
 	}
 	_, err = t.tx.Exec(ctx, insertReview, r.ID, r.IncidentID, r.IncidentRevision, r.Required, r.Exercise,
-		r.DueAt, r.OpenedAt, r.Title, string(r.Severity), r.QuestionnaireVersion,
+		r.DueAt, r.Historical, r.OpenedAt, r.Title, string(r.Severity), r.QuestionnaireVersion,
 		r.Facilitator.Name, r.Facilitator.Email, incident)
 	if pg.IsUniqueViolation(err) {
 		return fmt.Errorf("insert review for incident %s: %w", r.IncidentID, pg.ErrConflict)
@@ -316,6 +319,29 @@ func (t *Tx) UpdateIncident(ctx context.Context, reviewID string, revision int, 
 	if _, err := t.tx.Exec(ctx, updateIncident, reviewID, revision, inc.Title, string(inc.Severity), b,
 		facilitator.Name, facilitator.Email); err != nil {
 		return fmt.Errorf("update incident of review %s: %w", reviewID, err)
+	}
+	return nil
+}
+
+// Schedule is what the review policy decides from an incident: whether its
+// review is required, whether the incident is an exercise, when the review is
+// due (nil: no due date) and whether it is historical (never required or due).
+type Schedule struct {
+	Required   bool
+	Exercise   bool
+	DueAt      *time.Time
+	Historical bool
+}
+
+const rescheduleReview = `UPDATE reviews SET required = $2, exercise = $3, due_at = $4, historical = $5
+WHERE review_id = $1 AND status = 'open'`
+
+// Reschedule replaces the required flag, exercise flag, due date and
+// historical mark of an open review, e.g. after its incident was reclassified
+// or reopened. A completed review is left as it is (it returns nil).
+func (t *Tx) Reschedule(ctx context.Context, reviewID string, s Schedule) error {
+	if _, err := t.tx.Exec(ctx, rescheduleReview, reviewID, s.Required, s.Exercise, s.DueAt, s.Historical); err != nil {
+		return fmt.Errorf("reschedule review %s: %w", reviewID, err)
 	}
 	return nil
 }
