@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/config"
@@ -146,25 +145,17 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		"nats":     b.Ping,
 	}, log)
 
-	// The relay outlives the workers (consumers, reminder job, HTTP): it stops
-	// only once they have returned, so its final pass publishes everything a
-	// handler, request or reminder run committed while shutting down.
-	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRelay()
+	// The relay outlives the workers (consumers, reminder job, HTTP): its final
+	// pass publishes everything they committed while shutting down.
+	b.RecordDeadLettersIn(pool)
 	relay := &bus.Relay{Bus: b, Pool: pool, Schema: postgres.Schema, Log: log}
-	g := new(errgroup.Group)
-	g.Go(func() error { return relay.Run(relayCtx) })
-	g.Go(func() error {
-		defer stopRelay()
-		workers, wctx := errgroup.WithContext(ctx)
-		workers.Go(func() error { return svc.Subscribe(wctx, b) })
-		workers.Go(func() error {
-			return svc.RunReminders(wctx, min(5*time.Second, cfg.ReminderInterval), cfg.ReminderInterval)
-		})
-		workers.Go(func() error { return httpapi.Serve(wctx, ln, handler, log) })
-		return workers.Wait()
-	})
-	err = g.Wait()
+	err = relay.RunAlongside(ctx,
+		func(ctx context.Context) error { return svc.Subscribe(ctx, b) },
+		func(ctx context.Context) error {
+			return svc.RunReminders(ctx, min(5*time.Second, cfg.ReminderInterval), cfg.ReminderInterval)
+		},
+		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+	)
 	log.Info("stopped", zap.Error(err))
 	return err
 }
