@@ -26,7 +26,6 @@ type Reader interface {
 	VersionPDF(ctx context.Context, reportID string, n int) (Version, []byte, error)
 	VersionByDigest(ctx context.Context, pdfSHA256 string) (Version, error)
 	Keys(ctx context.Context) ([]Key, error)
-	Key(ctx context.Context, keyID string) (Key, error)
 }
 
 // MaxVerifyBytes bounds the PDF POST /v1/verify accepts.
@@ -36,6 +35,8 @@ const MaxVerifyBytes = 20 << 20
 type API struct {
 	Reader  Reader
 	Metrics ReadModel
+	// Trusted are the keys POST /v1/verify accepts signatures of.
+	Trusted TrustedKeys
 	Tokens  httpapi.Tokens
 	Log     *zap.Logger
 }
@@ -173,9 +174,11 @@ type VerifyResult struct {
 }
 
 // Verify says whether pdf is an authentic, unaltered report version: its
-// SHA-256 must match a stored version and that version's stored signature
-// must verify over the manifest with the recorded public key.
-func Verify(ctx context.Context, reader Reader, pdf []byte) (VerifyResult, error) {
+// SHA-256 must match a stored version, that version's key must be one of
+// trusted, and its stored signature must verify over the manifest with the
+// trusted public key (never the bytes recorded in the database). A mismatch
+// is an invalid result with a reason; the error is for failed reads only.
+func Verify(ctx context.Context, reader Reader, trusted TrustedKeys, pdf []byte) (VerifyResult, error) {
 	sum := sha256.Sum256(pdf)
 	res := VerifyResult{PDFSHA256: hex.EncodeToString(sum[:])}
 	v, err := reader.VersionByDigest(ctx, res.PDFSHA256)
@@ -188,16 +191,12 @@ func Verify(ctx context.Context, reader Reader, pdf []byte) (VerifyResult, error
 	}
 	res.ReportID, res.Version, res.DataSHA256, res.KeyID = v.ReportID, v.Version, v.DataSHA256, v.KeyID
 	res.PublishedAt = &v.PublishedAt
-	key, err := reader.Key(ctx, v.KeyID)
-	if errors.Is(err, ErrNotFound) {
-		res.Reason = "the signing key " + v.KeyID + " is not recorded"
+	pub, ok := trusted[v.KeyID]
+	if !ok {
+		res.Reason = "the signing key " + v.KeyID + " is not trusted: it is neither this service's key nor listed in REPORT_TRUSTED_PUBLIC_KEYS"
 		return res, nil
 	}
-	if err != nil {
-		return res, err
-	}
-	if len(key.PublicKey) != ed25519.PublicKeySize ||
-		!ed25519.Verify(key.PublicKey, Manifest(v.ReportID, v.Version, v.PDFSHA256, v.DataSHA256), v.Signature) {
+	if !ed25519.Verify(pub, Manifest(v.ReportID, v.Version, v.PDFSHA256, v.DataSHA256), v.Signature) {
 		res.Reason = "the recorded signature does not verify with key " + v.KeyID
 		return res, nil
 	}
@@ -216,7 +215,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, httpapi.NewProblem(http.StatusBadRequest, "empty body", "send the PDF as the request body"))
 		return
 	}
-	res, err := Verify(r.Context(), a.Reader, pdf)
+	res, err := Verify(r.Context(), a.Reader, a.Trusted, pdf)
 	if err != nil {
 		a.fail(w, r, err)
 		return

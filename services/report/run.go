@@ -2,11 +2,13 @@ package report
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -35,6 +37,10 @@ type Config struct {
 	// DevSigningKey (REPORT_DEV_SIGNING_KEY=true) generates and persists a key
 	// in the database when neither of the above is set. Development only.
 	DevSigningKey bool
+	// TrustedPublicKeys (REPORT_TRUSTED_PUBLIC_KEYS) are the public keys,
+	// besides the service's own, whose report versions verify: keys of earlier
+	// rotations. A key found only in the database is not trusted.
+	TrustedPublicKeys []ed25519.PublicKey
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
@@ -51,6 +57,17 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if c.SigningKey, err = DecodeSeed(s); err != nil {
 			l.Fail(fmt.Errorf("REPORT_SIGNING_KEY: %w", err))
 		}
+	}
+	for i, s := range strings.Split(l.Raw("REPORT_TRUSTED_PUBLIC_KEYS"), ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		pub, err := DecodePublicKey(s)
+		if err != nil {
+			l.Fail(fmt.Errorf("REPORT_TRUSTED_PUBLIC_KEYS entry %d: %w", i+1, err))
+			continue
+		}
+		c.TrustedPublicKeys = append(c.TrustedPublicKeys, pub)
 	}
 	if c.SigningKey != nil && c.SigningKeyFile != "" {
 		l.Fail(errors.New("set REPORT_SIGNING_KEY or REPORT_SIGNING_KEY_FILE, not both"))
@@ -70,7 +87,11 @@ func (c Config) fields() []zap.Field {
 	case c.SigningKeyFile != "":
 		keySource = "file " + c.SigningKeyFile
 	}
-	return append(c.Common.Fields(), zap.String("signing_key_source", keySource))
+	trusted := make([]string, len(c.TrustedPublicKeys))
+	for i, pub := range c.TrustedPublicKeys {
+		trusted[i] = KeyIDOf(pub)
+	}
+	return append(c.Common.Fields(), zap.String("signing_key_source", keySource), zap.Strings("trusted_public_keys", trusted))
 }
 
 // Deps is what the caller may inject.
@@ -79,11 +100,16 @@ type Deps struct {
 	Log *zap.Logger
 	// Listener, when set, is served instead of listening on HTTPAddr.
 	Listener net.Listener
+	// Objects, when set, stores the report PDFs instead of the JetStream
+	// object store (tests pass one that holds a render in flight).
+	Objects ObjectStore
 }
 
 // Run runs the report service until ctx is cancelled: migrations, signing
 // key, JetStream topology, the three consumers, the outbox relay and the HTTP
-// server. On cancellation everything drains before the connections close.
+// server. On cancellation the consumers finish the messages they hold and the
+// HTTP server its requests; only then does the relay make its final pass, so
+// everything they committed is published before the connections close.
 func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if deps.Log == nil {
 		return errors.New("report: Deps.Log is required")
@@ -108,6 +134,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err := store.RegisterKey(ctx, signer.KeyID(), signer.Public()); err != nil {
 		return err
 	}
+	trusted := NewTrustedKeys(signer.Public(), cfg.TrustedPublicKeys...)
 	log.Info("signing key ready", zap.String("key_id", signer.KeyID()))
 
 	reg := prometheus.NewRegistry()
@@ -126,7 +153,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	svc, err := NewService(store, b, renderer, signer, log, reg)
+	var objects ObjectStore = b
+	if deps.Objects != nil {
+		objects = deps.Objects
+	}
+	svc, err := NewService(store, objects, renderer, signer, log, reg)
 	if err != nil {
 		return err
 	}
@@ -136,7 +167,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	api := &API{Reader: store, Metrics: store, Tokens: cfg.APITokens, Log: log}
+	api := &API{Reader: store, Metrics: store, Trusted: trusted, Tokens: cfg.APITokens, Log: log}
 	api.Routes(mux)
 	httpapi.Health(mux, map[string]httpapi.Check{
 		"postgres": store.Ping,
@@ -144,13 +175,22 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	g, gctx := errgroup.WithContext(ctx)
-	for _, sub := range Subscriptions(svc, Projector{Model: store}) {
-		g.Go(func() error { return b.Consume(gctx, sub.Config, sub.Handler) })
-	}
+	// The relay outlives the workers: it stops only after they have, so its
+	// final pass publishes everything they committed.
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRelay()
 	relay := &bus.Relay{Bus: b, Pool: pool, Schema: reportpg.Schema, Log: log}
-	g.Go(func() error { return relay.Run(gctx) })
-	g.Go(func() error { return httpapi.Serve(gctx, ln, httpapi.Logged(mux, log), log) })
+	g := new(errgroup.Group)
+	g.Go(func() error { return relay.Run(relayCtx) })
+	g.Go(func() error {
+		defer stopRelay()
+		workers, wctx := errgroup.WithContext(ctx)
+		for _, sub := range Subscriptions(svc, Projector{Model: store}) {
+			workers.Go(func() error { return b.Consume(wctx, sub.Config, sub.Handler) })
+		}
+		workers.Go(func() error { return httpapi.Serve(wctx, ln, httpapi.Logged(mux, log), log) })
+		return workers.Wait()
+	})
 	err = g.Wait()
 	log.Info("stopped", zap.Error(err))
 	return err

@@ -1,6 +1,7 @@
 package report_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"strings"
@@ -26,6 +27,9 @@ func TestLoadConfig(t *testing.T) {
 		{"short key", map[string]string{"REPORT_SIGNING_KEY": base64.StdEncoding.EncodeToString([]byte("short"))}, "32-byte"},
 		{"bad tokens", map[string]string{"REPORT_SIGNING_KEY": seed, "API_TOKENS": "compliance"}, "API_TOKENS"},
 		{"bad replicas", map[string]string{"REPORT_SIGNING_KEY": seed, "STREAM_REPLICAS": "0"}, "STREAM_REPLICAS"},
+		{"trusted keys", map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_TRUSTED_PUBLIC_KEYS": seed + ", " + seed + ","}, ""},
+		{"trusted key not base64", map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_TRUSTED_PUBLIC_KEYS": seed + ",not-a-key!"}, "REPORT_TRUSTED_PUBLIC_KEYS entry 2"},
+		{"trusted key too short", map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_TRUSTED_PUBLIC_KEYS": base64.StdEncoding.EncodeToString([]byte("short"))}, "REPORT_TRUSTED_PUBLIC_KEYS entry 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,6 +47,23 @@ func TestLoadConfig(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestLoadConfigTrustedPublicKeys(t *testing.T) {
+	t.Parallel()
+	a, b := make([]byte, 32), make([]byte, 32)
+	a[0], b[0] = 1, 2
+	env := map[string]string{
+		"REPORT_DEV_SIGNING_KEY":     "true",
+		"REPORT_TRUSTED_PUBLIC_KEYS": base64.StdEncoding.EncodeToString(a) + ", " + base64.RawURLEncoding.EncodeToString(b),
+	}
+	cfg, err := report.LoadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.TrustedPublicKeys) != 2 || !bytes.Equal(cfg.TrustedPublicKeys[0], a) || !bytes.Equal(cfg.TrustedPublicKeys[1], b) {
+		t.Fatalf("trusted keys = %x, want %x and %x", cfg.TrustedPublicKeys, a, b)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,5 +231,93 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 	resp, body = r.do(http.MethodGet, "/v1/metrics/programme?from=2026-01-01&to=2027-01-01", nil, true)
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"total": 1`)) {
 		t.Errorf("programme metrics: %d %s", resp.StatusCode, body)
+	}
+}
+
+// heldObjects is an object store that holds the first PutObject until release
+// is closed, after closing started.
+type heldObjects struct {
+	started, release chan struct{}
+	once             sync.Once
+}
+
+func (h *heldObjects) PutObject(context.Context, string, string, []byte) error {
+	h.once.Do(func() { close(h.started) })
+	<-h.release
+	return nil
+}
+
+// TestRunPublishesWhatCommitsDuringShutdown stops the service while a review
+// is being rendered: the consumer finishes it and commits report.published to
+// the outbox after the cancel, and Run must still publish it before returning.
+func TestRunPublishesWhatCommitsDuringShutdown(t *testing.T) {
+	t.Parallel()
+	srv := bustest.New(t)
+	seed := make([]byte, ed25519.SeedSize)
+	env := map[string]string{
+		"DATABASE_URL":       pgtest.NewDatabase(t),
+		"NATS_URL":           srv.URL(),
+		"API_TOKENS":         "compliance:" + token,
+		"REPORT_SIGNING_KEY": base64.StdEncoding.EncodeToString(seed),
+	}
+	cfg, err := report.LoadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := &heldObjects{started: make(chan struct{}), release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	go func() { done <- report.Run(ctx, cfg, report.Deps{Log: log, Listener: ln, Objects: objects}) }()
+	servicetest.Eventually(t, "readiness", func() bool {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	r := &running{t: t, nats: srv.URL()}
+	if r.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	rv := exampleReview(t)
+	ev, err := events.New(events.TypeReviewCompleted, "afteraction/review", rv.IncidentID, rv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.publish(ev, ev.ID)
+	select {
+	case <-objects.started:
+	case <-time.After(servicetest.Timeout):
+		t.Fatal("the review was not rendered")
+	}
+
+	cancel()
+	// A relay stopped together with the consumers makes its final pass now,
+	// before the version below commits; give it the time to.
+	time.Sleep(300 * time.Millisecond)
+	close(objects.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(servicetest.Timeout):
+		t.Fatal("Run did not stop")
+	}
+	if pub := r.published(); len(pub) != 1 || pub[0].IncidentID != rv.IncidentID {
+		t.Fatalf("published after shutdown = %+v, want the version committed during it", pub)
 	}
 }

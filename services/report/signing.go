@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -34,16 +35,52 @@ func KeyIDOf(pub ed25519.PublicKey) string {
 
 // DecodeSeed decodes a base64 (standard or URL alphabet, padded or not) seed.
 func DecodeSeed(s string) ([]byte, error) {
+	b, err := decodeBase64(s)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	if len(b) != ed25519.SeedSize {
+		return nil, fmt.Errorf("signing key: want a %d-byte Ed25519 seed, got %d bytes", ed25519.SeedSize, len(b))
+	}
+	return b, nil
+}
+
+// DecodePublicKey decodes a base64 (standard or URL alphabet, padded or not)
+// Ed25519 public key, as GET /v1/keys shows it.
+func DecodePublicKey(s string) (ed25519.PublicKey, error) {
+	b, err := decodeBase64(s)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	if len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("public key: want a %d-byte Ed25519 public key, got %d bytes", ed25519.PublicKeySize, len(b))
+	}
+	return b, nil
+}
+
+func decodeBase64(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) != ed25519.SeedSize {
-				return nil, fmt.Errorf("signing key: want a %d-byte Ed25519 seed, got %d bytes", ed25519.SeedSize, len(b))
-			}
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("signing key: not base64")
+	return nil, errors.New("not base64")
+}
+
+// TrustedKeys are the public keys whose signatures Verify accepts, by key id.
+// A key recorded in the database but absent here proves nothing: whoever can
+// write the report schema could have recorded it.
+type TrustedKeys map[string]ed25519.PublicKey
+
+// NewTrustedKeys trusts current (the service's own key) and others (keys of
+// earlier rotations).
+func NewTrustedKeys(current ed25519.PublicKey, others ...ed25519.PublicKey) TrustedKeys {
+	t := TrustedKeys{KeyIDOf(current): current}
+	for _, pub := range others {
+		t[KeyIDOf(pub)] = pub
+	}
+	return t
 }
 
 // Sign returns the Ed25519 signature of manifest.

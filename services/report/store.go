@@ -245,21 +245,5 @@ func (s *PostgresStore) Keys(ctx context.Context) ([]Key, error) {
 	return keys, nil
 }
 
-// Key returns one recorded public key.
-func (s *PostgresStore) Key(ctx context.Context, keyID string) (Key, error) {
-	var k Key
-	var pub []byte
-	err := s.pool.QueryRow(ctx, `SELECT key_id, algorithm, public_key, created_at FROM signing_keys WHERE key_id = $1`, keyID).
-		Scan(&k.KeyID, &k.Algorithm, &pub, &k.CreatedAt)
-	if pg.IsNoRows(err) {
-		return k, ErrNotFound
-	}
-	if err != nil {
-		return k, fmt.Errorf("get key %s: %w", keyID, err)
-	}
-	k.PublicKey = pub
-	return k, nil
-}
-
 // Ping checks the database for readiness probes.
 func (s *PostgresStore) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }

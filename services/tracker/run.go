@@ -26,6 +26,9 @@ type Config struct {
 	OverdueInterval time.Duration
 	// OverdueDelay is how long after start-up it first runs (TRACKER_OVERDUE_DELAY).
 	OverdueDelay time.Duration
+	// Timezone (TRACKER_TIMEZONE, an IANA zone) is where due dates fall: an
+	// action is overdue once its due date has passed there.
+	Timezone *time.Location
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
@@ -36,6 +39,15 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		Common:          l.Common(":8084"),
 		OverdueInterval: l.Duration("TRACKER_OVERDUE_INTERVAL", "1h"),
 		OverdueDelay:    l.DurationOrZero("TRACKER_OVERDUE_DELAY", "10s"),
+		Timezone:        time.UTC,
+	}
+	if name := l.Raw("TRACKER_TIMEZONE"); name != "" {
+		zone, err := time.LoadLocation(name)
+		if err != nil || name == "Local" {
+			l.Fail(fmt.Errorf("TRACKER_TIMEZONE: %q is not an IANA time zone (such as Europe/Berlin)", name))
+		} else {
+			c.Timezone = zone
+		}
 	}
 	return c, l.Err()
 }
@@ -45,6 +57,7 @@ func (c Config) fields() []zap.Field {
 	return append(c.Common.Fields(),
 		zap.Duration("overdue_interval", c.OverdueInterval),
 		zap.Duration("overdue_delay", c.OverdueDelay),
+		zap.Stringer("timezone", c.Timezone),
 	)
 }
 
@@ -99,7 +112,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		return err
 	}
 
-	svc := NewService(store.New(pool), log, deps.Now)
+	svc := NewService(store.New(pool), log, deps.Now, cfg.Timezone)
 	if err := svc.Register(reg); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}

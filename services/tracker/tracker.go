@@ -102,15 +102,20 @@ type Service struct {
 	store   *store.Store
 	log     *zap.Logger
 	now     func() time.Time
+	zone    *time.Location
 	metrics *metrics
 }
 
-// NewService returns a service on st. now is the clock (time.Now when nil).
-func NewService(st *store.Store, log *zap.Logger, now func() time.Time) *Service {
+// NewService returns a service on st. now is the clock (time.Now when nil);
+// zone is where due dates fall (UTC when nil).
+func NewService(st *store.Store, log *zap.Logger, now func() time.Time, zone *time.Location) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: st, log: log, now: func() time.Time { return now().UTC() }, metrics: newMetrics(st, log)}
+	if zone == nil {
+		zone = time.UTC
+	}
+	return &Service{store: st, log: log, now: func() time.Time { return now().UTC() }, zone: zone, metrics: newMetrics(st, log)}
 }
 
 // CreateFromReview creates one open action per action item of rc and writes
@@ -365,13 +370,14 @@ func (s *Service) ReceiveStatus(ctx context.Context, m StatusMessage) error {
 const overdueBatch = 200
 
 // ChaseOverdue emits action.overdue for every open or in-progress action
-// whose due date is before today (UTC, by the service's clock) and that had
-// no overdue notice today. Each notice is claimed in the transaction that
-// writes it to the outbox, so concurrent replicas and restarts send it at
-// most once per action and day. It returns how many it emitted.
+// whose due date is before today (in the service's zone, by its clock) and
+// that had no overdue notice today; days_overdue counts days in that zone.
+// Each notice is claimed in the transaction that writes it to the outbox, so
+// concurrent replicas and restarts send it at most once per action and day.
+// It returns how many it emitted.
 func (s *Service) ChaseOverdue(ctx context.Context) (int, error) {
 	now := s.now()
-	today := now.Format(time.DateOnly)
+	today := s.dateOf(now)
 	day, _ := time.Parse(time.DateOnly, today)
 	total := 0
 	for {
@@ -454,5 +460,8 @@ func (s *Service) Unmatched(ctx context.Context, tracker string, limit int) ([]U
 	return s.store.ListUnmatched(ctx, tracker, limit)
 }
 
-// Today is the service's current date (UTC), YYYY-MM-DD.
-func (s *Service) Today() string { return s.now().Format(time.DateOnly) }
+// Today is the service's current date in its zone, YYYY-MM-DD.
+func (s *Service) Today() string { return s.dateOf(s.now()) }
+
+// dateOf is the date (YYYY-MM-DD) of t in the service's zone.
+func (s *Service) dateOf(t time.Time) string { return t.In(s.zone).Format(time.DateOnly) }

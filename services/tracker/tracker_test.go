@@ -49,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	pool := pgtest.New(t, pgtest.Migration{Schema: store.Schema, FS: store.Migrations()})
 	c := &clock{t: time.Date(2026, 3, 21, 9, 0, 0, 0, time.UTC)}
-	return &fixture{t: t, pool: pool, svc: NewService(store.New(pool), zaptest.NewLogger(t), c.Now), clock: c}
+	return &fixture{t: t, pool: pool, svc: NewService(store.New(pool), zaptest.NewLogger(t), c.Now, nil), clock: c}
 }
 
 // exampleReview is the schema's example of review.completed (5 action items).
@@ -407,7 +407,7 @@ func TestOverdueConcurrentReplicas(t *testing.T) {
 	f.create(rc, "ev-1")
 	f.clock.Set(time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC))
 	// Two services on the same database stand in for two replicas.
-	other := NewService(store.New(f.pool), zaptest.NewLogger(t), f.clock.Now)
+	other := NewService(store.New(f.pool), zaptest.NewLogger(t), f.clock.Now, nil)
 	var wg sync.WaitGroup
 	counts := make([]int, 2)
 	for i, s := range []*Service{f.svc, other} {
@@ -447,5 +447,68 @@ func TestCanTransition(t *testing.T) {
 				t.Errorf("CanTransition(%s) = %v, want %v", key, got, allowed[key])
 			}
 		}
+	}
+}
+
+func TestOverdueInTimeZone(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		zone      string
+		now       time.Time
+		wantToday string
+		wantDays  int // days_overdue of the action due 2026-03-31; 0: not overdue
+	}{
+		{"UTC", time.Date(2026, 3, 31, 23, 0, 0, 0, time.UTC), "2026-03-31", 0},
+		{"UTC", time.Date(2026, 4, 1, 5, 0, 0, 0, time.UTC), "2026-04-01", 1},
+		// 01:00 on 1 April in Auckland: overdue there, not yet in UTC.
+		{"Pacific/Auckland", time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC), "2026-04-01", 1},
+		{"Pacific/Auckland", time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC), "2026-04-02", 2},
+		// 22:00 on 31 March in Los Angeles: due today there, though 1 April in UTC.
+		{"America/Los_Angeles", time.Date(2026, 4, 1, 5, 0, 0, 0, time.UTC), "2026-03-31", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.zone+" at "+tt.now.Format(time.RFC3339), func(t *testing.T) {
+			t.Parallel()
+			zone, err := time.LoadLocation(tt.zone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newFixture(t)
+			f.svc = NewService(store.New(f.pool), zaptest.NewLogger(t), f.clock.Now, zone)
+			rc := exampleReview(t)
+			f.create(rc, "ev-1")
+			f.clock.Set(tt.now)
+			if got := f.svc.Today(); got != tt.wantToday {
+				t.Errorf("Today = %s, want %s", got, tt.wantToday)
+			}
+			n, err := f.svc.ChaseOverdue(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantN := 0
+			if tt.wantDays > 0 {
+				wantN = 1
+			}
+			if n != wantN {
+				t.Fatalf("emitted %d overdue events, want %d", n, wantN)
+			}
+			listed, err := f.svc.Actions(context.Background(), Filter{OverdueOn: f.svc.Today(), Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(listed) != wantN {
+				t.Errorf("overdue filter listed %d actions, want %d", len(listed), wantN)
+			}
+			if wantN == 0 {
+				return
+			}
+			var e events.ActionOverdue
+			if err := json.Unmarshal(f.outbox(events.TypeActionOverdue)[0], &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.DueDate != "2026-03-31" || e.DaysOverdue != tt.wantDays {
+				t.Errorf("overdue event = %+v, want due 2026-03-31 and %d days overdue", e, tt.wantDays)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // TRACKER_TIMEZONE resolves in images without a zone database
 
 	"github.com/afteraction/afteraction/services/tracker"
 )
