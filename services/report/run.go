@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/config"
@@ -175,23 +174,18 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	// The relay outlives the workers: it stops only after they have, so its
-	// final pass publishes everything they committed.
-	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRelay()
+	// The relay outlives the workers: its final pass publishes everything they
+	// committed while shutting down.
+	b.RecordDeadLettersIn(pool)
 	relay := &bus.Relay{Bus: b, Pool: pool, Schema: reportpg.Schema, Log: log}
-	g := new(errgroup.Group)
-	g.Go(func() error { return relay.Run(relayCtx) })
-	g.Go(func() error {
-		defer stopRelay()
-		workers, wctx := errgroup.WithContext(ctx)
-		for _, sub := range Subscriptions(svc, Projector{Model: store}) {
-			workers.Go(func() error { return b.Consume(wctx, sub.Config, sub.Handler) })
-		}
-		workers.Go(func() error { return httpapi.Serve(wctx, ln, httpapi.Logged(mux, log), log) })
-		return workers.Wait()
+	var workers []func(context.Context) error
+	for _, sub := range Subscriptions(svc, Projector{Model: store}) {
+		workers = append(workers, func(ctx context.Context) error { return b.Consume(ctx, sub.Config, sub.Handler) })
+	}
+	workers = append(workers, func(ctx context.Context) error {
+		return httpapi.Serve(ctx, ln, httpapi.Logged(mux, log), log)
 	})
-	err = g.Wait()
+	err = relay.RunAlongside(ctx, workers...)
 	log.Info("stopped", zap.Error(err))
 	return err
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/config"
@@ -126,24 +125,19 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 	handler := routes(svc, cfg.APITokens, reg, checks, log)
 
-	// The relay outlives the workers: it stops only after they have, so its
-	// final pass publishes everything they committed.
-	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRelay()
+	// The relay outlives the workers: its final pass publishes everything they
+	// committed while shutting down.
+	b.RecordDeadLettersIn(pool)
 	relay := &bus.Relay{Bus: b, Pool: pool, Schema: store.Schema, Log: log}
-	g := new(errgroup.Group)
-	g.Go(func() error { return relay.Run(relayCtx) })
-	g.Go(func() error {
-		defer stopRelay()
-		workers, wctx := errgroup.WithContext(ctx)
-		for _, c := range svc.consumers() {
-			workers.Go(func() error { return b.Consume(wctx, c.cfg, c.handler) })
-		}
-		workers.Go(func() error { return svc.runOverdue(wctx, cfg.OverdueDelay, cfg.OverdueInterval) })
-		workers.Go(func() error { return httpapi.Serve(wctx, ln, handler, log) })
-		return workers.Wait()
-	})
-	err = g.Wait()
+	var workers []func(context.Context) error
+	for _, c := range svc.consumers() {
+		workers = append(workers, func(ctx context.Context) error { return b.Consume(ctx, c.cfg, c.handler) })
+	}
+	workers = append(workers,
+		func(ctx context.Context) error { return svc.runOverdue(ctx, cfg.OverdueDelay, cfg.OverdueInterval) },
+		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+	)
+	err = relay.RunAlongside(ctx, workers...)
 	log.Info("stopped", zap.Error(err))
 	return err
 }
