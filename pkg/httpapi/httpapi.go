@@ -298,3 +298,14 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// ReadJSON reads at most limit bytes of r's body and decodes them strictly
+// into dst (see ReadBody and DecodeStrict). It returns the body as received,
+// for callers that keep it (audit logs, rejects); its errors are problems.
+func ReadJSON(r *http.Request, limit int64, dst any) ([]byte, error) {
+	body, err := ReadBody(r, limit)
+	if err != nil {
+		return nil, err
+	}
+	return body, DecodeStrict(body, dst)
+}

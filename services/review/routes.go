@@ -133,13 +133,9 @@ func (h *handlers) putResponse(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := httpapi.ReadBody(r, maxBody)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
 	var req responseRequest
-	if err := httpapi.DecodeStrict(body, &req); err != nil {
+	body, err := httpapi.ReadJSON(r, maxBody, &req)
+	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
@@ -158,13 +154,8 @@ func (h *handlers) complete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := httpapi.ReadBody(r, maxBody)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
 	var req CompleteRequest
-	if err := httpapi.DecodeStrict(body, &req); err != nil {
+	if _, err := httpapi.ReadJSON(r, maxBody, &req); err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
@@ -181,13 +172,9 @@ func (h *handlers) amend(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := httpapi.ReadBody(r, maxBody)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
-	}
 	var req AmendRequest
-	if err := httpapi.DecodeStrict(body, &req); err != nil {
+	body, err := httpapi.ReadJSON(r, maxBody, &req)
+	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}

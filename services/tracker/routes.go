@@ -211,13 +211,8 @@ func (a *api) postStatus(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := httpapi.ReadBody(r, maxStatusBody)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	var req statusRequest
-	if err := httpapi.DecodeStrict(body, &req); err != nil {
+	if _, err := httpapi.ReadJSON(r, maxStatusBody, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
