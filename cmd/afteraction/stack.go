@@ -104,34 +104,10 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		name string
 		run  func(context.Context) error
 	}{
-		{"intake", func(ctx context.Context) error {
-			c, err := intake.LoadConfig(getenv)
-			if err != nil {
-				return err
-			}
-			return intake.Run(ctx, c, intake.Deps{Log: log.Named("intake"), Listener: listeners["intake"]})
-		}},
-		{"review", func(ctx context.Context) error {
-			c, err := review.LoadConfig(getenv)
-			if err != nil {
-				return err
-			}
-			return review.Run(ctx, c, review.Deps{Log: log.Named("review"), Listener: listeners["review"]})
-		}},
-		{"report", func(ctx context.Context) error {
-			c, err := report.LoadConfig(getenv)
-			if err != nil {
-				return err
-			}
-			return report.Run(ctx, c, report.Deps{Log: log.Named("report"), Listener: listeners["report"]})
-		}},
-		{"tracker", func(ctx context.Context) error {
-			c, err := tracker.LoadConfig(getenv)
-			if err != nil {
-				return err
-			}
-			return tracker.Run(ctx, c, tracker.Deps{Log: log.Named("tracker"), Listener: listeners["tracker"]})
-		}},
+		{"intake", runner(getenv, intake.LoadConfig, intake.Run, intake.Deps{Log: log.Named("intake"), Listener: listeners["intake"]})},
+		{"review", runner(getenv, review.LoadConfig, review.Run, review.Deps{Log: log.Named("review"), Listener: listeners["review"]})},
+		{"report", runner(getenv, report.LoadConfig, report.Run, report.Deps{Log: log.Named("report"), Listener: listeners["report"]})},
+		{"tracker", runner(getenv, tracker.LoadConfig, tracker.Run, tracker.Deps{Log: log.Named("tracker"), Listener: listeners["tracker"]})},
 	}
 	for _, svc := range start {
 		g.Go(func() error {
@@ -183,6 +159,18 @@ func (s *Stack) Stop() error {
 		err = nil
 	}
 	return err
+}
+
+// runner loads a service's configuration through getenv and runs it with deps.
+func runner[C, D any](getenv func(string) string, load func(func(string) string) (C, error),
+	run func(context.Context, C, D) error, deps D) func(context.Context) error {
+	return func(ctx context.Context) error {
+		cfg, err := load(getenv)
+		if err != nil {
+			return err
+		}
+		return run(ctx, cfg, deps)
+	}
 }
 
 // ensureDatabase creates the database named in dsn when it does not exist.
