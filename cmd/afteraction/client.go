@@ -17,19 +17,30 @@ var httpClient = &http.Client{Timeout: 30 * time.Second}
 // carrying the problem body.
 func call(ctx context.Context, method, url, token string, body, out any) error {
 	var rd io.Reader
+	contentType := ""
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		rd, contentType = bytes.NewReader(b), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	return send(ctx, method, url, token, contentType, rd, out)
+}
+
+// callRaw POSTs body as a PDF and decodes the JSON answer into out.
+func callRaw(ctx context.Context, url, token string, body []byte, out any) error {
+	return send(ctx, http.MethodPost, url, token, "application/pdf", bytes.NewReader(body), out)
+}
+
+// send does the request of call and callRaw. out may be a *[]byte for the raw answer.
+func send(ctx context.Context, method, url, token, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -85,27 +96,3 @@ func poll(ctx context.Context, what string, timeout time.Duration, fn func() (bo
 	}
 }
 
-// callRaw POSTs body as application/octet-stream and decodes the JSON answer.
-func callRaw(ctx context.Context, url, token string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/pdf")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, bytes.TrimSpace(data))
-	}
-	return json.Unmarshal(data, out)
-}
