@@ -95,4 +95,3 @@ func poll(ctx context.Context, what string, timeout time.Duration, fn func() (bo
 		}
 	}
 }
-
