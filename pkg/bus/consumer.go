@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -36,8 +37,13 @@ type Message struct {
 	Stream    string
 	StreamSeq uint64
 	Delivered uint64
+	// Prepared is what ConsumerConfig.Prepare returned for this message (nil without Prepare).
+	Prepared any
 
 	msg jetstream.Msg
+	// outcome is decided before the handler runs (Prepare failed, or the
+	// message was delivered too often), or else is what the handler returned.
+	outcome error
 }
 
 // InProgress tells JetStream the handler is still working, resetting the ack
@@ -83,6 +89,17 @@ type ConsumerConfig struct {
 	// MaxAckPending bounds unacknowledged deliveries across replicas (default 1000,
 	// at least twice BatchSize).
 	MaxAckPending int
+	// Prepare, if set, runs for every message as it is gathered, on up to
+	// GOMAXPROCS goroutines, while the handler is still busy with the previous
+	// batch; what it returns is in Message.Prepared when the handler gets the
+	// message. It suits CPU-bound work without side effects (decoding,
+	// validation): at most one prepared batch waits for the handler, and
+	// batches and their messages reach the handler in delivery order. A
+	// non-nil error is that message's outcome, with Handler's meaning, and the
+	// message is left out of the batch; a panic is a Permanent error for that
+	// message alone. Messages delivered more often than MaxDeliver are not
+	// prepared.
+	Prepare func(m *Message) (any, error)
 }
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
@@ -162,6 +179,11 @@ func (b *Bus) run(ctx context.Context, cfg ConsumerConfig, h BatchHandler) error
 	return err
 }
 
+// pull runs one gatherer and one handler with a hand-off of one batch between
+// them: while the handler works, the next batch is gathered and prepared, and
+// it keeps growing up to BatchSize until the handler is free. When ctx is
+// cancelled the iterator drains: what it already holds is still gathered,
+// prepared, handled and settled before pull returns.
 func (b *Bus) pull(ctx context.Context, cons jetstream.Consumer, cfg ConsumerConfig, h BatchHandler, log *zap.Logger) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(max(2*cfg.BatchSize, 16)))
 	if err != nil {
@@ -171,54 +193,137 @@ func (b *Bus) pull(ctx context.Context, cons jetstream.Consumer, cfg ConsumerCon
 	defer stop()
 	defer it.Stop()
 	work := context.WithoutCancel(ctx)
+	batches := make(chan []*Message)
+	handled := make(chan struct{})
+	go func() {
+		defer close(handled)
+		for batch := range batches {
+			b.handle(work, cfg, batch, h, log)
+		}
+	}()
+	defer func() {
+		close(batches)
+		<-handled
+	}()
+	g := &gatherer{bus: b, it: it, cfg: cfg, log: log}
+	if cfg.Prepare != nil {
+		g.jobs = make(chan *Message, cfg.BatchSize)
+		defer close(g.jobs)
+		for range min(runtime.GOMAXPROCS(0), cfg.BatchSize) {
+			go func() {
+				for m := range g.jobs {
+					prepare(cfg.Prepare, m)
+					g.preparing.Done()
+				}
+			}()
+		}
+	}
+	for g.next(batches) {
+	}
+	return nil
+}
+
+// gatherer builds batches from the iterator and prepares their messages on
+// its workers (jobs) as they arrive.
+type gatherer struct {
+	bus       *Bus
+	it        jetstream.MessagesContext
+	cfg       ConsumerConfig
+	log       *zap.Logger
+	jobs      chan *Message // nil without Prepare
+	preparing sync.WaitGroup
+}
+
+// next waits for the first message of a batch, adds the messages that follow
+// until the batch is full, or nothing arrives for a millisecond while the
+// handler is free, and hands the prepared batch over. It reports false once
+// the iterator is closed.
+func (g *gatherer) next(batches chan<- []*Message) bool {
+	var batch []*Message
 	for {
-		first, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			log.Warn("pull failed", zap.Error(err))
-			continue
+		wait := []jetstream.NextOpt{jetstream.NextMaxWait(time.Millisecond)}
+		if len(batch) == 0 {
+			wait = nil
 		}
-		batch := []*Message{b.message(first)}
-		for len(batch) < cfg.BatchSize {
-			m, err := it.Next(jetstream.NextMaxWait(time.Millisecond))
-			if err != nil {
-				break
+		jm, err := g.it.Next(wait...)
+		switch {
+		case err == nil:
+			batch = append(batch, g.add(jm))
+			if len(batch) == g.cfg.BatchSize {
+				g.preparing.Wait()
+				batches <- batch
+				return true
 			}
-			batch = append(batch, b.message(m))
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			if len(batch) > 0 {
+				g.preparing.Wait()
+				batches <- batch
+			}
+			return false
+		case len(batch) == 0:
+			g.log.Warn("pull failed", zap.Error(err))
+		default: // nothing more for now: hand over if the handler is free, else keep gathering
+			g.preparing.Wait()
+			select {
+			case batches <- batch:
+				return true
+			default:
+			}
 		}
-		hctx, cancel := context.WithTimeout(work, cfg.AckWait)
-		todo := make([]*Message, 0, len(batch))
-		results := make([]error, len(batch))
-		for i, m := range batch {
-			if m.Delivered > uint64(cfg.MaxDeliver)+b.outages.count(m) {
-				results[i] = errGaveUp
-				continue
-			}
+	}
+}
+
+// add turns a delivery into a Message and starts preparing it.
+func (g *gatherer) add(jm jetstream.Msg) *Message {
+	m := g.bus.message(jm)
+	switch {
+	case m.Delivered > uint64(g.cfg.MaxDeliver)+g.bus.outages.count(m):
+		// Decided before Prepare runs: a message that kills the process must still reach the DLQ.
+		m.outcome = errGaveUp
+	case g.jobs != nil:
+		g.preparing.Add(1)
+		g.jobs <- m
+	}
+	return m
+}
+
+func prepare(fn func(*Message) (any, error), m *Message) {
+	defer func() {
+		if r := recover(); r != nil {
+			// The same input would panic again: no retry can help.
+			m.Prepared = nil
+			m.outcome = Permanent(fmt.Errorf("prepare panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	m.Prepared, m.outcome = fn(m)
+}
+
+// handle runs h on the messages of batch without an outcome yet, then settles
+// every message of the batch in order.
+func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, batch []*Message, h BatchHandler, log *zap.Logger) {
+	hctx, cancel := context.WithTimeout(ctx, cfg.AckWait)
+	defer cancel()
+	todo := make([]*Message, 0, len(batch))
+	for _, m := range batch {
+		if m.outcome == nil {
 			todo = append(todo, m)
 		}
-		if len(todo) > 0 {
-			errs := h(hctx, todo)
-			if len(errs) != len(todo) {
-				err := fmt.Errorf("batch handler returned %d outcomes for %d messages", len(errs), len(todo))
-				errs = make([]error, len(todo))
-				for i := range errs {
-					errs[i] = err
-				}
-			}
-			j := 0
-			for i, m := range batch {
-				if results[i] == nil && j < len(todo) && todo[j] == m {
-					results[i] = errs[j]
-					j++
-				}
+	}
+	if len(todo) > 0 {
+		errs := h(hctx, todo)
+		if len(errs) != len(todo) {
+			err := fmt.Errorf("batch handler returned %d outcomes for %d messages", len(errs), len(todo))
+			errs = make([]error, len(todo))
+			for i := range errs {
+				errs[i] = err
 			}
 		}
-		for i, m := range batch {
-			b.settle(hctx, cfg, m, results[i], log)
+		for i, m := range todo {
+			m.outcome = errs[i]
 		}
-		cancel()
+	}
+	for _, m := range batch {
+		b.settle(hctx, cfg, m, m.outcome, log)
 	}
 }
 

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -40,38 +37,39 @@ func incidentsClosedConsumer(batchSize int) bus.ConsumerConfig {
 		Stream:    bus.StreamIncidents,
 		Subjects:  []string{events.SubjectIncidentClosedAll},
 		BatchSize: batchSize,
+		Prepare:   prepareClosed,
 	}
 }
+
+// prepareClosed is the consumer's Prepare: decoding and schema validation are
+// the CPU-heavy part of intake, so the bus runs them on every core while the
+// previous batch is in Postgres.
+func prepareClosed(m *bus.Message) (any, error) { return check(m) }
 
 // HandleClosed registers a batch of incidents.closed.<source> messages in one
 // transaction. Invalid payloads are recorded as rejects and acked with the
 // batch (they are handled, not retried); duplicates and unchanged content are
 // acked without effect. Only a failure of intake itself (Postgres) fails the
-// batch, and then every message of it is retried.
+// batch, and then every message of it is retried. Messages the consumer has
+// not prepared (see prepareClosed) are decoded and validated here, in turn.
 func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
 	msgs := make([]postgres.Message, len(ms))
-	failures := make([]error, len(ms))
+	errs := make([]error, len(ms))
 	now := s.now()
-	// Decoding and schema validation are the CPU-heavy part: spread them over the cores.
-	workers := min(runtime.GOMAXPROCS(0), (len(ms)+63)/64)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(ms); i += workers {
-				msgs[i], failures[i] = check(ms[i], now)
-			}
-		})
-	}
-	wg.Wait()
 	// A message intake itself failed on is retried (or dead-lettered) alone;
 	// the rest of the batch goes ahead.
-	errs := make([]error, len(ms))
 	keep := make([]int, 0, len(ms))
-	for i, err := range failures {
-		if err != nil {
-			errs[i] = err
-			continue
+	for i, m := range ms {
+		msg, ok := m.Prepared.(postgres.Message)
+		if !ok { // not prepared by the consumer (prepareClosed)
+			var err error
+			if msg, err = check(m); err != nil {
+				errs[i] = err
+				continue
+			}
 		}
+		msg.ReceivedAt = now
+		msgs[i] = msg
 		keep = append(keep, i)
 	}
 	batch := make([]postgres.Message, len(keep))
@@ -103,15 +101,9 @@ func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
 
 // check turns one delivery into a message for the store: accepted, or
 // rejected with the reason. An error is a failure of intake itself.
-func check(m *bus.Message, now time.Time) (msg postgres.Message, err error) {
-	defer func() { // it runs on its own goroutine, out of reach of the bus's recover
-		if r := recover(); r != nil {
-			// The same input would panic again: no retry can help.
-			err = bus.Permanent(fmt.Errorf("check %s: panic: %v", m.Envelope.ID, r))
-		}
-	}()
+func check(m *bus.Message) (postgres.Message, error) {
 	source := SourceOfSubject(m.Subject)
-	msg = postgres.Message{EventID: m.Envelope.ID, Subject: m.Subject, ReceivedAt: now, Raw: m.Envelope.Data}
+	msg := postgres.Message{EventID: m.Envelope.ID, Subject: m.Subject, Raw: m.Envelope.Data}
 	rev, err := Parse(m.Envelope.Data, m.Envelope.Type, source)
 	var inv *Invalid
 	switch {
