@@ -19,33 +19,16 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/schemas"
 	"github.com/afteraction/afteraction/services/review/postgres"
 )
-
-// clock is a test clock that only moves when told to.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
 
 type fixture struct {
 	t     *testing.T
 	svc   *Service
 	pool  *pgxpool.Pool
-	clock *clock
+	clock *servicetest.Clock
 }
 
 var testInvites = Invites{Secret: []byte("test-invite-secret-0123456789"), TTL: 90 * 24 * time.Hour}
@@ -63,7 +46,7 @@ func setupWith(t *testing.T, configure func(*ServiceConfig)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Date(2026, 3, 5, 12, 0, 0, 0, time.UTC)}
+	c := servicetest.NewClock(time.Date(2026, 3, 5, 12, 0, 0, 0, time.UTC))
 	cfg := ServiceConfig{
 		Policy: policy, Questionnaire: DefaultQuestionnaire, Invites: testInvites,
 		PublicURL: "http://review.test/", Now: c.Now,

@@ -16,39 +16,22 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/schemas"
 	store "github.com/afteraction/afteraction/services/tracker/postgres"
 )
-
-// clock is a settable clock for the service under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 type fixture struct {
 	t     *testing.T
 	pool  *pgxpool.Pool
 	svc   *Service
-	clock *clock
+	clock *servicetest.Clock
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	pool := pgtest.New(t, pgtest.Migration{Schema: store.Schema, FS: store.Migrations()})
-	c := &clock{t: time.Date(2026, 3, 21, 9, 0, 0, 0, time.UTC)}
+	c := servicetest.NewClock(time.Date(2026, 3, 21, 9, 0, 0, 0, time.UTC))
 	return &fixture{t: t, pool: pool, svc: NewService(store.New(pool), zaptest.NewLogger(t), c.Now, nil), clock: c}
 }
 
