@@ -1,15 +1,20 @@
 // Package config reads the configuration every afteraction service shares
 // (DATABASE_URL, NATS_*, STREAM_REPLICAS, HTTP_ADDR, API_TOKENS, LOG_*) and
-// offers a Loader that services also use for their own variables.
+// offers a Loader that services also use for their own variables, and Main,
+// the whole of a service's main function.
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +22,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/pkg/logging"
 )
 
 // Defaults of the common variables that have one.
@@ -196,4 +202,33 @@ func redact(s string) string {
 // registering the bus's metrics with reg.
 func (c Common) BusOptions(reg prometheus.Registerer) bus.Options {
 	return bus.Options{User: c.NATSUser, Password: c.NATSPassword, CredsFile: c.NATSCreds, Registerer: reg}
+}
+
+// Logging returns the log format and level (LOG_FORMAT, LOG_LEVEL).
+func (c Common) Logging() (format, level string) { return c.LogFormat, c.LogLevel }
+
+// Main is the whole of a service's main function: it loads the configuration
+// from the environment, builds the logger it asks for, and runs the service
+// until SIGINT or SIGTERM. It returns the process exit code: 0 after a clean
+// shutdown, 1 when the service failed, 2 for a configuration error.
+func Main[C interface{ Logging() (string, string) }](name string, load func(func(string) string) (C, error),
+	run func(ctx context.Context, cfg C, log *zap.Logger) error) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := load(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: configuration: %v\n", name, err)
+		return 2
+	}
+	log, err := logging.New(cfg.Logging())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 2
+	}
+	defer log.Sync() //nolint:errcheck // stderr may not support sync
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error(name+" failed", zap.Error(err))
+		return 1
+	}
+	return 0
 }

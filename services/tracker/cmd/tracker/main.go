@@ -4,24 +4,17 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	_ "time/tzdata" // TRACKER_TIMEZONE resolves in images without a zone database
 
+	"go.uber.org/zap"
+
+	"github.com/afteraction/afteraction/pkg/config"
 	"github.com/afteraction/afteraction/services/tracker"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := tracker.LoadConfig(os.Getenv)
-	if err == nil {
-		err = tracker.Run(ctx, cfg, tracker.Deps{})
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tracker:", err)
-		os.Exit(1)
-	}
+	os.Exit(config.Main("tracker", tracker.LoadConfig, func(ctx context.Context, cfg tracker.Config, log *zap.Logger) error {
+		return tracker.Run(ctx, cfg, tracker.Deps{Log: log})
+	}))
 }
