@@ -319,3 +319,20 @@ func BenchmarkRender(b *testing.B) {
 func BenchmarkRenderCoreFont(b *testing.B) {
 	benchRender(b, newCoreFontRenderer(), exampleInput(b))
 }
+
+func TestAmendedVersionSaysWhatWasCorrected(t *testing.T) {
+	t.Parallel()
+	in := exampleInput(t)
+	at := in.Review.CompletedAt.Add(72 * time.Hour)
+	in.Review.Amendment, in.Review.AmendmentReason, in.Review.AmendedAt = 2, "Final cost corrected after the insurer’s assessment.", &at
+	out, err := renderer(t).Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft := flat(pdfText(t, out.PDF))
+	for _, w := range []string{"Amendment 2", "Final cost corrected after the insurer’s assessment.", "renders amendment 2 of the review"} {
+		if !strings.Contains(ft, w) {
+			t.Errorf("pdftotext output lacks %q", w)
+		}
+	}
+}

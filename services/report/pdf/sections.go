@@ -133,6 +133,13 @@ func (d *doc) cover() {
 	if inc.URL != "" {
 		d.labelled("Ticket", inc.URL)
 	}
+	if rv.Amendment > 0 {
+		amended := ""
+		if rv.AmendedAt != nil {
+			amended = " (" + fmtTime(*rv.AmendedAt) + ")"
+		}
+		d.labelled("Amendment "+strconv.Itoa(rv.Amendment)+amended, rv.AmendmentReason)
+	}
 	f.Ln(4)
 	d.note("This report was rendered by afteraction from the completed lessons-learned review. " +
 		"Its integrity can be checked as described in the section \"Document integrity\".")
@@ -591,6 +598,10 @@ func (d *doc) integrity() {
 		{"Generated", fmtTime(d.in.GeneratedAt)},
 		{"Data SHA-256", d.in.DataSHA256},
 	})
+	if d.rv.Amendment > 0 {
+		d.para("This version renders amendment " + strconv.Itoa(d.rv.Amendment) + " of the review: " +
+			d.rv.AmendmentReason + " Earlier versions stay as they were published and remain verifiable.")
+	}
 	d.para("The data SHA-256 is the digest of the canonical JSON of the completed review this report was " +
 		"rendered from. The SHA-256 of this PDF file itself and an Ed25519 signature over the report id, " +
 		"version, PDF digest and data digest are recorded by afteraction when the version is published; a " +
