@@ -280,17 +280,6 @@ type AmendRequest struct {
 	Reason string `json:"reason"`
 }
 
-// AmendedCompletion is the review.completed event an amendment emits: the
-// typed event plus the amendment's number (1, 2, ...), reason and time as
-// additional properties, which review.completed.v1 allows. Consumers decoding
-// events.ReviewCompleted ignore them.
-type AmendedCompletion struct {
-	events.ReviewCompleted
-	Amendment       int       `json:"amendment"`
-	AmendmentReason string    `json:"amendment_reason"`
-	AmendedAt       time.Time `json:"amended_at"`
-}
-
 func validateAmendment(req AmendRequest) error {
 	verr := &ValidationError{}
 	checkCompletion(verr, req.CompleteRequest)
@@ -327,29 +316,29 @@ func keepsActionItems(current, amended []events.ActionItem) error {
 // and enqueues a new review.completed (new event id) carrying the latest
 // incident snapshot, every response, the amended outcome, the original
 // completed_at, and the amendment's number, reason and time (see
-// AmendedCompletion). It returns ErrNotFound, ErrNotCompleted for a review
+// events.ReviewCompleted with Amendment set). It returns ErrNotFound, ErrNotCompleted for a review
 // that is still open, or a *ValidationError.
-func (s *Service) Amend(ctx context.Context, reviewID, by string, req AmendRequest, body []byte) (AmendedCompletion, error) {
+func (s *Service) Amend(ctx context.Context, reviewID, by string, req AmendRequest, body []byte) (events.ReviewCompleted, error) {
 	if err := validateAmendment(req); err != nil {
-		return AmendedCompletion{}, err
+		return events.ReviewCompleted{}, err
 	}
 	r, err := s.store.Review(ctx, reviewID)
 	if err != nil {
-		return AmendedCompletion{}, err
+		return events.ReviewCompleted{}, err
 	}
 	if r.Status != postgres.StatusCompleted {
-		return AmendedCompletion{}, ErrNotCompleted
+		return events.ReviewCompleted{}, ErrNotCompleted
 	}
 	qs, err := s.store.Questionnaire(ctx, r.QuestionnaireVersion)
 	if err != nil {
-		return AmendedCompletion{}, err
+		return events.ReviewCompleted{}, err
 	}
 	if body == nil {
 		if body, err = json.Marshal(req); err != nil {
-			return AmendedCompletion{}, fmt.Errorf("marshal amendment: %w", err)
+			return events.ReviewCompleted{}, fmt.Errorf("marshal amendment: %w", err)
 		}
 	}
-	var done AmendedCompletion
+	var done events.ReviewCompleted
 	err = s.store.InTx(ctx, func(tx *postgres.Tx) error {
 		r, err := tx.LockReview(ctx, reviewID)
 		if err != nil {
@@ -373,15 +362,16 @@ func (s *Service) Amend(ctx context.Context, reviewID, by string, req AmendReque
 		if r.CompletedAt != nil {
 			ev.CompletedAt = r.CompletedAt.UTC()
 		}
-		done = AmendedCompletion{ReviewCompleted: ev, Amendment: r.Amendments + 1,
-			AmendmentReason: strings.TrimSpace(req.Reason), AmendedAt: s.now()}
+		amendedAt := s.now()
+		ev.Amendment, ev.AmendmentReason, ev.AmendedAt = r.Amendments+1, strings.TrimSpace(req.Reason), &amendedAt
+		done = ev
 		env, err := newEvent(events.TypeReviewCompleted, r.ID, done)
 		if err != nil {
 			return asValidation(err)
 		}
 		r.Facilitator, r.Summary, r.Findings, r.ActionItems = ev.Facilitator, ev.Summary, ev.Findings, ev.ActionItems
 		if err := tx.Amend(ctx, r, postgres.Amendment{
-			Number: done.Amendment, AmendedAt: done.AmendedAt, AmendedBy: by, Reason: done.AmendmentReason,
+			Number: done.Amendment, AmendedAt: amendedAt, AmendedBy: by, Reason: done.AmendmentReason,
 			IncidentRevision: r.IncidentRevision, EventID: env.ID, Body: body,
 		}); err != nil {
 			return err
@@ -389,7 +379,7 @@ func (s *Service) Amend(ctx context.Context, reviewID, by string, req AmendReque
 		return tx.Enqueue(ctx, env)
 	})
 	if err != nil {
-		return AmendedCompletion{}, err
+		return events.ReviewCompleted{}, err
 	}
 	s.metrics.amended.Inc()
 	return done, nil
