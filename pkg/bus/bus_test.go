@@ -603,3 +603,23 @@ func TestDeadLetterIsReplayedOnceTheCauseIsFixed(t *testing.T) {
 		t.Errorf("DLQ after replay: %v %v", left, err)
 	}
 }
+
+func TestEnsureTopologyIsIdempotentAndAppliesChanges(t *testing.T) {
+	t.Parallel()
+	e := setup(t) // has ensured the topology once
+	ctx := context.Background()
+	if err := e.bus.EnsureTopology(ctx, bus.Topology{}); err != nil {
+		t.Fatalf("second ensure: %v", err)
+	}
+	if err := e.bus.EnsureTopology(ctx, bus.Topology{DuplicateWindow: 5 * time.Minute}); err != nil {
+		t.Fatalf("ensure with a new duplicate window: %v", err)
+	}
+	js, _ := jetstream.New(e.nc())
+	s, err := js.Stream(ctx, bus.StreamAfteraction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.Duplicates; got != 5*time.Minute {
+		t.Errorf("duplicate window = %v, want the updated 5m", got)
+	}
+}

@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,9 +59,14 @@ func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
 		sc.Duplicates = dup
 		sc.Retention = jetstream.LimitsPolicy
 		sc.Discard = jetstream.DiscardOld
-		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := b.ensureStream(ctx, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
+	}
+	if _, err := b.js.ObjectStore(ctx, BucketReports); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("ensure object store %s: %w", BucketReports, err)
 	}
 	_, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      BucketReports,
@@ -71,6 +78,35 @@ func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
 		return fmt.Errorf("ensure object store %s: %w", BucketReports, err)
 	}
 	return nil
+}
+
+// ensureStream creates the stream, or updates it only when its configuration
+// differs. Every replica of every service calls this at start-up while others
+// are already creating consumers; an update the stream does not need is not
+// free (nats-server 2.15 rewrites the store's configuration under consumers
+// being created, which its race detector reports).
+func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
+	s, err := b.js.Stream(ctx, want.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = b.js.CreateStream(ctx, want)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return err
+		}
+		if s, err = b.js.Stream(ctx, want.Name); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	have := s.CachedInfo().Config
+	if slices.Equal(have.Subjects, want.Subjects) && have.Replicas == want.Replicas && have.Storage == want.Storage &&
+		have.Duplicates == want.Duplicates && have.Retention == want.Retention && have.Discard == want.Discard &&
+		have.Description == want.Description {
+		return nil
+	}
+	_, err = b.js.UpdateStream(ctx, want)
+	return err
 }
 
 // PutObject stores data under key in bucket, replacing nothing that differs:
