@@ -546,3 +546,34 @@ func TestInviteTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestMovedDueDateRemindsAgain(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	e := registered(t)
+	e.Incident.Severity = events.SeverityHigh // due 120h after closure
+	e.Incident.Timestamps.ClosedAt = f.clock.Now()
+	r := f.open(e)
+	n := len(r.Participants)
+	send := func(at time.Time, want int) {
+		t.Helper()
+		f.clock.Set(at)
+		if got, err := f.svc.SendReminders(ctx); err != nil || got != want {
+			t.Fatalf("reminders at %v: %d, %v; want %d", at, got, err, want)
+		}
+	}
+	first := *r.DueAt
+	send(first.Add(time.Hour), n) // overdue
+	// The ticket is reopened and closed again two days later: the due date moves.
+	e.Revision++
+	e.Incident.Timestamps.ClosedAt = first.Add(48 * time.Hour)
+	f.handle(e)
+	moved := *f.only(e.IncidentID).DueAt
+	if !moved.After(first) {
+		t.Fatalf("due date %v did not move after %v", moved, first)
+	}
+	send(moved.Add(-time.Hour), n) // due soon, for the new date
+	send(moved.Add(time.Hour), n)  // overdue again, for the new date
+	send(moved.Add(2*time.Hour), 0)
+}

@@ -550,7 +550,7 @@ const selectReminderCandidates = `SELECT r.review_id::text, r.incident_id::text,
 FROM reviews r JOIN participants p USING (review_id)
 WHERE r.status = 'open' AND r.due_at IS NOT NULL AND r.due_at <= $2
 	AND NOT EXISTS (SELECT 1 FROM responses s WHERE s.participant_id = p.participant_id)
-	AND NOT EXISTS (SELECT 1 FROM reminders m WHERE m.participant_id = p.participant_id
+	AND NOT EXISTS (SELECT 1 FROM reminders m WHERE m.participant_id = p.participant_id AND m.due_at = r.due_at
 		AND m.reason = CASE WHEN r.due_at <= $1 THEN 'overdue' ELSE 'due_soon' END)
 ORDER BY r.due_at, p.position
 LIMIT $3`
@@ -571,14 +571,15 @@ func (t *Tx) ReminderCandidates(ctx context.Context, now time.Time, window time.
 	})
 }
 
-const claimReminder = `INSERT INTO reminders (participant_id, reason, review_id, reminded_at, event_id)
-VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`
+const claimReminder = `INSERT INTO reminders (participant_id, reason, review_id, reminded_at, event_id, due_at)
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
 
-// ClaimReminder records that a participant is reminded for reason; false means
-// another transaction already did (the caller must not send it again).
-// Concurrent claims of the same pair wait for each other on the primary key.
+// ClaimReminder records that a participant is reminded for reason of the
+// candidate's due date; false means another transaction already did (the
+// caller must not send it again). Concurrent claims of the same participant,
+// reason and due date wait for each other on the primary key.
 func (t *Tx) ClaimReminder(ctx context.Context, c ReminderCandidate, at time.Time, eventID string) (bool, error) {
-	tag, err := t.tx.Exec(ctx, claimReminder, c.Participant.ID, string(c.Reason), c.ReviewID, at, eventID)
+	tag, err := t.tx.Exec(ctx, claimReminder, c.Participant.ID, string(c.Reason), c.ReviewID, at, eventID, c.DueAt)
 	if err != nil {
 		return false, fmt.Errorf("claim reminder for %s: %w", c.Participant.ID, err)
 	}
