@@ -103,7 +103,7 @@ type Scenario struct {
 // completes it, and collects the report and the action items.
 func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *zap.Logger) (Scenario, error) {
 	var res Scenario
-	b, err := bus.Connect(ctx, s.NATSURL, "demo", log, bus.Options{})
+	b, err := bus.Connect(ctx, s.NATSURL, "demo", log, s.Client)
 	if err != nil {
 		return res, err
 	}

@@ -1,10 +1,18 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/afteraction/afteraction/pkg/bus"
+	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
 )
 
 // The NATS configurations in deploy/ parse with the nats-server version the
@@ -45,5 +53,44 @@ func TestDeployNATSConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The per-service NATS users of deploy/nats/permissions.conf let each service
+// do its whole job and nothing is refused: the demo scenario runs end to end
+// with every service, and the publisher, connected as its own user. A denied
+// subject would show up as a timeout (NATS reports it only asynchronously).
+func TestPipelineRunsUnderTheDeployedNATSPermissions(t *testing.T) {
+	users := []string{"intake", "review", "report", "tracker", "upstream", "trackers"}
+	serviceEnv := map[string]map[string]string{}
+	for _, u := range users {
+		pw := "pw-" + u + "-0123456789"
+		t.Setenv(strings.ToUpper(u)+"_NATS_PASSWORD", pw)
+		serviceEnv[u] = map[string]string{"NATS_USER": u, "NATS_PASSWORD": pw}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := StartStack(ctx, StackConfig{
+		DatabaseURL:    pgtest.NewDatabase(t),
+		StoreDir:       t.TempDir(),
+		NATSConfigFile: filepath.Join("..", "..", "deploy", "nats", "nats-server.conf"),
+		ServiceEnv:     serviceEnv,
+		Client:         bus.Options{User: "upstream", Password: serviceEnv["upstream"]["NATS_PASSWORD"]},
+		Log:            zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	res, err := runScenario(ctx, s, demoIncidentForTest(t, "SEC-PERMS-1"), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || len(res.Actions) != 6 {
+		t.Errorf("scenario under permissions: verified=%v actions=%d", res.Verified, len(res.Actions))
 	}
 }

@@ -39,7 +39,13 @@ type StackConfig struct {
 	Env map[string]string
 	// AdminToken is the admin bearer token the services accept; empty picks a random one.
 	AdminToken string
-	Log        *zap.Logger
+	// NATSConfigFile, when set, configures the embedded server (users,
+	// permissions); ServiceEnv then gives each service its own NATS_USER and
+	// NATS_PASSWORD, and Client the identity the CLI publishes with.
+	NATSConfigFile string
+	ServiceEnv     map[string]map[string]string
+	Client         bus.Options
+	Log            *zap.Logger
 }
 
 // Stack is a running single-process pipeline.
@@ -47,9 +53,11 @@ type Stack struct {
 	NATSURL    string
 	URLs       map[string]string // service → base URL
 	AdminToken string
-	nats       *server.Server
-	cancel     context.CancelFunc
-	group      *errgroup.Group
+	// Client is how the CLI connects to the stack's NATS (see StackConfig.Client).
+	Client bus.Options
+	nats   *server.Server
+	cancel context.CancelFunc
+	group  *errgroup.Group
 }
 
 var serviceNames = []string{"intake", "review", "report", "tracker"}
@@ -60,11 +68,13 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 	if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return nil, err
 	}
-	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Port: cfg.NATSPort, StoreDir: cfg.StoreDir, SyncAlways: true})
+	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Port: cfg.NATSPort, StoreDir: cfg.StoreDir, SyncAlways: true,
+		ConfigFile: cfg.NATSConfigFile})
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{NATSURL: ns.ClientURL(), URLs: map[string]string{}, nats: ns, AdminToken: orDefault(cfg.AdminToken, randomToken())}
+	s := &Stack{NATSURL: ns.ClientURL(), URLs: map[string]string{}, nats: ns, AdminToken: orDefault(cfg.AdminToken, randomToken()),
+		Client: cfg.Client}
 	env := map[string]string{
 		"DATABASE_URL":           cfg.DatabaseURL,
 		"NATS_URL":               s.NATSURL,
@@ -88,11 +98,16 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 	for k, v := range cfg.Env {
 		env[k] = v
 	}
-	getenv := func(key string) string {
-		if v, ok := env[key]; ok {
-			return v
+	getenvOf := func(service string) func(string) string {
+		return func(key string) string {
+			if v, ok := cfg.ServiceEnv[service][key]; ok {
+				return v
+			}
+			if v, ok := env[key]; ok {
+				return v
+			}
+			return os.Getenv(key)
 		}
-		return os.Getenv(key)
 	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -104,10 +119,10 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		name string
 		run  func(context.Context) error
 	}{
-		{"intake", runner(getenv, intake.LoadConfig, intake.Run, intake.Deps{Log: log.Named("intake"), Listener: listeners["intake"]})},
-		{"review", runner(getenv, review.LoadConfig, review.Run, review.Deps{Log: log.Named("review"), Listener: listeners["review"]})},
-		{"report", runner(getenv, report.LoadConfig, report.Run, report.Deps{Log: log.Named("report"), Listener: listeners["report"]})},
-		{"tracker", runner(getenv, tracker.LoadConfig, tracker.Run, tracker.Deps{Log: log.Named("tracker"), Listener: listeners["tracker"]})},
+		{"intake", runner(getenvOf("intake"), intake.LoadConfig, intake.Run, intake.Deps{Log: log.Named("intake"), Listener: listeners["intake"]})},
+		{"review", runner(getenvOf("review"), review.LoadConfig, review.Run, review.Deps{Log: log.Named("review"), Listener: listeners["review"]})},
+		{"report", runner(getenvOf("report"), report.LoadConfig, report.Run, report.Deps{Log: log.Named("report"), Listener: listeners["report"]})},
+		{"tracker", runner(getenvOf("tracker"), tracker.LoadConfig, tracker.Run, tracker.Deps{Log: log.Named("tracker"), Listener: listeners["tracker"]})},
 	}
 	for _, svc := range start {
 		g.Go(func() error {

@@ -18,6 +18,9 @@ type EmbeddedConfig struct {
 	// server sets it: with one node there is no replica to recover from, and the
 	// default (fsync every two minutes) can lose acknowledged messages on a crash.
 	SyncAlways bool
+	// ConfigFile, when set, is a nats-server configuration (users, permissions,
+	// limits) to start from; Host, Port and StoreDir above still apply.
+	ConfigFile string
 }
 
 // StartEmbedded starts a nats-server in this process and waits until it
@@ -27,17 +30,22 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	opts := &server.Options{
-		ServerName: "afteraction-embedded",
-		Host:       orDefault(cfg.Host, "127.0.0.1"),
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		SyncAlways: cfg.SyncAlways,
-		NoSigs:     true,
-		NoLog:      true,
-		MaxPayload: 1 << 20,
+	opts := &server.Options{MaxPayload: 1 << 20}
+	if cfg.ConfigFile != "" {
+		var err error
+		if opts, err = server.ProcessConfigFile(cfg.ConfigFile); err != nil {
+			return nil, fmt.Errorf("nats-server config: %w", err)
+		}
 	}
+	opts.ServerName = "afteraction-embedded"
+	opts.Host = orDefault(cfg.Host, "127.0.0.1")
+	opts.Port = port
+	opts.HTTPPort = 0
+	opts.Cluster = server.ClusterOpts{}
+	opts.JetStream = true
+	opts.StoreDir = cfg.StoreDir
+	opts.SyncAlways = opts.SyncAlways || cfg.SyncAlways
+	opts.NoSigs, opts.NoLog = true, true
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats-server: %w", err)
