@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
+
+	"github.com/afteraction/afteraction/pkg/bus"
 )
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
@@ -94,4 +97,11 @@ func poll(ctx context.Context, what string, timeout time.Duration, fn func() (bo
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// cliNATSOptions is the identity the CLI's NATS commands connect with:
+// NATS_CREDS, or NATS_USER and NATS_PASSWORD (in production, the operator user
+// of deploy/nats/permissions.conf).
+func cliNATSOptions() bus.Options {
+	return bus.Options{User: os.Getenv("NATS_USER"), Password: os.Getenv("NATS_PASSWORD"), CredsFile: os.Getenv("NATS_CREDS")}
 }

@@ -9,7 +9,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
@@ -20,7 +22,7 @@ import (
 // older and not know sync_interval), the single node fsyncs every write, and
 // every service has its own user.
 func TestDeployNATSConfigs(t *testing.T) {
-	for _, v := range []string{"INTAKE", "REVIEW", "REPORT", "TRACKER", "UPSTREAM", "TRACKERS"} {
+	for _, v := range []string{"INTAKE", "REVIEW", "REPORT", "TRACKER", "UPSTREAM", "TRACKERS", "OPERATOR"} {
 		t.Setenv(v+"_NATS_PASSWORD", "secret-"+v)
 	}
 	t.Setenv("NATS_SERVER_NAME", "nats-0")
@@ -61,7 +63,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 // with every service, and the publisher, connected as its own user. A denied
 // subject would show up as a timeout (NATS reports it only asynchronously).
 func TestPipelineRunsUnderTheDeployedNATSPermissions(t *testing.T) {
-	users := []string{"intake", "review", "report", "tracker", "upstream", "trackers"}
+	users := []string{"intake", "review", "report", "tracker", "upstream", "trackers", "operator"}
 	serviceEnv := map[string]map[string]string{}
 	for _, u := range users {
 		pw := "pw-" + u + "-0123456789"
@@ -70,13 +72,15 @@ func TestPipelineRunsUnderTheDeployedNATSPermissions(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	core, logged := observer.New(zap.WarnLevel)
+	log := zap.New(zapcore.NewTee(core, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Core()))
 	s, err := StartStack(ctx, StackConfig{
 		DatabaseURL:    pgtest.NewDatabase(t),
 		StoreDir:       t.TempDir(),
 		NATSConfigFile: filepath.Join("..", "..", "deploy", "nats", "nats-server.conf"),
 		ServiceEnv:     serviceEnv,
 		Client:         bus.Options{User: "upstream", Password: serviceEnv["upstream"]["NATS_PASSWORD"]},
-		Log:            zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		Log:            log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -92,5 +96,8 @@ func TestPipelineRunsUnderTheDeployedNATSPermissions(t *testing.T) {
 	}
 	if !res.Verified || len(res.Actions) != 6 {
 		t.Errorf("scenario under permissions: verified=%v actions=%d", res.Verified, len(res.Actions))
+	}
+	for _, e := range logged.FilterMessage("nats async error").All() {
+		t.Errorf("refused by NATS: %v", e.ContextMap())
 	}
 }

@@ -27,7 +27,7 @@ func runDLQ(ctx context.Context, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	b, err := bus.Connect(ctx, *natsURL, "cli", zap.NewNop(), bus.Options{})
+	b, err := bus.Connect(ctx, *natsURL, "cli", zap.NewNop(), cliNATSOptions())
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func runImport(ctx context.Context, args []string) error {
 		sc.Secret = ""
 		cfg.Sources[name] = sc
 	}
-	b, err := bus.Connect(ctx, *natsURL, "cli", zap.NewNop(), bus.Options{})
+	b, err := bus.Connect(ctx, *natsURL, "cli", zap.NewNop(), cliNATSOptions())
 	if err != nil {
 		return err
 	}

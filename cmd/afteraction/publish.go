@@ -32,7 +32,7 @@ func runPublish(ctx context.Context, args []string) error {
 	if err != nil {
 		return describeInvalid(fs.Arg(0), err)
 	}
-	b, err := bus.Connect(ctx, *natsURL, "cli", zap.NewNop(), bus.Options{})
+	b, err := bus.Connect(ctx, *natsURL, "cli", zap.NewNop(), cliNATSOptions())
 	if err != nil {
 		return err
 	}
