@@ -4,12 +4,20 @@
 package servicetest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/afteraction/afteraction/pkg/events"
 )
 
 // Timeout bounds how long Start waits for readiness and for Run to stop, and
@@ -101,4 +109,57 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// Do sends method url with body and, when token is not empty, a bearer token.
+// The Content-Type is contentType, or application/json for a non-empty body
+// when contentType is empty. It returns the response (its body already read
+// and closed) and the body, and fails t if the request cannot be made.
+func Do(t testing.TB, method, url, token, contentType string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType == "" && len(body) > 0 {
+		contentType = "application/json"
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return resp, b
+}
+
+// Outbox returns the data of every event of type typ in the outbox of pool's
+// schema, oldest first, and fails t for each one that violates its schema.
+func Outbox(t testing.TB, pool *pgxpool.Pool, typ string) []json.RawMessage {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT data FROM outbox WHERE ce_type = $1 ORDER BY id`, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]json.RawMessage, len(data))
+	for i, b := range data {
+		if err := events.Validate(typ, b); err != nil {
+			t.Errorf("outbox %s is invalid: %v", typ, err)
+		}
+		out[i] = b
+	}
+	return out
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -101,23 +100,15 @@ func (r *running) published() []events.ReportPublished {
 
 func (r *running) do(method, path string, body []byte, auth bool) (*http.Response, []byte) {
 	r.t.Helper()
-	req, err := http.NewRequest(method, r.base+path, bytes.NewReader(body))
-	if err != nil {
-		r.t.Fatal(err)
-	}
+	bearer := ""
 	if auth {
-		req.Header.Set("Authorization", "Bearer "+token)
+		bearer = token
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
+	contentType := ""
+	if len(body) > 0 {
+		contentType = "application/octet-stream"
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return resp, b
+	return servicetest.Do(r.t, method, r.base+path, bearer, contentType, body)
 }
 
 func (r *running) verify(pdf []byte) report.VerifyResult {

@@ -3,7 +3,6 @@ package review
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 )
 
 // Bearer tokens of the roles the HTTP tests call with.
@@ -38,26 +38,10 @@ func (f *fixture) serve() string {
 // returns the status and the response body.
 func call(t *testing.T, method, u, token, contentType, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
 	if contentType == "" {
 		contentType = "application/json"
 	}
-	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := servicetest.Do(t, method, u, token, contentType, []byte(body))
 	return resp.StatusCode, string(b)
 }
 

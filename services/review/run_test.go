@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -302,19 +301,7 @@ func send(t *testing.T, method, u, token, reqBody string, out any) int {
 
 func body(t *testing.T, method, u, contentType, reqBody string) string {
 	t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(reqBody))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	_, b := servicetest.Do(t, method, u, "", contentType, []byte(reqBody))
 	return string(b)
 }
 

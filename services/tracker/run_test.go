@@ -109,14 +109,7 @@ func (e *runEnv) collect(stream, subject string, n int, timeout time.Duration) [
 
 func (e *runEnv) get(path string, dst any) int {
 	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	resp, body := servicetest.Do(e.t, http.MethodGet, e.base+path, token, "", nil)
 	if dst != nil && resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(body, dst); err != nil {
 			e.t.Fatalf("GET %s: %v: %s", path, err, body)

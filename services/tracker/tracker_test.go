@@ -49,30 +49,10 @@ func exampleReview(t *testing.T) events.ReviewCompleted {
 	return rc
 }
 
-// outbox returns the data of every outbox event of type typ, oldest first,
-// after checking each against its schema.
+// outbox returns the data of every outbox event of type typ, oldest first, each checked against its schema.
 func (f *fixture) outbox(typ string) []json.RawMessage {
 	f.t.Helper()
-	rows, err := f.pool.Query(context.Background(), `SELECT data FROM outbox WHERE ce_type = $1 ORDER BY id`, typ)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []json.RawMessage
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			f.t.Fatal(err)
-		}
-		if err := events.Validate(typ, b); err != nil {
-			f.t.Errorf("outbox %s: %v", typ, err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		f.t.Fatal(err)
-	}
-	return out
+	return servicetest.Outbox(f.t, f.pool, typ)
 }
 
 func (f *fixture) create(rc events.ReviewCompleted, eventID string) int {
