@@ -59,15 +59,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	raw, err := fs.ReadFile(schemas.FS(), "events/examples/afteraction.incident.registered.v1.example.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg events.IncidentRegistered
-	if err := json.Unmarshal(raw, &reg); err != nil {
-		t.Fatal(err)
-	}
-	reg.IncidentID = uuid.NewString()
+	reg := exampleRegistered(t)
 	reg.Incident.Timestamps.ClosedAt = time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
 	if _, err := b.PublishEvent(context.Background(), events.TypeIncidentRegistered, reg.IncidentID, reg); err != nil {
 		t.Fatal(err)
@@ -340,15 +332,7 @@ func TestShutdownRelaysWhatInFlightWorkCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	raw, err := fs.ReadFile(schemas.FS(), "events/examples/afteraction.incident.registered.v1.example.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg events.IncidentRegistered
-	if err := json.Unmarshal(raw, &reg); err != nil {
-		t.Fatal(err)
-	}
-	reg.IncidentID = uuid.NewString()
+	reg := exampleRegistered(t)
 	if _, err := b.PublishEvent(context.Background(), events.TypeIncidentRegistered, reg.IncidentID, reg); err != nil {
 		t.Fatal(err)
 	}
@@ -419,4 +403,19 @@ func TestShutdownRelaysWhatInFlightWorkCommits(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &ev); err != nil || ev.ReviewID != reviewID {
 		t.Errorf("review.completed = %+v, %v; want review %s", ev, err, reviewID)
 	}
+}
+
+// exampleRegistered is the example incident.registered event under a new incident id.
+func exampleRegistered(t *testing.T) events.IncidentRegistered {
+	t.Helper()
+	raw, err := fs.ReadFile(schemas.FS(), "events/examples/afteraction.incident.registered.v1.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg events.IncidentRegistered
+	if err := json.Unmarshal(raw, &reg); err != nil {
+		t.Fatal(err)
+	}
+	reg.IncidentID = uuid.NewString()
+	return reg
 }
