@@ -121,13 +121,6 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(timeLayout)
 }
 
-func fmtTimePtr(t *time.Time) string {
-	if t == nil {
-		return "–"
-	}
-	return fmtTime(*t)
-}
-
 // cellTime is fmtTime for table columns whose heading already says UTC.
 func cellTime(t time.Time) string {
 	if t.IsZero() {
