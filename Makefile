@@ -1,6 +1,7 @@
 # afteraction: the workspace's modules are looped over, because ./... does not
 # cross module boundaries in a go.work workspace.
 SHELL      := /bin/bash
+export PATH := $(shell go env GOPATH)/bin:$(PATH)
 MODULES    := $(shell go list -m -f '{{.Dir}}')
 TESTFLAGS  ?= -race -shuffle=on -count=1 -timeout=20m
 FUZZTIME   ?= 3s
