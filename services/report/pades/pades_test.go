@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
-	"os"
 	"crypto/x509"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"codeberg.org/go-pdf/fpdf"
 
 	"github.com/afteraction/afteraction/services/report/pades"
+	"github.com/afteraction/afteraction/services/report/pades/padestest"
 )
 
 var signedAt = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -33,52 +31,14 @@ func plainPDF(t *testing.T) []byte {
 	return b.Bytes()
 }
 
-func newSigner(t *testing.T, name string) *pades.Signer {
-	t.Helper()
-	cert, key, err := pades.SelfSigned(name, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := pades.NewSigner(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// pdfsig runs Poppler's pdfsig on doc and returns its output. It skips
-// the test when pdfsig is not installed (CI installs poppler-utils).
-func pdfsig(t *testing.T, doc []byte) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "doc.pdf")
-	writeFile(t, path, doc)
-	if _, err := exec.LookPath("pdfsig"); err != nil {
-		t.Skip("pdfsig (poppler-utils) not installed")
-	}
-	out, _ := exec.Command("pdfsig", "-nocert", path).CombinedOutput()
-	return string(out)
-}
-
 func TestSignedPDFPassesPdfsigAndQpdf(t *testing.T) {
 	t.Parallel()
-	s := newSigner(t, "afteraction test reports")
+	s := padestest.Signer(t, "afteraction test reports")
 	signed, err := s.Sign(plainPDF(t), pades.Info{Name: "afteraction", Reason: "incident report", Date: signedAt})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := pdfsig(t, signed)
-	for _, want := range []string{"Signature Validation: Signature is Valid", "Total document signed", "SHA-256"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("pdfsig output lacks %q:\n%s", want, out)
-		}
-	}
-	if _, err := exec.LookPath("qpdf"); err == nil {
-		path := filepath.Join(t.TempDir(), "signed.pdf")
-		writeFile(t, path, signed)
-		if out, err := exec.Command("qpdf", "--check", path).CombinedOutput(); err != nil {
-			t.Errorf("qpdf --check: %v\n%s", err, out)
-		}
-	}
+	padestest.RequireValid(t, signed)
 
 	res := pades.Verify(signed, []*x509.Certificate{s.Certificate()})
 	if res.Status != pades.Authentic || res.Fingerprint != s.Fingerprint() {
@@ -88,7 +48,7 @@ func TestSignedPDFPassesPdfsigAndQpdf(t *testing.T) {
 
 func TestVerifyOutcomes(t *testing.T) {
 	t.Parallel()
-	current, previous, stranger := newSigner(t, "current"), newSigner(t, "previous"), newSigner(t, "stranger")
+	current, previous, stranger := padestest.Signer(t, "current"), padestest.Signer(t, "previous"), padestest.Signer(t, "stranger")
 	plain := plainPDF(t)
 	sign := func(s *pades.Signer) []byte {
 		t.Helper()
@@ -135,7 +95,7 @@ func TestVerifyOutcomes(t *testing.T) {
 	}
 
 	t.Run("pdfsig sees the changed byte", func(t *testing.T) {
-		if out := pdfsig(t, changed); !strings.Contains(out, "Digest Mismatch") {
+		if out := padestest.Pdfsig(t, changed); !strings.Contains(out, "Digest Mismatch") {
 			t.Errorf("pdfsig on a changed byte:\n%s", out)
 		}
 	})
@@ -186,12 +146,5 @@ func TestKeyAndCertificatesRoundTripThroughPEM(t *testing.T) {
 	}
 	if _, err := pades.ParseCertificates([]byte("not a certificate")); err == nil {
 		t.Error("ParseCertificates accepted garbage")
-	}
-}
-
-func writeFile(t *testing.T, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
