@@ -199,9 +199,10 @@ func (d *doc) summary() {
 
 func (d *doc) whatHappened() {
 	inc := &d.rv.Incident
-	d.heading(HeadingWhatHappened)
-	d.subheading("Handling phases")
-	d.phaseChart(phaseSpans(*inc))
+	spans := phaseSpans(*inc)
+	d.headingBefore(HeadingWhatHappened, subheadingH+phaseChartHeight(spans))
+	d.subheadingBefore("Handling phases", phaseChartHeight(spans))
+	d.phaseChart(spans)
 	d.subheading("Timeline")
 	if len(inc.Timeline) == 0 {
 		d.note("The incident has no timeline.")
