@@ -32,6 +32,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/services/report/custody"
 	"github.com/afteraction/afteraction/services/report/pades"
 	"github.com/afteraction/afteraction/services/report/pdf"
 )
@@ -313,6 +314,23 @@ func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc 
 			zap.String("incident_id", v.IncidentID), zap.String("pdf_sha256", v.PDFSHA256), zap.Int("pages", v.Pages))
 	}
 	return nil
+}
+
+// CustodyActorService names the report service in custody entries.
+const CustodyActorService = "afteraction report service"
+
+// publicationCustody are the custody entries of a version's publication:
+// rendered (from which data, signed with which certificate) and published.
+func publicationCustody(v Version, rc events.ReviewCompleted, eventID string) []custody.Entry {
+	rendered := fmt.Sprintf("rendered from review %s (amendment %d), data sha256 %s; %d pages; signed inside the PDF with certificate %s; manifest key %s",
+		rc.ReviewID, rc.Amendment, v.DataSHA256, v.Pages, v.CertSHA256, v.KeyID)
+	return []custody.Entry{
+		{ReportID: v.ReportID, At: v.PublishedAt, Action: custody.Rendered, Version: v.Version,
+			Actor: CustodyActorService, Detail: rendered, PDFSHA256: v.PDFSHA256},
+		{ReportID: v.ReportID, At: v.PublishedAt, Action: custody.Published, Version: v.Version,
+			Actor: CustodyActorService, Detail: "stored immutably, put in object store " + v.ObjectBucket + "/" + v.ObjectKey +
+				", afteraction.report.published event " + eventID + " queued", PDFSHA256: v.PDFSHA256},
+	}
 }
 
 func reportPublished(v Version) events.ReportPublished {

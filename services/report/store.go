@@ -93,6 +93,11 @@ func (s *PostgresStore) PublishVersion(ctx context.Context, eventID string, rc e
 		if err := pg.Enqueue(ctx, tx, events.SubjectReportPublished, p.Event); err != nil {
 			return err
 		}
+		for _, e := range publicationCustody(v, rc, p.Event.ID) {
+			if _, err := appendCustody(ctx, tx, e); err != nil {
+				return err
+			}
+		}
 		published = &v
 		return nil
 	})
