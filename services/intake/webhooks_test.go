@@ -64,12 +64,19 @@ func TestRunUnsignedWebhooksNeedConsent(t *testing.T) {
 // header GitHub sends (the other sources ignore it).
 func (e *env) postWebhook(source string, body []byte) (int, map[string]any) {
 	e.t.Helper()
+	return e.sendWebhook(source, body, http.Header{"X-Github-Event": {"issues"}})
+}
+
+// sendWebhook posts body with the headers h (and a JSON content type) to
+// POST /v1/webhooks/{source} and decodes the answer.
+func (e *env) sendWebhook(source string, body []byte, h http.Header) (int, map[string]any) {
+	e.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, e.url+"/v1/webhooks/"+source, bytes.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	req.Header = h.Clone()
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "issues")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
