@@ -30,6 +30,7 @@ type Service struct {
 // metrics counts what intake did with incidents.
 type metrics struct {
 	incidents *prometheus.CounterVec
+	reusedIDs prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,8 +41,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range []postgres.Outcome{postgres.Registered, postgres.Revised, postgres.Unchanged, postgres.Duplicate, postgres.Rejected} {
 		m.incidents.WithLabelValues(string(o))
 	}
-	if err := reg.Register(m.incidents); err != nil {
-		return nil, fmt.Errorf("register intake metrics: %w", err)
+	m.reusedIDs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "afteraction_intake_reused_message_ids_total",
+		Help: "Messages whose id an earlier message on the same subject had with other content: applied, not dropped as duplicates; the sender reuses ids.",
+	})
+	for _, c := range []prometheus.Collector{m.incidents, m.reusedIDs} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register intake metrics: %w", err)
+		}
 	}
 	return m, nil
 }
@@ -52,6 +59,9 @@ func (m *metrics) count(results []postgres.Result) {
 			continue
 		}
 		m.incidents.WithLabelValues(string(r.Outcome)).Inc()
+		if r.ReusedID {
+			m.reusedIDs.Inc()
+		}
 	}
 }
 
