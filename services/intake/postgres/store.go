@@ -84,6 +84,10 @@ type Rejection struct {
 	Problems []events.Problem
 	// Headers, when set, are the HTTP request headers (already stripped of secrets).
 	Headers map[string][]string
+	// KeepBytes, when > 0, bounds how much of the payload the reject keeps:
+	// only its first KeepBytes bytes are stored (the digest and size still
+	// describe the whole). For requests that failed authentication.
+	KeepBytes int
 }
 
 // Outcome is what Apply did with one message.
@@ -430,6 +434,8 @@ type rejectRow struct {
 	problems                         []byte
 	headers                          []byte
 	raw                              []byte
+	size                             int64
+	truncated                        bool
 	eventID                          *string
 }
 
@@ -502,6 +508,10 @@ func newReject(m Message, now time.Time) (rejectRow, postgres.OutboxMessage, err
 		sha:        hex.EncodeToString(sum[:]),
 		receivedAt: receivedAt,
 		raw:        m.Raw,
+		size:       int64(len(m.Raw)),
+	}
+	if r.KeepBytes > 0 && len(m.Raw) > r.KeepBytes {
+		row.raw, row.truncated = m.Raw[:r.KeepBytes], true
 	}
 	if row.reason == "" {
 		row.reason = "rejected"
@@ -535,8 +545,8 @@ func newReject(m Message, now time.Time) (rejectRow, postgres.OutboxMessage, err
 		Reason:         row.reason,
 		Problems:       eventProblems(problems, id),
 		PayloadSHA256:  row.sha,
-		PayloadSize:    int64(len(m.Raw)),
-		PayloadExcerpt: Excerpt(m.Raw, maxExcerpt),
+		PayloadSize:    row.size,
+		PayloadExcerpt: Excerpt(row.raw, maxExcerpt),
 	})
 	if err != nil {
 		return rejectRow{}, postgres.OutboxMessage{}, err
@@ -549,7 +559,8 @@ func insertRejects(ctx context.Context, tx pgx.Tx, rows []rejectRow) error {
 		return nil
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"rejects"},
-		[]string{"id", "source", "subject", "received_at", "reason", "problems", "raw", "headers", "payload_sha256", "event_id"},
+		[]string{"id", "source", "subject", "received_at", "reason", "problems", "raw", "headers", "payload_sha256", "event_id",
+			"payload_size", "raw_truncated"},
 		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 			r := rows[i]
 			var headers any
@@ -557,7 +568,7 @@ func insertRejects(ctx context.Context, tx pgx.Tx, rows []rejectRow) error {
 				headers = json.RawMessage(r.headers)
 			}
 			return []any{r.id, r.source, r.subject, r.receivedAt, r.reason, json.RawMessage(r.problems), r.raw,
-				headers, r.sha, r.eventID}, nil
+				headers, r.sha, r.eventID, r.size, r.truncated}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("insert %d rejects: %w", len(rows), err)
