@@ -98,8 +98,8 @@ func (s *Service) runDeliveries(ctx context.Context, opts DeliveryOptions) error
 func (d *deliverer) run(ctx context.Context) {
 	log := d.svc.log.With(zap.String("bridge", d.b.Name()))
 	for ctx.Err() == nil {
-		if wait := d.pausedUntil.Sub(d.svc.now()); wait > 0 {
-			sleep(ctx, min(wait, d.opts.Poll))
+		if d.paused() {
+			sleep(ctx, min(d.pausedUntil.Sub(d.svc.now()), d.opts.Poll))
 			continue
 		}
 		n, err := d.once(ctx)
@@ -114,6 +114,9 @@ func (d *deliverer) run(ctx context.Context) {
 		}
 	}
 }
+
+// paused reports whether the bridge is backing off after a failure.
+func (d *deliverer) paused() bool { return d.svc.now().Before(d.pausedUntil) }
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

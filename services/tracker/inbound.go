@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/services/tracker/bridge"
 	store "github.com/afteraction/afteraction/services/tracker/postgres"
@@ -97,9 +98,20 @@ func (s *Service) ReceiveWebhook(ctx context.Context, name string, h http.Header
 		return unmatched(KindUnknownAction, fmt.Errorf("%w: %s issue %s carries no action marker and is linked to no action",
 			ErrUnknownAction, name, in.ExternalID))
 	}
-	res, err := s.ApplyStatus(ctx, StatusUpdate{EventID: eventID, ActionID: actionID, Tracker: name,
+	u := StatusUpdate{EventID: eventID, ActionID: actionID, Tracker: name,
 		ExternalKey: in.ExternalID, Status: in.Status, Note: in.Note, ChangedAt: in.UpdatedAt, ChangedBy: in.ChangedBy,
-		RemoteUpdatedAt: in.UpdatedAt})
+		RemoteUpdatedAt: in.UpdatedAt}
+	res, err := s.ApplyStatus(ctx, u)
+	if errors.Is(err, ErrInvalidTransition) && in.Status == events.StatusInProgress {
+		// A finished action whose issue was reopened: reopen it here too
+		// (done and won't-do may only become open), then resume the work.
+		reopen := u
+		reopen.EventID, reopen.Status = eventID+":reopen", events.StatusOpen
+		if _, err := s.ApplyStatus(ctx, reopen); err != nil && !errors.Is(err, ErrInvalidTransition) {
+			return WebhookResult{}, err
+		}
+		res, err = s.ApplyStatus(ctx, u)
+	}
 	switch {
 	case errors.Is(err, ErrUnknownAction):
 		return unmatched(KindUnknownAction, err)
