@@ -426,27 +426,13 @@ func (e *env) webhook(source, file, signature string) (int, map[string]any, []by
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, e.url+"/v1/webhooks/"+source, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	if signature == "" {
 		mac := hmac.New(sha256.New, []byte(webhookSecret))
 		mac.Write(body)
 		signature = "v1=" + hex.EncodeToString(mac.Sum(nil))
 	}
-	req.Header.Set("X-PagerDuty-Signature", signature)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		e.t.Fatal(err)
-	}
-	return resp.StatusCode, out, body
+	status, out := e.sendWebhook(source, body, http.Header{"X-Pagerduty-Signature": {signature}})
+	return status, out, body
 }
 
 func TestRunWebhooks(t *testing.T) {

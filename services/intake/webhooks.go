@@ -64,6 +64,11 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": res.Ignored})
 		return
 	}
+	// Times out of range cannot even be marshalled (year 10000): check first.
+	if inv := Check(res.Incident, "", s.now()); inv != nil {
+		s.writeInvalid(w, r, route, source, body, inv, redactHeaders(r.Header))
+		return
+	}
 	canonical, err := json.Marshal(res.Incident)
 	if err != nil {
 		s.log.Error("marshal webhook incident failed", zap.String("source", source), zap.Error(err))
@@ -71,7 +76,7 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The same checks as every other way in (schema, closure before detection, ...).
-	rev, err := Parse(canonical, "", "")
+	rev, err := ParseAt(canonical, "", "", s.now())
 	var inv *Invalid
 	switch {
 	case errors.As(err, &inv):

@@ -2,8 +2,17 @@ package intake_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/afteraction/afteraction/services/intake"
+	"github.com/afteraction/afteraction/services/intake/webhook"
 )
 
 // The ticketing system's own request body is what a webhook-registered
@@ -46,6 +55,103 @@ func TestRunUnsignedWebhooksNeedConsent(t *testing.T) {
 			}
 			if tc.want == http.StatusUnauthorized && out["reject_id"] == nil {
 				t.Errorf("refused delivery not kept in rejects: %v", out)
+			}
+		})
+	}
+}
+
+// postWebhook sends body to POST /v1/webhooks/{source} unsigned, with the
+// header GitHub sends (the other sources ignore it).
+func (e *env) postWebhook(source string, body []byte) (int, map[string]any) {
+	e.t.Helper()
+	return e.sendWebhook(source, body, http.Header{"X-Github-Event": {"issues"}})
+}
+
+// sendWebhook posts body with the headers h (and a JSON content type) to
+// POST /v1/webhooks/{source} and decodes the answer.
+func (e *env) sendWebhook(source string, body []byte, h http.Header) (int, map[string]any) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.url+"/v1/webhooks/"+source, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header = h.Clone()
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		e.t.Fatalf("webhook %s: %v", source, err)
+	}
+	return resp.StatusCode, out
+}
+
+// setPath decodes the fixture of source (numbers kept exact), sets the value
+// at path and re-encodes it.
+func setPath(t *testing.T, source, file string, value any, path ...string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("webhook", "testdata", source, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var root map[string]any
+	if err := dec.Decode(&root); err != nil {
+		t.Fatal(err)
+	}
+	m := root
+	for _, k := range path[:len(path)-1] {
+		m = m[k].(map[string]any)
+	}
+	if _, ok := m[path[len(path)-1]]; !ok {
+		t.Fatalf("%s/%s has no %v", source, file, path)
+	}
+	m[path[len(path)-1]] = value
+	out, err := json.Marshal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Every adapter's mapping is checked for chronology: a ticket whose start,
+// detection or report lies after its closure is refused with a 422 naming
+// the field and kept in rejects, never registered.
+func TestRunWebhookClosedBeforeOpened(t *testing.T) {
+	e := start(t, map[string]string{"WEBHOOK_UNSIGNED_SOURCES": strings.Join(webhook.Sources(), ",")})
+	// A day after every fixture's closure, and before now.
+	later := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		source, file string
+		value        any
+		path         []string
+	}{
+		{"pagerduty", "incident_resolved.json", later.Format(time.RFC3339), []string{"event", "data", "created_at"}},
+		{"jira", "issue_resolved_cloud.json", later.Format("2006-01-02T15:04:05.000-0700"), []string{"issue", "fields", "created"}},
+		{"servicenow", "incident_resolved_table_api.json", later.Format(time.DateTime), []string{"result", "opened_at"}},
+		{"opsgenie", "close.json", json.Number(fmt.Sprint(later.UnixMilli())), []string{"alert", "createdAt"}},
+		{"github", "issues_closed.json", later.Format(time.RFC3339), []string{"issue", "created_at"}},
+		{"statuspage", "incident_resolved.json", later.Format(time.RFC3339), []string{"incident", "started_at"}},
+		{"thehive", "case_closed_v5.json", json.Number(fmt.Sprint(later.UnixMilli())), []string{"object", "startDate"}},
+		{"thehive", "case_resolved_v4.json", json.Number(fmt.Sprint(later.UnixMilli())), []string{"object", "startDate"}},
+		{"canonical", "incident_closed.json", later.Format(time.RFC3339), []string{"timestamps", "started_at"}},
+	} {
+		t.Run(tc.source+"/"+tc.file, func(t *testing.T) {
+			e := e.with(t)
+			status, out := e.postWebhook(tc.source, setPath(t, tc.source, tc.file, tc.value, tc.path...))
+			if status != http.StatusUnprocessableEntity || !strings.HasPrefix(fmt.Sprint(out["title"]), intake.ReasonClosedEarly) {
+				t.Fatalf("webhook: %d %v, want 422 %q", status, out, intake.ReasonClosedEarly)
+			}
+			id, _ := out["reject_id"].(string)
+			var rej struct {
+				Reason string `json:"reason"`
+			}
+			if code := e.getJSON("/v1/rejects/"+id, &rej); code != http.StatusOK || !strings.HasPrefix(rej.Reason, intake.ReasonClosedEarly) {
+				t.Fatalf("reject %q: %d %+v", id, code, rej)
 			}
 		})
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
 	"github.com/afteraction/afteraction/schemas"
 	"github.com/afteraction/afteraction/services/report"
+	"github.com/afteraction/afteraction/services/report/pades"
+	"github.com/afteraction/afteraction/services/report/pades/padestest"
 	"github.com/afteraction/afteraction/services/report/pdf"
 	reportpg "github.com/afteraction/afteraction/services/report/postgres"
 )
@@ -64,6 +66,8 @@ type fixture struct {
 	svc     *report.Service
 	objects *fakeObjects
 	signer  *report.Signer
+	// pdfSigner signs inside the PDFs.
+	pdfSigner *pades.Signer
 }
 
 var (
@@ -86,12 +90,28 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil || renderer == nil {
 		t.Fatalf("renderer: %v", err)
 	}
+	pdfSigner := testPDFSigner(t)
+	if err := store.RegisterCertificate(context.Background(), pdfSigner.Certificate()); err != nil {
+		t.Fatal(err)
+	}
 	objects := &fakeObjects{}
-	svc, err := report.NewService(store, objects, renderer, signer, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	svc, err := report.NewService(store, objects, renderer, signer, pdfSigner, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{pool: pool, store: store, svc: svc, objects: objects, signer: signer}
+	return &fixture{pool: pool, store: store, svc: svc, objects: objects, signer: signer, pdfSigner: pdfSigner}
+}
+
+var (
+	pdfSignerOnce sync.Once
+	pdfSigner     *pades.Signer
+)
+
+// testPDFSigner is one self-signed certificate shared by the tests of a run.
+func testPDFSigner(t testing.TB) *pades.Signer {
+	t.Helper()
+	pdfSignerOnce.Do(func() { pdfSigner = padestest.Signer(t, "afteraction report tests") })
+	return pdfSigner
 }
 
 func message(id string) *bus.Message {

@@ -134,6 +134,9 @@ func (s *Service) Complete(ctx context.Context, reviewID string, req CompleteReq
 			return err
 		}
 		done = s.completedEvent(r, qs, resps, req)
+		if done.Meeting, err = completedMeeting(ctx, tx, r.ID); err != nil {
+			return err
+		}
 		env, err := newEvent(events.TypeReviewCompleted, r.ID, done)
 		if err != nil {
 			return asValidation(err)
@@ -359,6 +362,9 @@ func (s *Service) Amend(ctx context.Context, reviewID, by string, req AmendReque
 			return err
 		}
 		ev := s.completedEvent(r, qs, resps, outcome)
+		if ev.Meeting, err = completedMeeting(ctx, tx, r.ID); err != nil {
+			return err
+		}
 		if r.CompletedAt != nil {
 			ev.CompletedAt = r.CompletedAt.UTC()
 		}

@@ -33,6 +33,9 @@ const (
 //	PUT  /v1/reviews/{id}/responses/{pid}      invitation token of that participant, facilitator, admin
 //	POST /v1/reviews/{id}/complete             facilitator, admin
 //	POST /v1/reviews/{id}/amendments           facilitator, admin (completed reviews only)
+//	GET  /v1/reviews/{id}/meeting              facilitator, compliance, admin (debrief meeting, see meeting.go)
+//	PUT|DELETE /v1/reviews/{id}/meeting        facilitator, admin (schedule or change | cancel)
+//	PUT  /v1/reviews/{id}/meeting/minutes      facilitator, admin (attendance and minutes)
 //	GET  /review/{id}?token=                   participant web form (invitation token)
 //	POST /review/{id}?token=                   form submission
 //	GET  /healthz, /readyz, /metrics
@@ -46,6 +49,10 @@ func Routes(svc *Service, tokens httpapi.Tokens, metrics prometheus.Gatherer, ch
 	mux.HandleFunc("PUT /v1/reviews/{id}/responses/{participant_id}", h.putResponse)
 	mux.Handle("POST /v1/reviews/{id}/complete", tokens.Require(http.HandlerFunc(h.complete), roleFacilitator))
 	mux.Handle("POST /v1/reviews/{id}/amendments", tokens.Require(http.HandlerFunc(h.amend), roleFacilitator))
+	mux.Handle("GET /v1/reviews/{id}/meeting", tokens.Require(http.HandlerFunc(h.getMeeting), readers...))
+	mux.Handle("PUT /v1/reviews/{id}/meeting", tokens.Require(http.HandlerFunc(h.putMeeting), roleFacilitator))
+	mux.Handle("DELETE /v1/reviews/{id}/meeting", tokens.Require(http.HandlerFunc(h.cancelMeeting), roleFacilitator))
+	mux.Handle("PUT /v1/reviews/{id}/meeting/minutes", tokens.Require(http.HandlerFunc(h.putMinutes), roleFacilitator))
 	mux.HandleFunc("GET /review/{id}", h.form)
 	mux.HandleFunc("POST /review/{id}", h.submitForm)
 	httpapi.Health(mux, checks)

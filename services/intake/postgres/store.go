@@ -416,14 +416,45 @@ type rejectRow struct {
 	eventID                          *string
 }
 
-// Limits of afteraction.incident.rejected.v1.
+// Limits of a reject: the row keeps up to maxListed problems of maxText runes
+// each; afteraction.incident.rejected.v1 carries fewer and shorter ones (see
+// eventProblems), since JSON may escape every character of an untrusted name
+// to six bytes and one event must stay far below the NATS payload limit.
 const (
 	maxSubject = 500
 	maxSource  = 200
 	maxText    = 2000
 	maxExcerpt = 2048
 	maxListed  = 101
+
+	maxEventProblems     = 20
+	maxEventProblemText  = 200
+	maxEventProblemBytes = 16 << 10
 )
+
+// eventProblems returns what the rejected event of reject id says about
+// problems: at most maxEventProblems of them, each field and reason cut to
+// maxEventProblemText runes, together at most maxEventProblemBytes of JSON.
+// When some are left out, a last problem (field "") says how many and where
+// the whole list is kept. The reject row keeps the full list.
+func eventProblems(problems []events.Problem, id string) []events.Problem {
+	out := make([]events.Problem, 0, min(len(problems), maxEventProblems)+1)
+	size := 0
+	for _, p := range problems {
+		p = events.Problem{Field: Clean(p.Field, maxEventProblemText), Reason: Clean(p.Reason, maxEventProblemText)}
+		b, err := json.Marshal(p)
+		if err != nil || len(out) == maxEventProblems || size+len(b) > maxEventProblemBytes {
+			break
+		}
+		size += len(b)
+		out = append(out, p)
+	}
+	if omitted := len(problems) - len(out); omitted > 0 {
+		out = append(out, events.Problem{Field: "", Reason: fmt.Sprintf(
+			"%d more problems not listed in this event; the reject %s keeps them (GET /v1/rejects/%s)", omitted, id, id)})
+	}
+	return out
+}
 
 // newReject builds the rejects row of m and the event announcing it. Every
 // text is made storable (valid UTF-8, no NUL) and cut to the event's limits.
@@ -485,7 +516,7 @@ func newReject(m Message, now time.Time) (rejectRow, postgres.OutboxMessage, err
 		Subject:        row.subject,
 		ReceivedAt:     receivedAt.UTC(),
 		Reason:         row.reason,
-		Problems:       problems,
+		Problems:       eventProblems(problems, id),
 		PayloadSHA256:  row.sha,
 		PayloadSize:    int64(len(m.Raw)),
 		PayloadExcerpt: Excerpt(m.Raw, maxExcerpt),

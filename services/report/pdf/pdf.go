@@ -50,6 +50,9 @@ type Input struct {
 	DataSHA256 string
 	// GeneratedAt is printed on the cover and used as the PDF's creation date.
 	GeneratedAt time.Time
+	// CertSubject and CertSHA256 name the certificate that will sign the
+	// PDF, printed in the document-integrity block.
+	CertSubject, CertSHA256 string
 }
 
 // Output is a rendered report.
