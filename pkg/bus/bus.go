@@ -26,6 +26,7 @@ type Bus struct {
 	service string
 	handled *prometheus.CounterVec
 	relayed prometheus.Counter
+	outbox  outboxMetrics
 	// deadLetters, when set, receives a row in dead_letters for every message
 	// a consumer gives up on (see RecordDeadLettersIn).
 	deadLetters *pgxpool.Pool
@@ -45,7 +46,8 @@ type Options struct {
 	// ConnectTimeout bounds the first connection attempt (default 5s).
 	ConnectTimeout time.Duration
 	// Registerer, when set, receives the bus's metrics:
-	// afteraction_messages_total{consumer,outcome} and afteraction_outbox_published_total.
+	// afteraction_messages_total{consumer,outcome}, afteraction_outbox_published_total
+	// and the relay's afteraction_outbox_set_aside(_total).
 	Registerer prometheus.Registerer
 }
 
@@ -102,9 +104,10 @@ func Connect(ctx context.Context, url, service string, log *zap.Logger, o Option
 			Name: "afteraction_outbox_published_total",
 			Help: "Outbox events published and acknowledged by JetStream.",
 		}),
+		outbox: newOutboxMetrics(),
 	}
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{b.handled, b.relayed} {
+		for _, c := range append([]prometheus.Collector{b.handled, b.relayed}, b.outbox.collectors()...) {
 			if err := o.Registerer.Register(c); err != nil {
 				nc.Close()
 				return nil, fmt.Errorf("register bus metrics: %w", err)
