@@ -89,8 +89,8 @@ type Review struct {
 // Invitee is an invited participant with their form link.
 type Invitee struct {
 	ReviewID, ParticipantID, Name, Email, FormURL string
-	ExpiresAt, InvitedAt, AnsweredAt             *time.Time
-	Reminders                                    int
+	ExpiresAt, InvitedAt, AnsweredAt              *time.Time
+	Reminders                                     int
 }
 
 // Store reads and writes the notify schema.
