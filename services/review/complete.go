@@ -134,6 +134,9 @@ func (s *Service) Complete(ctx context.Context, reviewID string, req CompleteReq
 			return err
 		}
 		done = s.completedEvent(r, qs, resps, req)
+		if _, err := boundCompleted(&done); err != nil {
+			return err
+		}
 		env, err := newEvent(events.TypeReviewCompleted, r.ID, done)
 		if err != nil {
 			return asValidation(err)
@@ -365,6 +368,9 @@ func (s *Service) Amend(ctx context.Context, reviewID, by string, req AmendReque
 		amendedAt := s.now()
 		ev.Amendment, ev.AmendmentReason, ev.AmendedAt = r.Amendments+1, strings.TrimSpace(req.Reason), &amendedAt
 		done = ev
+		if _, err := boundCompleted(&done); err != nil {
+			return err
+		}
 		env, err := newEvent(events.TypeReviewCompleted, r.ID, done)
 		if err != nil {
 			return asValidation(err)
