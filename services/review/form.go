@@ -63,14 +63,18 @@ type formContext struct {
 // loadForm checks the invitation token of the request against the review and
 // writes an error page when the form cannot be shown.
 func (h *handlers) loadForm(w http.ResponseWriter, r *http.Request) (formContext, bool) {
-	id, token := r.PathValue("id"), r.URL.Query().Get("token")
-	pid, err := h.svc.cfg.Invites.Verify(strings.ToLower(id), token, h.svc.now())
-	if err != nil {
+	id, token := strings.ToLower(r.PathValue("id")), r.URL.Query().Get("token")
+	_, invitee, err := h.svc.Invitee(r.Context(), id, token)
+	if errors.Is(err, ErrInvalidInvite) {
 		h.message(w, http.StatusForbidden, "Link not valid",
-			"This review link is not valid or has expired. Please ask the review's facilitator for a new one.")
+			"This review link is not valid, has expired or was withdrawn. Please ask the review's facilitator for a new one.")
 		return formContext{}, false
 	}
-	rv, err := h.svc.Review(r.Context(), strings.ToLower(id))
+	pid := invitee.ID
+	rv, err := h.svc.Review(r.Context(), id)
+	if err == nil && pid == "" {
+		err = ErrNotFound
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			h.message(w, http.StatusNotFound, "Review not found", "There is no such review.")

@@ -206,9 +206,13 @@ func (h *handlers) authorize(w http.ResponseWriter, r *http.Request, id, partici
 		return "role:" + role, "", true
 	}
 	if tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && role == "" {
-		pid, err := h.svc.cfg.Invites.Verify(id, tok, h.svc.now())
-		if err == nil && (participantID == "" || pid == participantID) {
-			return "participant", pid, true
+		_, p, err := h.svc.Invitee(r.Context(), id, tok)
+		if err != nil && !errors.Is(err, ErrInvalidInvite) && !errors.Is(err, ErrNotFound) {
+			h.fail(w, r, err)
+			return "", "", false
+		}
+		if err == nil && (participantID == "" || p.ID == participantID) {
+			return "participant", p.ID, true
 		}
 		if err == nil {
 			httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusForbidden, "forbidden",

@@ -20,7 +20,7 @@ import (
 )
 
 // DefaultQuestionnaire is the questionnaire version new reviews open with.
-const DefaultQuestionnaire = "2026-11.1"
+const DefaultQuestionnaire = "2026-12.1"
 
 // Config is the review service's configuration, read from the environment by LoadConfig.
 type Config struct {
