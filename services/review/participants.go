@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 
 	"fmt"
+	"net/http"
 	"net/mail"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"go.uber.org/zap"
@@ -287,4 +289,59 @@ func findParticipant(r postgres.Review, id string) (postgres.Participant, bool) 
 // ParticipantChanges returns the audit of managing a review's participants.
 func (s *Service) ParticipantChanges(ctx context.Context, reviewID string) ([]postgres.ParticipantChange, error) {
 	return s.store.ParticipantChanges(ctx, reviewID)
+}
+
+// SaveDraft keeps a participant's answers without submitting them (the
+// facilitator does not see them; submitting replaces the draft). The answers
+// are checked like a submission's but may be empty. It returns ErrNotFound,
+// ErrCompleted or a *ValidationError.
+func (s *Service) SaveDraft(ctx context.Context, reviewID, participantID string, answers []events.Answer) (time.Time, error) {
+	r, err := s.store.Review(ctx, reviewID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if _, ok := findParticipant(r, participantID); !ok {
+		return time.Time{}, fmt.Errorf("participant %s of review %s: %w", participantID, reviewID, ErrNotFound)
+	}
+	qs, err := s.store.Questionnaire(ctx, r.QuestionnaireVersion)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if answers, err = validateAnswers(qs, answers); err != nil {
+		return time.Time{}, err
+	}
+	now := s.now()
+	err = s.store.InTx(ctx, func(tx *postgres.Tx) error {
+		locked, err := tx.LockReview(ctx, reviewID)
+		if err != nil {
+			return err
+		}
+		if locked.Status != postgres.StatusOpen {
+			return ErrCompleted
+		}
+		return tx.SaveDraft(ctx, reviewID, participantID, postgres.Draft{Answers: answers, SavedAt: now})
+	})
+	return now, err
+}
+
+// Draft returns a participant's saved draft, or ErrNotFound when there is none.
+func (s *Service) Draft(ctx context.Context, participantID string) (postgres.Draft, error) {
+	return s.store.Draft(ctx, participantID)
+}
+
+// changeParticipant applies the {change} of a participant route (resend,
+// revoke or remove) and returns the participant (nil after a removal).
+func (s *Service) changeParticipant(r *http.Request, reviewID, by string) (*Participant, error) {
+	pid := r.PathValue("participant_id")
+	if uuid.Validate(pid) != nil {
+		return nil, fmt.Errorf("participant %q: %w", pid, ErrNotFound)
+	}
+	switch r.PathValue("change") {
+	case "resend", "revoke":
+		p, err := s.RenewInvitation(r.Context(), reviewID, pid, by, r.PathValue("change") == "revoke")
+		return &p, err
+	case "remove":
+		return nil, s.RemoveParticipant(r.Context(), reviewID, pid, by)
+	}
+	return nil, fmt.Errorf("change %q: %w", r.PathValue("change"), ErrNotFound)
 }

@@ -173,7 +173,7 @@ type Service struct {
 }
 
 type metrics struct {
-	opened, responses, completed, amended, reminders, invitations prometheus.Counter
+	opened, responses, completed, amended, reminders, invitations, loginThrottled prometheus.Counter
 }
 
 // NewService returns the service on store. It registers its metrics with reg
@@ -200,9 +200,10 @@ func NewService(store *postgres.Store, cfg ServiceConfig, log *zap.Logger, reg p
 		reminders: counter("reminders_sent_total", "Reminders enqueued for participants."),
 		invitations: counter("invitations_announced_total",
 			"Invitations announced for participants added or resent after the review opened."),
+		loginThrottled: counter("console_logins_throttled_total", "Console sign-ins refused after too many failures."),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.opened, m.responses, m.completed, m.amended, m.reminders, m.invitations} {
+		for _, c := range []prometheus.Collector{m.opened, m.responses, m.completed, m.amended, m.reminders, m.invitations, m.loginThrottled} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register review metrics: %w", err)
 			}

@@ -181,3 +181,24 @@ func wantStatus(r postgres.Review, want string) error {
 		return fmt.Errorf("review %s is not awaiting approval: %w", r.ID, ErrConflict)
 	}
 }
+
+// decide applies an approver's decision: "approve" completes the review,
+// "reject" returns it with the reason. A bad decision is a *ValidationError.
+func (s *Service) decide(ctx context.Context, reviewID, by string, req approvalRequest) (Outcome, error) {
+	switch req.Decision {
+	case "approve":
+		done, err := s.Approve(ctx, reviewID, by)
+		if err != nil {
+			return Outcome{}, err
+		}
+		return Outcome{ReviewID: reviewID, Status: postgres.StatusCompleted, Event: &done}, nil
+	case "reject":
+		if err := s.Reject(ctx, reviewID, by, req.Reason); err != nil {
+			return Outcome{}, err
+		}
+		return Outcome{ReviewID: reviewID, Status: postgres.StatusOpen}, nil
+	}
+	verr := &ValidationError{}
+	verr.add("decision", `must be "approve" or "reject"`)
+	return Outcome{}, verr
+}
