@@ -493,4 +493,3 @@ func (h *handlers) consoleAmend(w http.ResponseWriter, r *http.Request, u user) 
 	}
 	back(w, r, "amended", "outcome")
 }
-

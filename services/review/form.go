@@ -41,11 +41,11 @@ type formQuestion struct {
 	// Class marks a conditional question (shown by the page's CSS when its
 	// condition holds); Condition says when it is asked, for screen readers
 	// and browsers without :has().
-	Class, Condition string
-	Choices                   []string
-	Text, Items, Yes, Choice  string
-	Rating                    int
-	Error                     string
+	Class, Condition         string
+	Choices                  []string
+	Text, Items, Yes, Choice string
+	Rating                   int
+	Error                    string
 }
 
 // formCondition is the CSS rule showing a conditional question.
