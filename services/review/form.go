@@ -34,6 +34,8 @@ var topicHeadings = map[string]string{
 	"tools_resources":         "Tools and resources",
 	"training":                "Training",
 	"readiness_structure":     "Readiness and team structure",
+	"cost":                    "What it cost",
+	"recurrence":              "Has it happened before?",
 }
 
 type formQuestion struct {
