@@ -52,6 +52,11 @@ type Config struct {
 	// TrustedCertsFile (REPORT_TRUSTED_CERTS_FILE) is a PEM bundle of the
 	// certificates of earlier rotations: PDFs they signed keep verifying.
 	TrustedCertsFile string
+	// MigrateDatabaseURL (REPORT_MIGRATE_DATABASE_URL, secret) connects as the
+	// role that owns the report schema, for migrations only; the service then
+	// runs as DATABASE_URL's role, which cannot change what it wrote. Empty:
+	// DATABASE_URL's role migrates and runs (development).
+	MigrateDatabaseURL string
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
@@ -59,12 +64,13 @@ type Config struct {
 func LoadConfig(getenv func(string) string) (Config, error) {
 	l := config.NewLoader(getenv)
 	c := Config{
-		Common:           l.Common(":8083"),
-		SigningKeyFile:   l.Raw("REPORT_SIGNING_KEY_FILE"),
-		DevSigningKey:    l.Bool("REPORT_DEV_SIGNING_KEY", false),
-		CertFile:         l.Raw("REPORT_CERT_FILE"),
-		CertKeyFile:      l.Raw("REPORT_CERT_KEY_FILE"),
-		TrustedCertsFile: l.Raw("REPORT_TRUSTED_CERTS_FILE"),
+		Common:             l.Common(":8083"),
+		SigningKeyFile:     l.Raw("REPORT_SIGNING_KEY_FILE"),
+		DevSigningKey:      l.Bool("REPORT_DEV_SIGNING_KEY", false),
+		CertFile:           l.Raw("REPORT_CERT_FILE"),
+		CertKeyFile:        l.Raw("REPORT_CERT_KEY_FILE"),
+		TrustedCertsFile:   l.Raw("REPORT_TRUSTED_CERTS_FILE"),
+		MigrateDatabaseURL: l.Raw("REPORT_MIGRATE_DATABASE_URL"),
 	}
 	if (c.CertFile == "") != (c.CertKeyFile == "") {
 		l.Fail(errors.New("REPORT_CERT_FILE and REPORT_CERT_KEY_FILE: set both or neither"))
@@ -115,7 +121,12 @@ func (c Config) fields() []zap.Field {
 	if c.CertFile != "" {
 		certSource = "file " + c.CertFile
 	}
+	migrateAs := "DATABASE_URL"
+	if c.MigrateDatabaseURL != "" {
+		migrateAs = postgres.Redact(c.MigrateDatabaseURL)
+	}
 	return append(c.Common.Fields(), zap.String("signing_key_source", keySource), zap.Strings("trusted_public_keys", trusted),
+		zap.String("migrate_database_url", migrateAs),
 		zap.String("signing_cert_source", certSource), zap.String("trusted_certs_file", c.TrustedCertsFile))
 }
 
@@ -142,14 +153,14 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	log := deps.Log.Named(ServiceName)
 	log.Info("starting", cfg.fields()...)
 
+	if err := migrate(ctx, cfg); err != nil {
+		return err
+	}
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, reportpg.Schema)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, reportpg.Schema, reportpg.Migrations()); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
 	store := NewPostgresStore(pool)
 
 	signer, err := loadSigner(ctx, cfg, store, log)
@@ -222,6 +233,24 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	err = relay.RunAlongside(ctx, workers...)
 	log.Info("stopped", zap.Error(err))
 	return err
+}
+
+// migrate applies the migrations as the schema's owner: the role of
+// REPORT_MIGRATE_DATABASE_URL when set, else DATABASE_URL's.
+func migrate(ctx context.Context, cfg Config) error {
+	dsn := cfg.MigrateDatabaseURL
+	if dsn == "" {
+		dsn = cfg.DatabaseURL
+	}
+	pool, err := postgres.Open(ctx, dsn, reportpg.Schema)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool, reportpg.Schema, reportpg.Migrations()); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
 }
 
 // loadSigner picks the signing key: REPORT_SIGNING_KEY, then
