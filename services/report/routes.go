@@ -32,6 +32,7 @@ type Reader interface {
 	Certificates(ctx context.Context) ([]Certificate, error)
 	Custody(ctx context.Context, reportID string) ([]custody.Entry, error)
 	AppendCustody(ctx context.Context, e custody.Entry) (custody.Entry, error)
+	RedactedPDF(ctx context.Context, reportID string, n int) (Version, string, []byte, error)
 }
 
 // MaxVerifyBytes bounds the PDF POST /v1/verify accepts.
@@ -57,6 +58,7 @@ type API struct {
 //	GET  /v1/reports/{id}/pdf                the latest version's PDF (ETag = its SHA-256); every
 //	                                         download is recorded in the custody log first
 //	GET  /v1/reports/{id}/versions/{n}/pdf   version n's PDF
+//	GET  /v1/reports/{id}/versions/{n}/redacted.pdf  version n's redacted rendition (for external distribution)
 //	GET  /v1/reports/{id}/custody            the chain of custody and its check (?format=text: a plain-text export)
 //	POST /v1/reports/{id}/custody/deliveries record a delivery of a version outside afteraction
 //	POST /v1/verify                          body: a PDF (raw or multipart, ≤ 20 MiB) → VerifyResult
@@ -75,6 +77,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	handle("GET /v1/reports/{id}", a.getReport)
 	handle("GET /v1/reports/{id}/pdf", a.getPDF)
 	handle("GET /v1/reports/{id}/versions/{n}/pdf", a.getPDF)
+	handle("GET /v1/reports/{id}/versions/{n}/redacted.pdf", a.getRedacted)
 	handle("GET /v1/reports/{id}/custody", a.getCustody)
 	handle("POST /v1/reports/{id}/custody/deliveries", a.recordDelivery)
 	handle("POST /v1/verify", a.verify)

@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -120,4 +122,31 @@ func (a *API) recordDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusCreated, e)
+}
+
+func (a *API) getRedacted(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 1 {
+		a.fail(w, r, badParam("n", "a version number from 1"))
+		return
+	}
+	v, sum, pdf, err := a.Reader.RedactedPDF(r.Context(), r.PathValue("id"), n)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if _, err := a.Reader.AppendCustody(r.Context(), custody.Entry{ReportID: v.ReportID, At: time.Now(),
+		Action: custody.Downloaded, Version: v.Version, Actor: a.caller(r), Detail: "redacted rendition: " + r.Method + " " + r.URL.Path,
+		PDFSHA256: sum}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", `"`+sum+`"`)
+	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+	w.Header().Set("Content-Type", "application/pdf")
+	w.Header().Set("Content-Length", strconv.Itoa(len(pdf)))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment",
+		map[string]string{"filename": "report-" + v.ReportID + "-v" + strconv.Itoa(v.Version) + "-redacted.pdf"}))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(pdf)
 }

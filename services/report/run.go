@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -57,6 +58,12 @@ type Config struct {
 	// runs as DATABASE_URL's role, which cannot change what it wrote. Empty:
 	// DATABASE_URL's role migrates and runs (development).
 	MigrateDatabaseURL string
+	// RedactRules (REPORT_REDACT_RULES, comma-separated, default
+	// "names,emails,ips,hosts"; "none" for none) and RedactPatterns
+	// (REPORT_REDACT_PATTERNS, a JSON array of regular expressions, each match
+	// masked as "[redacted]") make the redacted rendition of every version.
+	RedactRules    []string
+	RedactPatterns []string
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
@@ -71,6 +78,23 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		CertKeyFile:        l.Raw("REPORT_CERT_KEY_FILE"),
 		TrustedCertsFile:   l.Raw("REPORT_TRUSTED_CERTS_FILE"),
 		MigrateDatabaseURL: l.Raw("REPORT_MIGRATE_DATABASE_URL"),
+		RedactRules:        DefaultRedactRules,
+	}
+	if s := strings.TrimSpace(l.Raw("REPORT_REDACT_RULES")); s != "" {
+		c.RedactRules = nil
+		for r := range strings.SplitSeq(s, ",") {
+			if r = strings.TrimSpace(r); r != "" && r != "none" {
+				c.RedactRules = append(c.RedactRules, r)
+			}
+		}
+	}
+	if s := l.Raw("REPORT_REDACT_PATTERNS"); s != "" {
+		if err := json.Unmarshal([]byte(s), &c.RedactPatterns); err != nil {
+			l.Fail(fmt.Errorf("REPORT_REDACT_PATTERNS: want a JSON array of regular expressions: %w", err))
+		}
+	}
+	if _, err := NewRedactor(c.RedactRules, c.RedactPatterns); err != nil {
+		l.Fail(fmt.Errorf("REPORT_REDACT_RULES or REPORT_REDACT_PATTERNS: %w", err))
 	}
 	if (c.CertFile == "") != (c.CertKeyFile == "") {
 		l.Fail(errors.New("REPORT_CERT_FILE and REPORT_CERT_KEY_FILE: set both or neither"))
@@ -205,6 +229,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err != nil {
 		return err
 	}
+	redactor, err := NewRedactor(cfg.RedactRules, cfg.RedactPatterns)
+	if err != nil {
+		return err
+	}
+	svc.RedactWith(redactor)
 
 	ln, err := httpapi.Listen(deps.Listener, cfg.HTTPAddr)
 	if err != nil {

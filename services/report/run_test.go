@@ -245,6 +245,13 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 	if err := json.Unmarshal(body, &list); err != nil || len(list.Reports) != 1 || list.Reports[0].Latest.Version != 2 {
 		t.Errorf("list = %s", body)
 	}
+	resp, red := r.do(http.MethodGet, "/v1/reports/"+ev.ReportID+"/versions/1/redacted.pdf", nil, true)
+	if resp.StatusCode != http.StatusOK || bytes.Equal(red, pdf) {
+		t.Errorf("redacted rendition: %d, %d bytes", resp.StatusCode, len(red))
+	} else {
+		padestest.RequireValid(t, red)
+	}
+
 	// Every download and verification above is in the custody log, chained.
 	resp, body = r.do(http.MethodPost, "/v1/reports/"+ev.ReportID+"/custody/deliveries",
 		[]byte(`{"version": 1, "recipient": "Data protection authority", "channel": "regulator portal", "reference": "HmbBfDI 2026-0311"}`), true)
@@ -260,7 +267,7 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 	for _, e := range cv.Entries {
 		count[e.Action+" v"+strconv.Itoa(e.Version)]++
 	}
-	if !cv.Check.Valid || count["rendered v1"] != 1 || count["published v2"] != 1 || count["downloaded v1"] < 2 ||
+	if !cv.Check.Valid || count["rendered v1"] != 2 || count["published v2"] != 1 || count["downloaded v1"] < 3 ||
 		count["verified v1"] < 2 || count["delivered v1"] != 1 {
 		t.Errorf("custody = %+v (check %+v)", count, cv.Check)
 	}

@@ -55,6 +55,9 @@ type Input struct {
 	// CertSubject and CertSHA256 name the certificate that will sign the
 	// PDF, printed in the document-integrity block.
 	CertSubject, CertSHA256 string
+	// Redacted marks the rendition for external distribution: "REDACTED" on
+	// every page and a note on the cover saying what was masked.
+	Redacted bool
 }
 
 // Output is a rendered report.
@@ -180,6 +183,12 @@ func (d *doc) header() {
 	f.CellFormat(d.width*0.5, 4, right, "", 0, "R", false, 0, "")
 	f.SetDrawColor(180, 180, 180)
 	f.Line(margin, 15, margin+d.width, 15)
+	if d.in.Redacted {
+		d.font("B", 9)
+		f.SetTextColor(180, 20, 20)
+		f.SetXY(margin, 5)
+		f.CellFormat(d.width, 4, "REDACTED", "", 0, "C", false, 0, "")
+	}
 	f.SetTextColor(0, 0, 0)
 	f.SetXY(margin, margin+6)
 }
