@@ -114,7 +114,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	cfg.OIDC = OIDCConfig{Issuer: l.String("REVIEW_OIDC_ISSUER", ""), ClientID: l.String("REVIEW_OIDC_CLIENT_ID", ""),
 		ClientSecret: l.Raw("REVIEW_OIDC_CLIENT_SECRET"), Scopes: strings.Fields(l.String("REVIEW_OIDC_SCOPES", "")),
-		RolesClaim: l.String("REVIEW_OIDC_ROLES_CLAIM", "groups"),
+		RolesClaim:  l.String("REVIEW_OIDC_ROLES_CLAIM", "groups"),
 		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/console/oidc/callback"}
 	if cfg.OIDC.Issuer != "" && cfg.OIDC.ClientID == "" {
 		l.Fail(errors.New("REVIEW_OIDC_CLIENT_ID: required with REVIEW_OIDC_ISSUER"))
