@@ -280,6 +280,8 @@ type ReviewCompleted struct {
 	Amendment       int        `json:"amendment,omitempty"`
 	AmendmentReason string     `json:"amendment_reason,omitempty"`
 	AmendedAt       *time.Time `json:"amended_at,omitempty"`
+	// Meeting is the debrief meeting, when one was scheduled and not cancelled.
+	Meeting *Meeting `json:"meeting,omitempty"`
 }
 
 // Question is one question of a review questionnaire.

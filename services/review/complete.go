@@ -139,6 +139,9 @@ func (s *Service) complete(ctx context.Context, reviewID string, req CompleteReq
 			return err
 		}
 		done = s.completedEvent(r, qs, resps, req)
+		if done.Meeting, err = completedMeeting(ctx, tx, r.ID); err != nil {
+			return err
+		}
 		if _, err := boundCompleted(&done); err != nil {
 			return err
 		}
@@ -368,6 +371,9 @@ func (s *Service) Amend(ctx context.Context, reviewID, by string, req AmendReque
 			return err
 		}
 		ev := s.completedEvent(r, qs, resps, outcome)
+		if ev.Meeting, err = completedMeeting(ctx, tx, r.ID); err != nil {
+			return err
+		}
 		if r.CompletedAt != nil {
 			ev.CompletedAt = r.CompletedAt.UTC()
 		}

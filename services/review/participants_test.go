@@ -89,6 +89,18 @@ func TestManageParticipantsByAPI(t *testing.T) {
 		t.Errorf("adding the same e-mail again: %d, want 409", code)
 	}
 
+	invitations := func(reason string) int {
+		n := 0
+		for _, raw := range f.outbox(events.TypeReviewInvitation) {
+			if strings.Contains(string(raw), `"reason":"`+reason+`"`) && strings.Contains(string(raw), "lea@example.com") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := invitations("added"); n != 1 {
+		t.Errorf("invitation events for the added participant = %d, want 1", n)
+	}
 	// Resend gives a new link and kills the old one, nobody else's.
 	lea := f.only(r.IncidentID).Participants[len(r.Participants)]
 	other := f.only(r.IncidentID).Participants[0]
@@ -96,6 +108,9 @@ func TestManageParticipantsByAPI(t *testing.T) {
 	resent, err := f.svc.RenewInvitation(ctx, r.ReviewID, lea.ParticipantID, "person:fac", false)
 	if err != nil || resent.InvitationToken == lea.InvitationToken {
 		t.Fatalf("resend: %v, same token %v", err, resent.InvitationToken == lea.InvitationToken)
+	}
+	if n := invitations("resent"); n != 1 {
+		t.Errorf("invitation events after a resend = %d, want 1", n)
 	}
 	if _, _, err := f.svc.Invitee(ctx, r.ReviewID, lea.InvitationToken); !errors.Is(err, ErrInvalidInvite) {
 		t.Errorf("old link after resend: %v, want ErrInvalidInvite", err)

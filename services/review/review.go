@@ -287,8 +287,11 @@ func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, 
 		if err := tx.Reschedule(ctx, r.ID, s.schedule(e.Incident, r.OpenedAt)); err != nil {
 			return err
 		}
-		_, err = tx.AddParticipants(ctx, r.ID, now, people)
-		return err
+		added, err := tx.AddParticipants(ctx, r.ID, now, people)
+		if err != nil {
+			return err
+		}
+		return s.enqueueInvitations(ctx, tx, r, added, events.InvitationAdded)
 	})
 	if err != nil {
 		return "", err
@@ -344,6 +347,9 @@ func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRe
 		return "", err
 	}
 	if err := tx.Enqueue(ctx, env); err != nil {
+		return "", err
+	}
+	if err := s.enqueueInvitations(ctx, tx, r, people, events.InvitationOpened); err != nil {
 		return "", err
 	}
 	if r.Historical {
@@ -566,7 +572,10 @@ func (s *Service) SubmitResponse(ctx context.Context, sub Submission) (Response,
 		if locked.Status != postgres.StatusOpen {
 			return ErrCompleted
 		}
-		return tx.SaveResponse(ctx, r.ID, resp, sub.Channel, sub.Body)
+		if err := tx.SaveResponse(ctx, r.ID, resp, sub.Channel, sub.Body); err != nil {
+			return err
+		}
+		return s.enqueueAnswered(ctx, tx, locked, sub.ParticipantID, resp.SubmittedAt)
 	})
 	if err != nil {
 		return Response{}, err

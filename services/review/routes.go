@@ -34,6 +34,9 @@ const (
 //	PUT  /v1/reviews/{id}/responses/{pid}      invitation token of that participant, facilitator, admin
 //	POST /v1/reviews/{id}/complete             facilitator, admin
 //	POST /v1/reviews/{id}/amendments           facilitator, admin (completed reviews only)
+//	GET  /v1/reviews/{id}/meeting              facilitator, compliance, admin (debrief meeting, see meeting.go)
+//	PUT|DELETE /v1/reviews/{id}/meeting        facilitator, admin (schedule or change | cancel)
+//	PUT  /v1/reviews/{id}/meeting/minutes      facilitator, admin (attendance and minutes)
 //	POST /v1/reviews/{id}/participants         facilitator, admin: invite a person (name, email, role)
 //	POST /v1/reviews/{id}/participants/{pid}/{resend|revoke|remove}   facilitator, admin
 //	POST /v1/reviews/{id}/approval             approver, admin: {"decision": "approve"|"reject", "reason"}
@@ -62,6 +65,10 @@ func Routes(svc *Service, tokens httpapi.Tokens, console ConsoleConfig, metrics 
 	mux.HandleFunc("PUT /v1/reviews/{id}/responses/{participant_id}", h.putResponse)
 	mux.Handle("POST /v1/reviews/{id}/complete", tokens.Require(http.HandlerFunc(h.complete), roleFacilitator))
 	mux.Handle("POST /v1/reviews/{id}/amendments", tokens.Require(http.HandlerFunc(h.amend), roleFacilitator))
+	mux.Handle("GET /v1/reviews/{id}/meeting", tokens.Require(http.HandlerFunc(h.getMeeting), readers...))
+	mux.Handle("PUT /v1/reviews/{id}/meeting", tokens.Require(http.HandlerFunc(h.putMeeting), roleFacilitator))
+	mux.Handle("DELETE /v1/reviews/{id}/meeting", tokens.Require(http.HandlerFunc(h.cancelMeeting), roleFacilitator))
+	mux.Handle("PUT /v1/reviews/{id}/meeting/minutes", tokens.Require(http.HandlerFunc(h.putMinutes), roleFacilitator))
 	mux.Handle("POST /v1/reviews/{id}/participants", tokens.Require(http.HandlerFunc(h.addParticipant), roleFacilitator))
 	mux.Handle("POST /v1/reviews/{id}/participants/{participant_id}/{change}", tokens.Require(http.HandlerFunc(h.changeParticipant), roleFacilitator))
 	mux.Handle("POST /v1/reviews/{id}/approval", tokens.Require(http.HandlerFunc(h.approval), RoleApprover))
