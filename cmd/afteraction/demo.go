@@ -51,8 +51,9 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(store)
 
-	fmt.Println("starting embedded NATS and the four services ...")
-	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log})
+	fmt.Println("starting embedded NATS, the five services and mailpit ...")
+	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log, Mail: true,
+		MailDir: filepath.Join(*out, "mailpit")})
 	if err != nil {
 		return err
 	}
@@ -87,7 +88,9 @@ written      %s
 		res.ReviewID, res.Answered, res.Facilitator,
 		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified,
 		len(res.Actions), indentLines(res.Actions, "               - "), path)
-	return nil
+	mails, err := settledDeliveries(ctx, stack)
+	printMails(mails, stack, filepath.Join(*out, "mailpit"))
+	return err
 }
 
 // Scenario is what one pass through the pipeline produced.
@@ -138,6 +141,9 @@ func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *
 	}
 	res.ReviewID = rv.ReviewID
 	fmt.Printf("review %s opened with %d participants, due %s\n", rv.ReviewID, len(rv.Participants), rv.DueAt)
+	if err := scheduleDemoMeeting(ctx, s, rv.ReviewID); err != nil {
+		return res, err
+	}
 
 	var qs questionnaire
 	if err := getJSON(ctx, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/questions", tok, &qs); err != nil {
