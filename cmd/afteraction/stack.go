@@ -69,9 +69,9 @@ type Stack struct {
 	// MailNote says why none runs when one was asked for.
 	MailURL, MailNote string
 	mailpit           *mailpit.Server
-	nats   *server.Server
-	cancel context.CancelFunc
-	group  *errgroup.Group
+	nats              *server.Server
+	cancel            context.CancelFunc
+	group             *errgroup.Group
 }
 
 var serviceNames = []string{"intake", "review", "report", "tracker", "notify"}
