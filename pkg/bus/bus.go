@@ -6,6 +6,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,10 +27,15 @@ type Bus struct {
 	service string
 	handled *prometheus.CounterVec
 	relayed prometheus.Counter
+	backlog *prometheus.GaugeVec
+	outbox  outboxMetrics
 	// deadLetters, when set, receives a row in dead_letters for every message
 	// a consumer gives up on (see RecordDeadLettersIn).
 	deadLetters *pgxpool.Pool
 	outages     outageCounts
+	// topology is what EnsureTopology was last given (replicas and storage of
+	// the outage bucket).
+	topology Topology
 }
 
 // RecordDeadLettersIn makes every consumer of b also record what it
@@ -42,10 +48,17 @@ func (b *Bus) RecordDeadLettersIn(pool *pgxpool.Pool) { b.deadLetters = pool }
 type Options struct {
 	// User and Password, or Token, or CredsFile authenticate the connection.
 	User, Password, Token, CredsFile string
+	// InboxPrefix is where replies to this connection's requests and its pull
+	// deliveries arrive (default "_INBOX_<User>", or "_INBOX_<service>" without
+	// a User). A prefix per NATS user lets permissions grant each user its own
+	// replies only: the shared default "_INBOX." would let any user read all.
+	InboxPrefix string
 	// ConnectTimeout bounds the first connection attempt (default 5s).
 	ConnectTimeout time.Duration
 	// Registerer, when set, receives the bus's metrics:
-	// afteraction_messages_total{consumer,outcome} and afteraction_outbox_published_total.
+	// afteraction_messages_total{consumer,outcome}, afteraction_outbox_published_total
+	// afteraction_consumer_backlog{consumer} and the relay's
+	// afteraction_outbox_set_aside(_total).
 	Registerer prometheus.Registerer
 }
 
@@ -54,8 +67,13 @@ type Options struct {
 // NATS otherwise reports only as timeouts.
 func Connect(ctx context.Context, url, service string, log *zap.Logger, o Options) (*Bus, error) {
 	log = log.Named("bus")
+	inbox := o.InboxPrefix
+	if inbox == "" {
+		inbox = InboxPrefix(cmp.Or(o.User, service))
+	}
 	opts := []nats.Option{
 		nats.Name("afteraction-" + service),
+		nats.CustomInboxPrefix(inbox),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
@@ -102,9 +120,14 @@ func Connect(ctx context.Context, url, service string, log *zap.Logger, o Option
 			Name: "afteraction_outbox_published_total",
 			Help: "Outbox events published and acknowledged by JetStream.",
 		}),
+		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "afteraction_consumer_backlog",
+			Help: "Messages waiting for a consumer: pending in the stream plus delivered and not yet acknowledged.",
+		}, []string{"consumer"}),
+		outbox: newOutboxMetrics(),
 	}
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{b.handled, b.relayed} {
+		for _, c := range append([]prometheus.Collector{b.handled, b.relayed, b.backlog}, b.outbox.collectors()...) {
 			if err := o.Registerer.Register(c); err != nil {
 				nc.Close()
 				return nil, fmt.Errorf("register bus metrics: %w", err)
@@ -113,6 +136,11 @@ func Connect(ctx context.Context, url, service string, log *zap.Logger, o Option
 	}
 	return b, nil
 }
+
+// InboxPrefix is the inbox prefix Connect uses for a NATS user (or, without
+// one, a service): "_INBOX_" followed by the name. deploy/nats/permissions.conf
+// grants each user "_INBOX_<user>.>" and nothing else to subscribe to replies.
+func InboxPrefix(user string) string { return "_INBOX_" + user }
 
 // Service is the name the bus was connected as; it names durables and DLQ subjects.
 func (b *Bus) Service() string { return b.service }

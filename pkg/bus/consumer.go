@@ -89,6 +89,17 @@ type ConsumerConfig struct {
 	// MaxAckPending bounds unacknowledged deliveries across replicas (default 1000,
 	// at least twice BatchSize).
 	MaxAckPending int
+	// MaxBytes bounds the memory one worker holds in messages: the pull buffer
+	// asks the server for at most MaxBytes, and a batch is handed over once its
+	// data reaches half of it (default 16 MiB, at least 4 MiB so that a message
+	// of the 1 MiB maximum payload always fits in a refill).
+	MaxBytes int
+	// BacklogAlert is the number of messages waiting for the consumer (pending
+	// plus unacknowledged) above which it logs a warning once a minute; the
+	// figure is always exported as afteraction_consumer_backlog (default 10000).
+	BacklogAlert int
+	// BacklogInterval is how often the backlog is measured (default 30s).
+	BacklogInterval time.Duration
 	// Prepare, if set, runs for every message as it is gathered, on up to
 	// GOMAXPROCS goroutines, while the handler is still busy with the previous
 	// batch; what it returns is in Message.Prepared when the handler gets the
@@ -102,6 +113,10 @@ type ConsumerConfig struct {
 	Prepare func(m *Message) (any, error)
 }
 
+// minPullBytes keeps a refill of the pull buffer (half of MaxBytes) larger than
+// the largest message: a pull request smaller than the next message stalls.
+const minPullBytes = 4 << 20
+
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	c.MaxDeliver = orDefault(c.MaxDeliver, 8)
 	if len(c.Backoff) == 0 {
@@ -111,6 +126,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	c.BatchSize = orDefault(c.BatchSize, 500)
 	c.Workers = orDefault(c.Workers, 1)
 	c.MaxAckPending = max(orDefault(c.MaxAckPending, 1000), 2*c.BatchSize)
+	c.MaxBytes = max(orDefault(c.MaxBytes, 16<<20), minPullBytes)
+	c.BacklogAlert = orDefault(c.BacklogAlert, 10000)
+	c.BacklogInterval = orDefault(c.BacklogInterval, 30*time.Second)
 	return c
 }
 
@@ -169,8 +187,13 @@ func (b *Bus) run(ctx context.Context, cfg ConsumerConfig, h BatchHandler) error
 		return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
 	log := b.log.With(zap.String("consumer", cfg.Durable))
-	log.Info("consumer started", zap.Strings("subjects", cfg.Subjects), zap.Int("workers", cfg.Workers), zap.Int("batch", cfg.BatchSize))
+	b.outages.open(ctx, b.js, b.topology, log)
+	log.Info("consumer started", zap.Strings("subjects", cfg.Subjects), zap.Int("workers", cfg.Workers),
+		zap.Int("batch", cfg.BatchSize), zap.Int("max_bytes", cfg.MaxBytes))
 	g := new(errgroup.Group)
+	watch, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go b.watchBacklog(watch, cons, cfg, log)
 	for range cfg.Workers {
 		g.Go(func() error { return b.pull(ctx, cons, cfg, h, log) })
 	}
@@ -179,13 +202,38 @@ func (b *Bus) run(ctx context.Context, cfg ConsumerConfig, h BatchHandler) error
 	return err
 }
 
+// watchBacklog exports the consumer's backlog (messages pending plus
+// delivered and unacknowledged) every BacklogInterval and warns while it is
+// above BacklogAlert, until ctx is done.
+func (b *Bus) watchBacklog(ctx context.Context, cons jetstream.Consumer, cfg ConsumerConfig, log *zap.Logger) {
+	t := time.NewTicker(cfg.BacklogInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			continue // NATS is down: the disconnect is logged already
+		}
+		backlog := info.NumPending + uint64(info.NumAckPending)
+		b.backlog.WithLabelValues(cfg.Durable).Set(float64(backlog))
+		if backlog > uint64(cfg.BacklogAlert) {
+			log.Warn("consumer backlog above alert threshold", zap.Uint64("backlog", backlog),
+				zap.Int("threshold", cfg.BacklogAlert), zap.Int("ack_pending", info.NumAckPending))
+		}
+	}
+}
+
 // pull runs one gatherer and one handler with a hand-off of one batch between
 // them: while the handler works, the next batch is gathered and prepared, and
 // it keeps growing up to BatchSize until the handler is free. When ctx is
 // cancelled the iterator drains: what it already holds is still gathered,
 // prepared, handled and settled before pull returns.
 func (b *Bus) pull(ctx context.Context, cons jetstream.Consumer, cfg ConsumerConfig, h BatchHandler, log *zap.Logger) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(2*cfg.BatchSize, 16)))
+	it, err := cons.Messages(jetstream.PullMaxBytes(cfg.MaxBytes))
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", cfg.Durable, err)
 	}
@@ -240,6 +288,7 @@ type gatherer struct {
 // the iterator is closed.
 func (g *gatherer) next(batches chan<- []*Message) bool {
 	var batch []*Message
+	size := 0
 	for {
 		wait := []jetstream.NextOpt{jetstream.NextMaxWait(time.Millisecond)}
 		if len(batch) == 0 {
@@ -249,7 +298,8 @@ func (g *gatherer) next(batches chan<- []*Message) bool {
 		switch {
 		case err == nil:
 			batch = append(batch, g.add(jm))
-			if len(batch) == g.cfg.BatchSize {
+			size += len(jm.Data())
+			if len(batch) == g.cfg.BatchSize || size >= g.cfg.MaxBytes/2 {
 				g.preparing.Wait()
 				batches <- batch
 				return true
@@ -277,7 +327,7 @@ func (g *gatherer) next(batches chan<- []*Message) bool {
 func (g *gatherer) add(jm jetstream.Msg) *Message {
 	m := g.bus.message(jm)
 	switch {
-	case m.Delivered > uint64(g.cfg.MaxDeliver)+g.bus.outages.count(m):
+	case m.Delivered > uint64(g.cfg.MaxDeliver) && m.Delivered > uint64(g.cfg.MaxDeliver)+g.bus.outages.count(g.cfg.Durable, m):
 		// Decided before Prepare runs: a message that kills the process must still reach the DLQ.
 		m.outcome = errGaveUp
 	case g.jobs != nil:
@@ -318,50 +368,46 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, batch []*Message, 
 				errs[i] = err
 			}
 		}
+		overran := hctx.Err() != nil && b.infrastructureUp(ctx)
 		for i, m := range todo {
 			m.outcome = errs[i]
+			if overran && m.outcome != nil && !IsPermanent(m.outcome) {
+				m.outcome = fmt.Errorf("%w of %s: %w", errOverran, cfg.AckWait, m.outcome)
+			}
 		}
 	}
+	// Settling gets its own deadline: the handler's may have passed.
+	sctx, scancel := context.WithTimeout(ctx, settleTimeout)
+	defer scancel()
 	for _, m := range batch {
-		b.settle(hctx, cfg, m, m.outcome, log)
+		b.settle(sctx, cfg, m, m.outcome, log)
 	}
+}
+
+// settleTimeout bounds acking, dead-lettering and recording one batch.
+const settleTimeout = 30 * time.Second
+
+// infrastructureUp reports whether NATS is connected and Postgres (the pool
+// given to RecordDeadLettersIn, when there is one) answers a ping: a handler
+// that overran its deadline while both are up failed on its own account.
+func (b *Bus) infrastructureUp(ctx context.Context) bool {
+	if !b.nc.IsConnected() {
+		return false
+	}
+	if b.deadLetters == nil {
+		return true
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return b.deadLetters.Ping(pctx) == nil
 }
 
 var errGaveUp = errors.New("delivered more often than MaxDeliver without an outcome (the handler may crash the process)")
 
-// outageCounts remembers, per delivery in flight, how many of its deliveries
-// failed for infrastructure reasons in this process. Those do not count
-// towards MaxDeliver; deliveries this process never saw fail (it crashed
-// handling them) do, so a message that kills the process still ends in the DLQ.
-type outageCounts struct {
-	mu sync.Mutex
-	n  map[string]uint64
-}
-
-func (o *outageCounts) key(m *Message) string {
-	return m.Stream + "/" + strconv.FormatUint(m.StreamSeq, 10)
-}
-
-func (o *outageCounts) count(m *Message) uint64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.n[o.key(m)]
-}
-
-func (o *outageCounts) add(m *Message) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.n == nil {
-		o.n = map[string]uint64{}
-	}
-	o.n[o.key(m)]++
-}
-
-func (o *outageCounts) forget(m *Message) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	delete(o.n, o.key(m))
-}
+// errOverran marks a handler that was still running when its deadline passed
+// while Postgres and NATS answered: a counted failure, not an outage, so a
+// handler that always overruns ends in the DLQ instead of being retried forever.
+var errOverran = errors.New("handler overran its deadline")
 
 func (b *Bus) message(m jetstream.Msg) *Message {
 	msg := &Message{Subject: m.Subject(), Header: m.Headers(), msg: m}
@@ -392,21 +438,22 @@ func (b *Bus) settle(ctx context.Context, cfg ConsumerConfig, m *Message, err er
 		zap.Uint64("stream_seq", m.StreamSeq), zap.Uint64("delivered", m.Delivered),
 	}
 	permanent := IsPermanent(err) || errors.Is(err, errGaveUp) || errors.Is(err, postgres.ErrEventTooLarge)
-	infrastructure := !permanent && IsInfrastructure(err)
+	infrastructure := !permanent && !errors.Is(err, errOverran) && IsInfrastructure(err)
 	if infrastructure {
-		b.outages.add(m)
+		b.outages.add(ctx, cfg.Durable, m, log)
 	}
 	switch {
 	case err == nil:
-		b.outages.forget(m)
+		b.outages.forget(cfg.Durable, m)
 		if aerr := m.msg.Ack(); aerr != nil {
 			log.Warn("ack failed; redelivery will be deduplicated", append(fields, zap.Error(aerr))...)
 			return
 		}
 		b.handled.WithLabelValues(cfg.Durable, "ack").Inc()
 		log.Debug("message handled", fields...)
-	case permanent || (!infrastructure && m.Delivered >= uint64(cfg.MaxDeliver)+b.outages.count(m)):
-		b.outages.forget(m)
+	case permanent || (!infrastructure && m.Delivered >= uint64(cfg.MaxDeliver) &&
+		m.Delivered >= uint64(cfg.MaxDeliver)+b.outages.count(cfg.Durable, m)):
+		b.outages.forget(cfg.Durable, m)
 		reason := err.Error()
 		if !permanent {
 			reason = fmt.Sprintf("gave up after %d deliveries: %v", m.Delivered, err)
@@ -456,6 +503,17 @@ func IsInfrastructure(err error) bool {
 // DLQSubject is where service dead-letters a message first published on subject.
 func DLQSubject(service, subject string) string { return "dlq." + service + "." + subject }
 
+// maxDLQReason bounds the reason a DLQ copy carries in its header; the full
+// reason is logged and recorded in dead_letters.
+const maxDLQReason = 1000
+
+// deadLetter copies m to the DLQ with the reason and where it came from. When
+// the copy would exceed the server's maximum payload (an original near the
+// limit plus the DLQ headers), the data is left out and the copy refers to
+// the original by stream and sequence (HeaderDLQOmitted); Replay reads it
+// from there. A copy JetStream refuses for good is logged and the message
+// settled anyway, so a message never loops between its consumer and the DLQ;
+// only an unreachable NATS is returned as an error, to retry.
 func (b *Bus) deadLetter(ctx context.Context, cfg ConsumerConfig, m *Message, reason string) error {
 	dm := nats.NewMsg(DLQSubject(b.service, m.Subject))
 	dm.Data = m.Envelope.Data
@@ -467,15 +525,30 @@ func (b *Bus) deadLetter(ctx context.Context, cfg ConsumerConfig, m *Message, re
 			dm.Header.Add(k, v)
 		}
 	}
-	dm.Header.Set(HeaderDLQReason, encodeHeader(truncate(reason, 4000)))
+	dm.Header.Set(HeaderDLQReason, encodeHeader(truncate(reason, maxDLQReason)))
 	dm.Header.Set(HeaderDLQService, b.service)
 	dm.Header.Set(HeaderDLQSubject, m.Subject)
 	dm.Header.Set(HeaderDLQStream, m.Stream)
 	dm.Header.Set(HeaderDLQStreamSeq, strconv.FormatUint(m.StreamSeq, 10))
 	dm.Header.Set(HeaderDLQDelivered, strconv.FormatUint(m.Delivered, 10))
+	if limit := b.nc.MaxPayload() - dlqMargin; int64(headerSize(dm.Header)+len(dm.Data)) > limit {
+		dm.Data = nil
+		dm.Header.Set(HeaderDLQOmitted, strconv.Itoa(len(m.Envelope.Data)))
+		if int64(headerSize(dm.Header)) > limit { // the original's own headers are the bulk: keep ours only
+			for k := range dm.Header {
+				if !strings.HasPrefix(strings.ToLower(k), "afteraction-dlq-") {
+					dm.Header.Del(k)
+				}
+			}
+		}
+	}
 	id := fmt.Sprintf("dlq.%s.%s.%d", b.service, m.Stream, m.StreamSeq)
 	if _, err := b.js.PublishMsg(ctx, dm, jetstream.WithMsgID(id)); err != nil {
-		return err
+		if IsInfrastructure(err) {
+			return err
+		}
+		b.log.Error("the DLQ refused the copy; the message is settled without it", zap.String("event_id", m.Envelope.ID),
+			zap.String("stream", m.Stream), zap.Uint64("stream_seq", m.StreamSeq), zap.Error(err))
 	}
 	if b.deadLetters != nil {
 		if err := postgres.RecordDeadLetter(ctx, b.deadLetters, postgres.DeadLetter{
@@ -487,6 +560,21 @@ func (b *Bus) deadLetter(ctx context.Context, cfg ConsumerConfig, m *Message, re
 		}
 	}
 	return nil
+}
+
+// dlqMargin leaves room under the maximum payload for the protocol line.
+const dlqMargin = 1024
+
+// headerSize is the encoded size of h: "NATS/1.0\r\n", a "key: value\r\n"
+// line per value, and the closing "\r\n".
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 func truncate(s string, n int) string {
@@ -501,12 +589,12 @@ func truncate(s string, n int) string {
 // before fn runs. A wrong type or invalid data is permanent (DLQ, no retry).
 func Typed[T any](typ string, fn func(ctx context.Context, m *Message, e T) error) Handler {
 	return func(ctx context.Context, m *Message) error {
-		if m.Envelope.Type != typ {
-			return Permanent(fmt.Errorf("ce-type %q: this consumer takes %q", m.Envelope.Type, typ))
+		if e, ok := m.Prepared.(T); ok { // decoded by PrepareTyped
+			return fn(ctx, m, e)
 		}
-		e, err := events.Decode[T](typ, m.Envelope.Data)
+		e, err := decodeTyped[T](typ, m)
 		if err != nil {
-			return Permanent(fmt.Errorf("invalid %s: %w", typ, err))
+			return err
 		}
 		return fn(ctx, m, e)
 	}

@@ -23,6 +23,12 @@ type DeadLetterMsg struct {
 	Delivered        uint64
 	DeadAt           time.Time
 	Size             int
+	// Stream and StreamSeq locate the original message.
+	Stream    string
+	StreamSeq uint64
+	// DataOmitted says the DLQ copy holds no data because it would not have
+	// fitted under the maximum payload; the original at Stream / StreamSeq has it.
+	DataOmitted bool
 }
 
 // DeadLetters lists the messages on the DLQ stream, oldest first, optionally
@@ -56,7 +62,9 @@ func (b *Bus) DeadLetters(ctx context.Context, service string) ([]DeadLetterMsg,
 func deadLetterOf(raw *jetstream.RawStreamMsg) DeadLetterMsg {
 	h := raw.Header
 	delivered, _ := strconv.ParseUint(h.Get(HeaderDLQDelivered), 10, 64)
+	seq, _ := strconv.ParseUint(h.Get(HeaderDLQStreamSeq), 10, 64)
 	return DeadLetterMsg{
+		Stream: h.Get(HeaderDLQStream), StreamSeq: seq, DataOmitted: h.Get(HeaderDLQOmitted) != "",
 		Seq: raw.Sequence, Service: h.Get(HeaderDLQService), Subject: h.Get(HeaderDLQSubject),
 		EventID: decodeHeader(h.Get(HeaderID)), Type: decodeHeader(h.Get(HeaderType)),
 		Reason: decodeHeader(h.Get(HeaderDLQReason)), Delivered: delivered, DeadAt: raw.Time, Size: len(raw.Data),
@@ -82,7 +90,15 @@ func (b *Bus) Replay(ctx context.Context, seq uint64) (DeadLetterMsg, error) {
 	}
 	m := nats.NewMsg(d.Subject)
 	m.Data = raw.Data
-	for k, vs := range raw.Header {
+	header := raw.Header
+	if d.DataOmitted { // the copy refers to the original: replay that
+		orig, err := b.original(ctx, d)
+		if err != nil {
+			return d, err
+		}
+		m.Data, header = orig.Data, orig.Header
+	}
+	for k, vs := range header {
 		if strings.HasPrefix(strings.ToLower(k), "afteraction-dlq-") {
 			continue
 		}
@@ -98,4 +114,17 @@ func (b *Bus) Replay(ctx context.Context, seq uint64) (DeadLetterMsg, error) {
 		return d, fmt.Errorf("replayed %s #%d, but could not delete it: %w", StreamDLQ, seq, err)
 	}
 	return d, nil
+}
+
+// original reads the message a DLQ copy without data refers to.
+func (b *Bus) original(ctx context.Context, d DeadLetterMsg) (*jetstream.RawStreamMsg, error) {
+	s, err := b.js.Stream(ctx, d.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("open %s for the original of %s #%d: %w", d.Stream, StreamDLQ, d.Seq, err)
+	}
+	raw, err := s.GetMsg(ctx, d.StreamSeq)
+	if err != nil {
+		return nil, fmt.Errorf("read the original %s #%d of %s #%d: %w", d.Stream, d.StreamSeq, StreamDLQ, d.Seq, err)
+	}
+	return raw, nil
 }

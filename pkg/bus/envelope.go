@@ -30,6 +30,10 @@ const (
 	HeaderDLQStream    = "afteraction-dlq-stream"
 	HeaderDLQStreamSeq = "afteraction-dlq-stream-seq"
 	HeaderDLQDelivered = "afteraction-dlq-delivered"
+	// HeaderDLQOmitted, on a DLQ copy without data, gives the size of the data
+	// left out because the copy would have exceeded the maximum payload; the
+	// original is at HeaderDLQStream / HeaderDLQStreamSeq.
+	HeaderDLQOmitted = "afteraction-dlq-omitted"
 )
 
 // NewMsg encodes env for subject as a NATS message: the data as body, the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/events"
 )
@@ -34,12 +35,51 @@ type Topology struct {
 	// DuplicateWindow is how long JetStream drops a repeated Nats-Msg-Id
 	// (default two minutes). Exactly-once comes from processed_events, not from this.
 	DuplicateWindow time.Duration
+	// Limits per stream name; a stream not named, or a zero field, gets the
+	// value of DefaultLimits.
+	Limits map[string]StreamLimits
+}
+
+// StreamLimits bound what a stream may hold. When a stream with DiscardNew is
+// full, JetStream refuses new messages (the publisher sees an error and keeps
+// the message: upstream retries, the outbox holds it) instead of dropping the
+// oldest ones, which may not have been consumed yet.
+type StreamLimits struct {
+	// MaxBytes is the most the stream stores.
+	MaxBytes int64
+	// MaxAge is how long a message is kept.
+	MaxAge time.Duration
+	// MaxMsgSize is the largest message it accepts (at most the server's max_payload).
+	MaxMsgSize int32
+	// DiscardNew refuses new messages when full instead of dropping old ones.
+	DiscardNew bool
+}
+
+// DefaultLimits are the limits of each stream of the contract. INCIDENTS and
+// AFTERACTION refuse new messages when full, so nothing unconsumed is dropped;
+// the DLQ drops its oldest entries (each is also in the service's dead_letters
+// table). Every message is at most the 1 MiB max_payload of deploy/nats.
+var DefaultLimits = map[string]StreamLimits{
+	StreamIncidents:   {MaxBytes: 1 << 30, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
+	StreamAfteraction: {MaxBytes: 2 << 30, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
+	StreamActions:     {MaxBytes: 256 << 20, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
+	StreamDLQ:         {MaxBytes: 512 << 20, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20},
+}
+
+func (t Topology) limits(stream string) StreamLimits {
+	l, d := t.Limits[stream], DefaultLimits[stream]
+	l.MaxBytes = orDefault(l.MaxBytes, d.MaxBytes)
+	l.MaxAge = orDefault(l.MaxAge, d.MaxAge)
+	l.MaxMsgSize = orDefault(l.MaxMsgSize, d.MaxMsgSize)
+	l.DiscardNew = l.DiscardNew || d.DiscardNew
+	return l
 }
 
 // EnsureTopology creates or updates the INCIDENTS, AFTERACTION, ACTIONS, DLQ
 // and NOTIFY streams and the reports object store. It is idempotent and safe to call from
 // every replica of every service at start-up.
 func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
+	b.topology = t
 	storage := jetstream.FileStorage
 	if t.Memory {
 		storage = jetstream.MemoryStorage
@@ -63,23 +103,31 @@ func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
 		sc.Replicas = replicas
 		sc.Duplicates = dup
 		sc.Retention = jetstream.LimitsPolicy
+		l := t.limits(sc.Name)
+		sc.MaxBytes, sc.MaxAge, sc.MaxMsgSize = l.MaxBytes, l.MaxAge, l.MaxMsgSize
 		sc.Discard = jetstream.DiscardOld
+		if l.DiscardNew {
+			sc.Discard = jetstream.DiscardNew
+		}
 		if err := b.ensureStream(ctx, sc); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
+	}
+	if _, err := ensureOutageBucket(ctx, b.js, t); err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", BucketOutages, err)
 	}
 	if _, err := b.js.ObjectStore(ctx, BucketReports); err == nil {
 		return nil
 	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("ensure object store %s: %w", BucketReports, err)
 	}
-	_, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	_, err := b.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      BucketReports,
 		Description: "rendered incident report PDFs, one object per report version",
 		Storage:     storage,
 		Replicas:    replicas,
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
 		return fmt.Errorf("ensure object store %s: %w", BucketReports, err)
 	}
 	return nil
@@ -107,12 +155,25 @@ func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) err
 	have := s.CachedInfo().Config
 	if slices.Equal(have.Subjects, want.Subjects) && have.Replicas == want.Replicas && have.Storage == want.Storage &&
 		have.Duplicates == want.Duplicates && have.Retention == want.Retention && have.Discard == want.Discard &&
-		have.Description == want.Description {
+		have.Description == want.Description && have.MaxBytes == want.MaxBytes && have.MaxAge == want.MaxAge &&
+		have.MaxMsgSize == want.MaxMsgSize {
 		return nil
 	}
-	_, err = b.js.UpdateStream(ctx, want)
-	return err
+	// Service users may create the streams but not change them (see
+	// deploy/nats/permissions.conf): a changed configuration is applied by
+	// whoever may, and until then the stream works as it is.
+	uctx, cancel := context.WithTimeout(ctx, updateTimeout)
+	defer cancel()
+	if _, err = b.js.UpdateStream(uctx, want); err != nil {
+		b.log.Warn("stream configuration differs and could not be updated; it stays as it is until an operator applies it",
+			zap.String("stream", want.Name), zap.Error(err))
+	}
+	return nil
 }
+
+// updateTimeout bounds a stream update: a user without the permission gets no
+// answer at all (NATS reports the violation asynchronously), only a timeout.
+const updateTimeout = 3 * time.Second
 
 // PutObject stores data under key in bucket, replacing nothing that differs:
 // report versions are immutable, so callers use a key per version.

@@ -23,6 +23,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/pkg/logging"
+	"github.com/afteraction/afteraction/pkg/postgres"
 )
 
 // Defaults of the common variables that have one.
@@ -49,6 +50,11 @@ type Common struct {
 	APITokens      httpapi.Tokens // API_TOKENS: "role:token,role:token" (secret)
 	LogFormat      string         // LOG_FORMAT: json or console
 	LogLevel       string         // LOG_LEVEL
+	// Retention of the platform tables (postgres.RunRetention):
+	// PROCESSED_EVENTS_RETENTION (default 2880h, 120 days, at least 2160h: the
+	// longest a stream keeps a message), DEAD_LETTERS_RETENTION (default 2160h)
+	// and RETENTION_INTERVAL (default 1h).
+	Retention postgres.Retention
 }
 
 // Loader reads variables through getenv, applies defaults and collects an
@@ -151,6 +157,15 @@ func (l *Loader) Common(defaultHTTPAddr string) Common {
 		LogFormat:      l.String("LOG_FORMAT", DefaultLogFormat),
 		LogLevel:       l.String("LOG_LEVEL", DefaultLogLevel),
 	}
+	c.Retention = postgres.Retention{
+		ProcessedEvents: l.Duration("PROCESSED_EVENTS_RETENTION", postgres.DefaultProcessedEventsRetention.String()),
+		DeadLetters:     l.Duration("DEAD_LETTERS_RETENTION", postgres.DefaultDeadLettersRetention.String()),
+		Every:           l.Duration("RETENTION_INTERVAL", "1h"),
+	}
+	if floor := bus.DefaultLimits[bus.StreamAfteraction].MaxAge; c.Retention.ProcessedEvents > 0 && c.Retention.ProcessedEvents < floor {
+		l.Fail(fmt.Errorf("PROCESSED_EVENTS_RETENTION=%s: want at least %s, the longest a stream keeps a message, or a late redelivery is applied twice",
+			c.Retention.ProcessedEvents, floor))
+	}
 	if _, err := url.Parse(c.DatabaseURL); err != nil {
 		l.Fail(fmt.Errorf("DATABASE_URL: not a URL: %w", err))
 	}
@@ -176,8 +191,8 @@ func (c Common) Fields() []zap.Field {
 	}
 	slices.Sort(roles)
 	return []zap.Field{
-		zap.String("database_url", redact(c.DatabaseURL)),
-		zap.String("nats_url", redact(c.NATSURL)),
+		zap.String("database_url", postgres.Redact(c.DatabaseURL)),
+		zap.String("nats_url", postgres.Redact(c.NATSURL)),
 		zap.String("nats_user", c.NATSUser),
 		zap.Bool("nats_password_set", c.NATSPassword != ""),
 		zap.String("nats_creds", c.NATSCreds),
@@ -186,16 +201,9 @@ func (c Common) Fields() []zap.Field {
 		zap.Strings("api_token_roles", roles),
 		zap.String("log_format", c.LogFormat),
 		zap.String("log_level", c.LogLevel),
+		zap.Duration("processed_events_retention", c.Retention.ProcessedEvents),
+		zap.Duration("dead_letters_retention", c.Retention.DeadLetters),
 	}
-}
-
-// redact returns s with any password in it masked, or "(unparseable)".
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable)"
-	}
-	return u.Redacted()
 }
 
 // BusOptions returns the options to connect to NATS with c's credentials,

@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 
@@ -112,5 +113,53 @@ func TestFieldsMaskSecrets(t *testing.T) {
 	}
 	if enc.Fields["nats_password_set"] != true {
 		t.Errorf("nats_password_set = %v, want true", enc.Fields["nats_password_set"])
+	}
+}
+
+// Issue 9 item 16: DATABASE_URL in every form libpq takes keeps its password
+// out of the start-up log line.
+func TestFieldsMaskEveryFormOfDatabaseURL(t *testing.T) {
+	t.Parallel()
+	for _, dsn := range []string{
+		"host=db port=5432 user=app password=kv-secret dbname=afteraction sslmode=disable",
+		"host=db user=app password = 'kv secret with spaces' dbname=afteraction",
+		"host=db user=app sslpassword=kv-secret dbname=afteraction",
+		"postgres://app:url-secret@db:5432/afteraction",
+		"postgres://app@db:5432/afteraction?password=query-secret&sslmode=disable",
+		"postgresql://app@db/afteraction?sslpassword=query-secret",
+	} {
+		l := config.NewLoader(func(k string) string {
+			if k == "DATABASE_URL" {
+				return dsn
+			}
+			return ""
+		})
+		c := l.Common(":1")
+		enc := zapcore.NewMapObjectEncoder()
+		for _, f := range c.Fields() {
+			f.AddTo(enc)
+		}
+		got, _ := enc.Fields["database_url"].(string)
+		if strings.Contains(got, "secret") || !strings.Contains(got, "db") {
+			t.Errorf("DATABASE_URL %q logged as %q", dsn, got)
+		}
+	}
+}
+
+func TestRetentionShorterThanTheStreamsIsRefused(t *testing.T) {
+	t.Parallel()
+	l := config.NewLoader(func(k string) string {
+		if k == "PROCESSED_EVENTS_RETENTION" {
+			return "24h"
+		}
+		return ""
+	})
+	l.Common(":1")
+	if err := l.Err(); err == nil || !strings.Contains(err.Error(), "PROCESSED_EVENTS_RETENTION") {
+		t.Errorf("err = %v, want one naming PROCESSED_EVENTS_RETENTION", err)
+	}
+	l = config.NewLoader(func(string) string { return "" })
+	if c := l.Common(":1"); c.Retention.ProcessedEvents != 120*24*time.Hour || l.Err() != nil {
+		t.Errorf("default retention = %v (%v)", c.Retention.ProcessedEvents, l.Err())
 	}
 }

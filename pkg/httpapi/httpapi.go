@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -215,11 +216,21 @@ func (t Tokens) Require(h http.Handler, roles ...string) http.Handler {
 type Check func(ctx context.Context) error
 
 // Health registers GET /healthz (the process is up) and GET /readyz (every
-// check passes within two seconds) on mux.
+// check passes within two seconds) on mux. /readyz answers each check's name
+// with "ok" or "unavailable", never the error itself: it is unauthenticated,
+// and error text names hosts, users and internals. See HealthWithLog.
 func Health(mux *http.ServeMux, checks map[string]Check) {
+	HealthWithLog(mux, checks, zap.NewNop())
+}
+
+// HealthWithLog is Health that logs why a check failed, at most once a minute
+// per check, where operators (and nobody else) can read it.
+func HealthWithLog(mux *http.ServeMux, checks map[string]Check, log *zap.Logger) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	var mu sync.Mutex
+	logged := map[string]time.Time{}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -227,8 +238,14 @@ func Health(mux *http.ServeMux, checks map[string]Check) {
 		status := http.StatusOK
 		for name, check := range checks {
 			if err := check(ctx); err != nil {
-				result[name] = err.Error()
+				result[name] = "unavailable"
 				status = http.StatusServiceUnavailable
+				mu.Lock()
+				if time.Since(logged[name]) > time.Minute {
+					logged[name] = time.Now()
+					log.Warn("readiness check failed", zap.String("check", name), zap.Error(err))
+				}
+				mu.Unlock()
 				continue
 			}
 			result[name] = "ok"

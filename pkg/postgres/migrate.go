@@ -32,6 +32,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
+	// Migrations, and waiting for another replica's, may take longer than the
+	// statement timeout Open sets; RESET restores it before the pool reuses conn.
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+		return fmt.Errorf("lift statement timeout for migrations: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`) //nolint:errcheck
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext('afteraction.migrate.' || $1))`, schema); err != nil {
 		return fmt.Errorf("lock migrations: %w", err)
 	}

@@ -88,7 +88,7 @@ func cloneDatabase(t testing.TB, template string) string {
 	defer cancel()
 	admin, err := pgx.Connect(ctx, ServerURL())
 	if err != nil {
-		t.Fatalf("pgtest: connect to %s: %v (is Postgres running?)", redact(ServerURL()), err)
+		t.Fatalf("pgtest: connect to %s: %v (is Postgres running?)", postgres.Redact(ServerURL()), err)
 	}
 	defer admin.Close(ctx)
 	name := "aa_test_" + randomHex(8)
@@ -156,7 +156,7 @@ func ensureTemplate(ms []Migration) (string, error) {
 	defer cancel()
 	admin, err := pgx.Connect(ctx, ServerURL())
 	if err != nil {
-		return "", fmt.Errorf("connect to %s: %w (is Postgres running?)", redact(ServerURL()), err)
+		return "", fmt.Errorf("connect to %s: %w (is Postgres running?)", postgres.Redact(ServerURL()), err)
 	}
 	defer admin.Close(ctx)
 	if _, err := admin.Exec(ctx, `SELECT pg_advisory_lock(hashtext('afteraction.pgtest.template'))`); err != nil {
@@ -207,14 +207,6 @@ func withDatabase(dsn, name string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
-}
-
-func redact(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "the database"
-	}
-	return u.Redacted()
 }
 
 func randomHex(n int) string {
