@@ -57,12 +57,13 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("starting embedded NATS and the four services ...")
+	fmt.Println("starting embedded NATS, the five services and mailpit ...")
 	// High and critical reviews need a second approval in the demo, so it
 	// shows the whole sign-off.
 	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log,
 		Env: map[string]string{"REPORT_CERT_FILE": certPath, "REPORT_CERT_KEY_FILE": keyPath,
-			"REVIEW_APPROVAL_SEVERITIES": "critical,high"}})
+			"REVIEW_APPROVAL_SEVERITIES": "critical,high"},
+		Mail: true, MailDir: filepath.Join(*out, "mailpit")})
 	if err != nil {
 		return err
 	}
@@ -102,9 +103,13 @@ console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", pas
 		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified, offline,
 		len(res.Actions), indentLines(res.Actions, "               - "), path, certPath, certPath, path,
 		stack.URLs["review"], res.ReviewID, stack.ConsolePassword)
-	if !*keep {
-		fmt.Println("             (the demo stops its stack now; run it with -keep to browse the console)")
-		return nil
+	mails, err := settledDeliveries(ctx, stack)
+	printMails(mails, stack, filepath.Join(*out, "mailpit"))
+	if err != nil || !*keep {
+		if err == nil {
+			fmt.Println("             (the demo stops its stack now; run it with -keep to browse the console and the mail)")
+		}
+		return err
 	}
 	fmt.Println("serving until Ctrl-C ...")
 	<-ctx.Done()
@@ -189,6 +194,9 @@ func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *
 	}
 	res.ReviewID = rv.ReviewID
 	fmt.Printf("review %s opened with %d participants, due %s\n", rv.ReviewID, len(rv.Participants), rv.DueAt)
+	if err := scheduleDemoMeeting(ctx, s, rv.ReviewID); err != nil {
+		return res, err
+	}
 
 	var qs questionnaire
 	if err := getJSON(ctx, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/questions", tok, &qs); err != nil {
