@@ -10,6 +10,7 @@ package tracker
 //	GET  /v1/bridges/deliveries?action=&state=&limit=               compliance, facilitator, tracker, admin
 //	GET  /v1/bridges/failures?bridge=&limit=                        compliance, facilitator, tracker, admin
 //	POST /v1/bridges/{name}/webhook                                 the remote's signature (no token)
+//	POST /v1/bridges/{name}/actions/{id}/retry                      tracker, facilitator, admin
 //	GET  /healthz, /readyz, /metrics                                no token
 
 import (
@@ -63,6 +64,7 @@ func routes(svc *Service, tokens httpapi.Tokens, gatherer prometheus.Gatherer, c
 	mux.Handle("GET /v1/bridges/deliveries", tokens.Require(http.HandlerFunc(a.listDeliveries), readRoles...))
 	mux.Handle("GET /v1/bridges/failures", tokens.Require(http.HandlerFunc(a.listFailures), readRoles...))
 	mux.HandleFunc("POST /v1/bridges/{name}/webhook", a.bridgeWebhook)
+	mux.Handle("POST /v1/bridges/{name}/actions/{id}/retry", tokens.Require(http.HandlerFunc(a.retryDelivery), writeRoles...))
 	httpapi.Health(mux, checks)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return httpapi.Logged(mux, a.log)
@@ -380,4 +382,24 @@ func (a *api) bridgeWebhook(w http.ResponseWriter, r *http.Request) {
 	default:
 		httpapi.WriteJSON(w, http.StatusOK, res)
 	}
+}
+
+// POST /v1/bridges/{name}/actions/{id}/retry: delivers the action to the
+// bridge again now (after fixing what made the remote refuse it); 200 with
+// the delivery, 404 when the action is not delivered there.
+func (a *api) retryDelivery(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.action(w, r)
+	if !ok {
+		return
+	}
+	d, err := a.svc.RetryDelivery(r.Context(), id, r.PathValue("name"))
+	if errors.Is(err, ErrNoDelivery) {
+		a.fail(w, r, httpapi.NewProblem(http.StatusNotFound, "delivery not found", err.Error()))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, d)
 }
