@@ -138,6 +138,8 @@ func (a *api) listActions(w http.ResponseWriter, r *http.Request) {
 type actionWithHistory struct {
 	Action
 	History []HistoryEntry `json:"history"`
+	// Deliveries are the action's issues in remote trackers.
+	Deliveries []Delivery `json:"deliveries"`
 }
 
 func (a *api) action(w http.ResponseWriter, r *http.Request) (string, bool) {
@@ -149,7 +151,8 @@ func (a *api) action(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return id, true
 }
 
-// GET /v1/actions/{id}: the action with its history, oldest first.
+// GET /v1/actions/{id}: the action with its history, oldest first, and its
+// deliveries to remote trackers.
 func (a *api) getAction(w http.ResponseWriter, r *http.Request) {
 	id, ok := a.action(w, r)
 	if !ok {
@@ -167,7 +170,15 @@ func (a *api) getAction(w http.ResponseWriter, r *http.Request) {
 	if history == nil {
 		history = []HistoryEntry{}
 	}
-	httpapi.WriteJSON(w, http.StatusOK, actionWithHistory{Action: act, History: history})
+	ds, err := a.svc.Deliveries(r.Context(), id, "", maxLimit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if ds == nil {
+		ds = []Delivery{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, actionWithHistory{Action: act, History: history, Deliveries: ds})
 }
 
 // statusRequest is the body of POST /v1/actions/{id}/status: action.status.v1

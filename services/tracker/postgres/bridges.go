@@ -262,9 +262,6 @@ ON CONFLICT (action_id, bridge) DO UPDATE SET remote_updated_at = $4,
 	return nil
 }
 
-// DigestAction is an action as a weekly digest lists it.
-type DigestAction = Action
-
 // Unfinished and recently finished actions for the digest.
 const digestActions = `SELECT ` + actionColumns + ` FROM actions
 WHERE (status IN ('open', 'in_progress') AND due_date IS NOT NULL AND due_date < $1::date)
