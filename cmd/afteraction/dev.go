@@ -32,9 +32,10 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	stack, err := StartStack(ctx, StackConfig{
 		DatabaseURL: *dsn, NATSPort: *natsPort, StoreDir: *store, HTTPHost: *host,
-		HTTPPorts:  map[string]int{"intake": 8081, "review": 8082, "report": 8083, "tracker": 8084},
-		AdminToken: devToken(),
-		Log:        log,
+		HTTPPorts:       map[string]int{"intake": 8081, "review": 8082, "report": 8083, "tracker": 8084},
+		AdminToken:      devToken(),
+		ConsolePassword: envOr("AFTERACTION_CONSOLE_PASSWORD", "dev-console-password"),
+		Log:             log,
 	})
 	if err != nil {
 		return err
@@ -46,7 +47,10 @@ func runDev(ctx context.Context, args []string) error {
   report    %s
   tracker   %s
   token     %s  (admin; set AFTERACTION_TOKEN to choose it)
-`, stack.NATSURL, *store, stack.URLs["intake"], stack.URLs["review"], stack.URLs["report"], stack.URLs["tracker"], devToken())
+  console   %s/console  sign in as "facilitator" or "approver" with password %q
+            (set AFTERACTION_CONSOLE_PASSWORD to choose it)
+`, stack.NATSURL, *store, stack.URLs["intake"], stack.URLs["review"], stack.URLs["report"], stack.URLs["tracker"], devToken(),
+		stack.URLs["review"], stack.ConsolePassword)
 	select {
 	case <-ctx.Done():
 	case <-waitErr(stack):

@@ -121,13 +121,13 @@ func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
 	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("ensure object store %s: %w", BucketReports, err)
 	}
-	_, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	_, err := b.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      BucketReports,
 		Description: "rendered incident report PDFs, one object per report version",
 		Storage:     storage,
 		Replicas:    replicas,
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
 		return fmt.Errorf("ensure object store %s: %w", BucketReports, err)
 	}
 	return nil

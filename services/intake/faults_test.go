@@ -20,12 +20,19 @@ import (
 // its Nats-Msg-Id and ce-id.
 func (e *env) publishRaw(source, id string, data []byte) {
 	e.t.Helper()
+	e.publishWithIDs(source, id, id, data)
+}
+
+// publishWithIDs publishes data on incidents.closed.<source> with the given
+// ce-id and Nats-Msg-Id (the stream deduplicates on the latter alone).
+func (e *env) publishWithIDs(source, ceID, msgID string, data []byte) {
+	e.t.Helper()
 	m := nats.NewMsg(events.SubjectIncidentClosedPrefix + source)
-	m.Header.Set("Nats-Msg-Id", id)
-	m.Header.Set("ce-id", id)
+	m.Header.Set("Nats-Msg-Id", msgID)
+	m.Header.Set("ce-id", ceID)
 	m.Data = data
 	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
-		e.t.Fatalf("publish %s: %v", id, err)
+		e.t.Fatalf("publish %s: %v", ceID, err)
 	}
 }
 
@@ -130,5 +137,33 @@ func TestRunTimesOutOfRange(t *testing.T) {
 	var dead int
 	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM dead_letters`).Scan(&dead); err != nil || dead != 0 {
 		t.Fatalf("%d dead letters (%v), want 0", dead, err)
+	}
+}
+
+// Two sources that both use INC-1 as their message id, and a source that
+// reuses an id for another ticket, lose nothing: every incident is
+// registered and the reuse is counted.
+func TestRunSameMessageIDFromTwoSources(t *testing.T) {
+	e := start(t, nil)
+	sends := []struct{ source, ext, msgID string }{
+		{"jira", "J-1", "a"}, {"pagerduty", "P-1", "b"}, {"jira", "J-2", "c"},
+	}
+	for _, s := range sends {
+		b, err := json.Marshal(incident(t, s.source, s.ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.publishWithIDs(s.source, "INC-1", s.msgID, b)
+		e.settle() // one at a time: the reuse is across batches
+	}
+	for _, s := range sends {
+		var got incidentView
+		if status := e.getJSON("/v1/incidents/"+intake.IncidentID(s.source, s.ext), &got); status != http.StatusOK {
+			t.Errorf("%s %s: %d, want registered", s.source, s.ext, status)
+		}
+	}
+	status, body := e.do(http.MethodGet, "/metrics", "", nil)
+	if status != http.StatusOK || !strings.Contains(string(body), "afteraction_intake_reused_message_ids_total 1\n") {
+		t.Fatalf("metrics: %d, want one reused id counted", status)
 	}
 }

@@ -106,6 +106,12 @@ func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
 	}
 	s.metrics.count(results)
 	for i, r := range results {
+		if r.ReusedID {
+			s.log.Warn("message id reused with other content; applied as a message of its own",
+				zap.String("subject", ms[i].Subject), zap.String("event_id", ms[i].Envelope.ID),
+				zap.Uint64("stream_seq", ms[i].StreamSeq), zap.String("outcome", string(r.Outcome)),
+				zap.String("incident_id", r.IncidentID), zap.String("reject_id", r.RejectID))
+		}
 		switch r.Outcome {
 		case postgres.Rejected:
 			s.log.Info("incident rejected", zap.String("subject", ms[i].Subject), zap.String("event_id", ms[i].Envelope.ID),

@@ -2,6 +2,7 @@ package intake_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/services/intake"
 	"github.com/afteraction/afteraction/services/intake/webhook"
 )
@@ -155,4 +157,92 @@ func TestRunWebhookClosedBeforeOpened(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Requests that fail authentication are kept as bounded digests and only so
+// many per client address and per source; beyond, 429 with Retry-After and
+// nothing kept. An authenticated request is never limited, and its failures
+// are kept whole.
+func TestRunUnauthenticatedWebhooksAreBounded(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	rejects := func(e *env) int {
+		e.t.Helper()
+		var n int
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM rejects`).Scan(&n); err != nil {
+			e.t.Fatal(err)
+		}
+		return n
+	}
+	send := func(e *env, source string) *http.Response {
+		e.t.Helper()
+		resp, _ := servicetest.Do(e.t, http.MethodPost, e.url+"/v1/webhooks/"+source, "", "application/json", big)
+		return resp
+	}
+
+	t.Run("per client address", func(t *testing.T) {
+		e := start(t, map[string]string{"WEBHOOK_PAGERDUTY_SECRET": webhookSecret, "WEBHOOK_UNAUTHENTICATED_PER_MINUTE": "3"}).with(t)
+		for i, source := range []string{"pagerduty", "no-such-system", "pagerduty"} {
+			if resp := send(e, source); resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("request %d: %d, want 401/404", i, resp.StatusCode)
+			}
+		}
+		resp := send(e, "jira")
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("4th unauthenticated request: %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		if n := rejects(e); n != 3 {
+			t.Fatalf("%d rejects, want the 3 within the limit", n)
+		}
+		var size, kept int
+		if err := e.pool.QueryRow(context.Background(), `SELECT max(payload_size), max(octet_length(raw)) FROM rejects`).Scan(&size, &kept); err != nil {
+			t.Fatal(err)
+		}
+		if size != len(big) || kept > 256 {
+			t.Fatalf("kept %d of %d bytes, want a digest of at most 256", kept, size)
+		}
+		// A signed request from the same address still goes through.
+		if status, out, _ := e.webhook("pagerduty", "incident_resolved.json", ""); status != http.StatusAccepted {
+			t.Fatalf("signed webhook after the limit: %d %v", status, out)
+		}
+		status, body := e.do(http.MethodGet, "/metrics", "", nil)
+		if status != http.StatusOK || !strings.Contains(string(body), `afteraction_intake_webhook_unauthenticated_total{outcome="address_limited"} 1`) {
+			t.Fatalf("metrics: %d, want one address_limited", status)
+		}
+	})
+
+	t.Run("per source", func(t *testing.T) {
+		e := start(t, map[string]string{"WEBHOOK_PAGERDUTY_SECRET": webhookSecret, "WEBHOOK_UNAUTHENTICATED_PER_SOURCE_PER_MINUTE": "2"}).with(t)
+		for range 2 {
+			if resp := send(e, "pagerduty"); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("%d, want 401", resp.StatusCode)
+			}
+		}
+		if resp := send(e, "pagerduty"); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("3rd bad signature for pagerduty: %d, want 429", resp.StatusCode)
+		}
+		// Unknown sources share one bucket of their own.
+		if resp := send(e, "no-such-system"); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("unknown source: %d, want 404", resp.StatusCode)
+		}
+		if n := rejects(e); n != 3 {
+			t.Fatalf("%d rejects, want 3", n)
+		}
+	})
+
+	t.Run("an authenticated failure is kept whole", func(t *testing.T) {
+		e := start(t, map[string]string{"WEBHOOK_UNSIGNED_SOURCES": "canonical"}).with(t)
+		body := []byte(`{"source":"x","external_id":"1","title":"` + strings.Repeat("y", 1000) + `"}`)
+		status, out := e.postWebhook("canonical", body)
+		id, _ := out["reject_id"].(string)
+		if status != http.StatusUnprocessableEntity || id == "" {
+			t.Fatalf("webhook: %d %v", status, out)
+		}
+		var rej struct {
+			Raw          []byte `json:"raw"`
+			RawTruncated bool   `json:"raw_truncated"`
+		}
+		if code := e.getJSON("/v1/rejects/"+id, &rej); code != http.StatusOK || !bytes.Equal(rej.Raw, body) || rej.RawTruncated {
+			t.Fatalf("reject: %d truncated=%v, %d of %d bytes kept", code, rej.RawTruncated, len(rej.Raw), len(body))
+		}
+	})
 }

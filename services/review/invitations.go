@@ -37,10 +37,11 @@ func checkEmail(verr *ValidationError, field, addr string, required bool) {
 	}
 }
 
-// FormURL is participant participantID's personal form link for review r: a
-// bearer capability, never logged.
-func (s *Service) FormURL(r postgres.Review, participantID string) string {
-	tok := s.cfg.Invites.Token(r.ID, participantID, s.cfg.Invites.Expiry(r.OpenedAt))
+// FormURL is participant p's personal form link for review r, signed with
+// the participant's current invitation generation (a revoked or resent
+// invitation's older links stop working): a bearer capability, never logged.
+func (s *Service) FormURL(r postgres.Review, p postgres.Participant) string {
+	tok := s.cfg.Invites.Token(r.ID, p.ID, p.Generation, s.cfg.Invites.Expiry(r.OpenedAt))
 	return s.cfg.PublicURL + "/review/" + r.ID + "?token=" + tok
 }
 
@@ -60,7 +61,7 @@ func (s *Service) EnqueueInvitation(ctx context.Context, tx *postgres.Tx, r post
 	}
 	inv := events.ReviewInvitation{
 		ReviewID: r.ID, IncidentID: r.IncidentID, Title: r.Title, Severity: r.Severity,
-		Participant: eventParticipant(p), FormURL: s.FormURL(r, p.ID), DueAt: r.DueAt,
+		Participant: eventParticipant(p), FormURL: s.FormURL(r, p), DueAt: r.DueAt,
 		ExpiresAt: s.cfg.Invites.Expiry(r.OpenedAt).UTC(), InvitedAt: s.now(), Reason: reason,
 	}
 	if r.Facilitator.Name != "" {
