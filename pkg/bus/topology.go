@@ -64,6 +64,7 @@ var DefaultLimits = map[string]StreamLimits{
 	StreamAfteraction: {MaxBytes: 2 << 30, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 	StreamActions:     {MaxBytes: 256 << 20, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 	StreamDLQ:         {MaxBytes: 512 << 20, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20},
+	StreamNotify:      {MaxBytes: 256 << 20, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 }
 
 func (t Topology) limits(stream string) StreamLimits {
@@ -121,13 +122,13 @@ func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
 	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("ensure object store %s: %w", BucketReports, err)
 	}
-	_, err := b.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	_, err := b.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      BucketReports,
 		Description: "rendered incident report PDFs, one object per report version",
 		Storage:     storage,
 		Replicas:    replicas,
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
 		return fmt.Errorf("ensure object store %s: %w", BucketReports, err)
 	}
 	return nil

@@ -291,6 +291,17 @@ type Question struct {
 	Prompt  string       `json:"prompt"`
 	Kind    QuestionKind `json:"kind"`
 	Choices []string     `json:"choices,omitempty"`
+	// ShowWhen, when set, makes the question conditional: it is asked only
+	// when the answer to another question is one of the values, and is
+	// otherwise hidden and never required.
+	ShowWhen *Condition `json:"show_when,omitempty"`
+}
+
+// Condition says which answers to question QuestionID make a conditional
+// question appear: a choice, "yes" or "no", or a rating as a digit.
+type Condition struct {
+	QuestionID string   `json:"question_id"`
+	Values     []string `json:"values"`
 }
 
 // Response is one participant's answers.

@@ -121,7 +121,7 @@ func (e *env) settle() {
 			return false
 		}
 		var unsent int
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil {
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM outbox_pending`).Scan(&unsent); err != nil {
 			return false
 		}
 		return unsent == 0

@@ -5,7 +5,7 @@
 //
 // A version is published in one Postgres transaction: the review.completed
 // event id is recorded in processed_events, the report (one per incident, id =
-// UUIDv5 of the incident id) is locked, the next version number allocated,
+// UUIDv5 of the incident id) is locked, the version numbered by the amendment it renders (VersionOf),
 // the PDF rendered (deterministically), signed inside the file with the
 // service's X.509 certificate (PAdES), hashed, its manifest signed with Ed25519, put into
 // the object store, stored with its bytes, and the report.published event
@@ -45,7 +45,17 @@ const ManifestPrefix = "afteraction-report-v1"
 // Domain errors returned by stores and mapped to HTTP statuses by routes.go.
 var (
 	ErrNotFound = errors.New("not found")
+	// ErrVersionTaken: the version number of this amendment is held by a
+	// version rendered from other data. Permanent.
+	ErrVersionTaken = errors.New("report version taken")
 )
+
+// VersionOf is the version number that renders rc: its amendment plus one
+// (the first completion is version 1, amendment 1 version 2, ...). Numbers
+// follow the review's amendments, not arrival order, so an older amendment
+// that arrives late (a DLQ replay, a reordering) fills its own number and
+// never becomes the latest version.
+func VersionOf(rc events.ReviewCompleted) int { return rc.Amendment + 1 }
 
 // Version is one immutable, signed report version.
 type Version struct {
@@ -169,7 +179,7 @@ type Store interface {
 	// PublishVersion runs one transaction: it marks eventID processed (a
 	// duplicate returns nil, nil), locks the incident's report, returns nil,
 	// nil when a version with dataSHA256 exists already, otherwise calls build
-	// with the next version number and stores and enqueues its result.
+	// with VersionOf(rc) (ErrVersionTaken when that number holds other data) and stores and enqueues its result.
 	PublishVersion(ctx context.Context, eventID string, rc events.ReviewCompleted, dataSHA256 string,
 		build func(ctx context.Context, d Draft) (Publication, error)) (*Version, error)
 	// RecordRenderFailure keeps the reason a review could not be rendered.
@@ -287,7 +297,7 @@ func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc 
 		}
 		return Publication{Version: v, PDF: out.PDF, Event: env}, nil
 	})
-	if errors.Is(err, pdf.ErrRender) {
+	if errors.Is(err, pdf.ErrRender) || errors.Is(err, ErrVersionTaken) {
 		s.renderFailed.Inc()
 		if rerr := s.store.RecordRenderFailure(ctx, m.Envelope.ID, rc.IncidentID, err.Error()); rerr != nil {
 			return fmt.Errorf("record render failure (%v): %w", err, rerr)

@@ -205,6 +205,8 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 	// then a corrected review: exactly one more version.
 	r.publish(env1, env1.ID+"-again")
 	rv.Summary += " Corrected: the regulator reference was added."
+	amendedAt := rv.CompletedAt.Add(time.Hour)
+	rv.Amendment, rv.AmendmentReason, rv.AmendedAt = 1, "The regulator reference was added.", &amendedAt
 	env2, err := events.New(events.TypeReviewCompleted, "afteraction/review", rv.IncidentID, rv)
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ const (
 	ensureReport     = `INSERT INTO reports (report_id, incident_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
 	lockReport       = `SELECT report_id FROM reports WHERE incident_id = $1 FOR UPDATE`
 	sameDataVersion  = `SELECT EXISTS (SELECT 1 FROM report_versions WHERE report_id = $1 AND data_sha256 = $2)`
-	nextVersion      = `SELECT coalesce(max(version), 0) + 1 FROM report_versions WHERE report_id = $1`
+	versionTaken     = `SELECT EXISTS (SELECT 1 FROM report_versions WHERE report_id = $1 AND version = $2)`
 	upsertCompletion = `INSERT INTO review_completions (incident_id, review_id, completed_at) VALUES ($1, $2, $3)
 ON CONFLICT (incident_id) DO UPDATE SET review_id = excluded.review_id, completed_at = excluded.completed_at
 WHERE review_completions.completed_at < excluded.completed_at`
@@ -71,9 +71,14 @@ func (s *PostgresStore) PublishVersion(ctx context.Context, eventID string, rc e
 		if same {
 			return nil
 		}
-		var n int
-		if err := tx.QueryRow(ctx, nextVersion, reportID).Scan(&n); err != nil {
-			return fmt.Errorf("next version of %s: %w", reportID, err)
+		n := VersionOf(rc)
+		var taken bool
+		if err := tx.QueryRow(ctx, versionTaken, reportID, n).Scan(&taken); err != nil {
+			return fmt.Errorf("look up version %d of %s: %w", n, reportID, err)
+		}
+		if taken {
+			return fmt.Errorf("%w: amendment %d of review %s was rendered as version %d from other data",
+				ErrVersionTaken, rc.Amendment, rc.ReviewID, n)
 		}
 		p, err := build(ctx, Draft{ReportID: reportID, Version: n})
 		if err != nil {

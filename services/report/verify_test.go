@@ -63,6 +63,7 @@ func TestVerifyTrustsOnlyConfiguredKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	rv.Summary += " Nothing went wrong."
+	rv.Amendment = 1
 	if err := forgery.HandleReviewCompleted(ctx, message("e2"), rv); err != nil {
 		t.Fatal(err)
 	}

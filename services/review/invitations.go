@@ -2,8 +2,6 @@ package review
 
 import (
 	"context"
-	"net/mail"
-	"strings"
 	"time"
 
 	"github.com/afteraction/afteraction/pkg/events"
@@ -16,16 +14,8 @@ import (
 // transaction that invites them, and an afteraction.review.answered.v1 on
 // AFTERACTION each time a participant's answers are stored.
 
-// ValidEmail reports whether addr is a bare e-mail address (local@domain, no
-// display name, no spaces or line breaks), the only form the review accepts
-// for people it mails.
-func ValidEmail(addr string) bool {
-	if addr == "" || len(addr) > 254 || strings.ContainsAny(addr, " \t\r\n<>\"") {
-		return false
-	}
-	a, err := mail.ParseAddress(addr)
-	return err == nil && a.Address == addr && strings.Contains(addr[strings.LastIndexByte(addr, '@')+1:], ".")
-}
+// ValidEmail reports whether addr is an address the review mails (see events.ValidEmail).
+func ValidEmail(addr string) bool { return events.ValidEmail(addr) }
 
 // checkEmail adds a problem naming field when addr is set and not a valid address.
 func checkEmail(verr *ValidationError, field, addr string, required bool) {
@@ -37,10 +27,11 @@ func checkEmail(verr *ValidationError, field, addr string, required bool) {
 	}
 }
 
-// FormURL is participant participantID's personal form link for review r: a
-// bearer capability, never logged.
-func (s *Service) FormURL(r postgres.Review, participantID string) string {
-	tok := s.cfg.Invites.Token(r.ID, participantID, s.cfg.Invites.Expiry(r.OpenedAt))
+// FormURL is participant p's personal form link for review r, signed with
+// the participant's current invitation generation (a revoked or resent
+// invitation's older links stop working): a bearer capability, never logged.
+func (s *Service) FormURL(r postgres.Review, p postgres.Participant) string {
+	tok := s.cfg.Invites.Token(r.ID, p.ID, p.Generation, s.cfg.Invites.Expiry(r.OpenedAt))
 	return s.cfg.PublicURL + "/review/" + r.ID + "?token=" + tok
 }
 
@@ -60,7 +51,7 @@ func (s *Service) EnqueueInvitation(ctx context.Context, tx *postgres.Tx, r post
 	}
 	inv := events.ReviewInvitation{
 		ReviewID: r.ID, IncidentID: r.IncidentID, Title: r.Title, Severity: r.Severity,
-		Participant: eventParticipant(p), FormURL: s.FormURL(r, p.ID), DueAt: r.DueAt,
+		Participant: eventParticipant(p), FormURL: s.FormURL(r, p), DueAt: r.DueAt,
 		ExpiresAt: s.cfg.Invites.Expiry(r.OpenedAt).UTC(), InvitedAt: s.now(), Reason: reason,
 	}
 	if r.Facilitator.Name != "" {

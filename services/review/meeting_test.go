@@ -37,7 +37,7 @@ func TestOpeningEnqueuesOnePrivateInvitationPerParticipantWithWorkingLink(t *tes
 		if err != nil {
 			t.Fatal(err)
 		}
-		pid, err := testInvites.Verify(r.ReviewID, u.Query().Get("token"), f.clock.Now())
+		pid, _, err := testInvites.Verify(r.ReviewID, u.Query().Get("token"), f.clock.Now())
 		if err != nil || pid != inv.Participant.ParticipantID || inv.Reason != events.InvitationOpened {
 			t.Errorf("invitation of %s: token for %q (%v), reason %s", inv.Participant.ParticipantID, pid, err, inv.Reason)
 		}
