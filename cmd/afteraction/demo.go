@@ -57,9 +57,9 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// High and critical reviews need a second approval in the demo, so it
-	// shows the whole sign-off.
 	env := map[string]string{"REPORT_CERT_FILE": certPath, "REPORT_CERT_KEY_FILE": keyPath,
+		// High and critical reviews need a second approval in the demo, so it
+		// shows the whole sign-off.
 		"REVIEW_APPROVAL_SEVERITIES": "critical,high"}
 	// Without a bridge configured, the tracker delivers to a local generic
 	// webhook receiver; TRACKER_BRIDGES(_FILE) points it at a real tracker.
@@ -73,8 +73,9 @@ func runDemo(ctx context.Context, args []string) error {
 			env[k] = v
 		}
 	}
-	fmt.Println("starting embedded NATS and the four services ...")
-	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log, Env: env})
+	fmt.Println("starting embedded NATS, the five services and mailpit ...")
+	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log, Env: env,
+		Mail: true, MailDir: filepath.Join(*out, "mailpit")})
 	if err != nil {
 		return err
 	}
@@ -119,9 +120,13 @@ console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", pas
 		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified, offline,
 		len(res.Actions), indentLines(res.Actions, "               - "), bridged, path, certPath, certPath, path,
 		stack.URLs["review"], res.ReviewID, stack.ConsolePassword)
-	if !*keep {
-		fmt.Println("             (the demo stops its stack now; run it with -keep to browse the console)")
-		return nil
+	mails, err := settledDeliveries(ctx, stack)
+	printMails(mails, stack, filepath.Join(*out, "mailpit"))
+	if err != nil || !*keep {
+		if err == nil {
+			fmt.Println("             (the demo stops its stack now; run it with -keep to browse the console and the mail)")
+		}
+		return err
 	}
 	fmt.Println("serving until Ctrl-C ...")
 	<-ctx.Done()
@@ -206,6 +211,9 @@ func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *
 	}
 	res.ReviewID = rv.ReviewID
 	fmt.Printf("review %s opened with %d participants, due %s\n", rv.ReviewID, len(rv.Participants), rv.DueAt)
+	if err := scheduleDemoMeeting(ctx, s, rv.ReviewID); err != nil {
+		return res, err
+	}
 
 	var qs questionnaire
 	if err := getJSON(ctx, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/questions", tok, &qs); err != nil {
