@@ -22,11 +22,15 @@ commands:
   import    back-fill historical closed incidents from a JSON array or JSON lines file
   verify    check that a report PDF is an authentic, unaltered version
   dlq       list the messages consumers gave up on, or replay them once the cause is fixed
+  chaos     the fault suite: every service as processes, kills, NATS and Postgres faults, invariant report
 
 run "afteraction <command> -h" for a command's flags
 `
 
 func main() {
+	if code, ok := serveChaosChild(); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
@@ -48,6 +52,8 @@ func main() {
 		err = runVerify(ctx, args)
 	case "dlq":
 		err = runDLQ(ctx, args)
+	case "chaos":
+		err = runChaos(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
