@@ -284,3 +284,47 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 		t.Errorf("report's durable after the attempts: %v", err)
 	}
 }
+
+// Service users create the streams but cannot change them: a changed
+// configuration leaves the stream as it is (and is logged), until the
+// operator applies it (afteraction topology).
+func TestOnlyTheOperatorChangesStreams(t *testing.T) {
+	url, pw := deployedNATS(t)
+	ctx := context.Background()
+	connectAs := func(user string) *bus.Bus {
+		b, err := bus.Connect(ctx, url, user, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), bus.Options{User: user, Password: pw[user]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		return b
+	}
+	smaller := bus.Topology{Limits: map[string]bus.StreamLimits{bus.StreamAfteraction: {MaxBytes: 1 << 30}}}
+	intakeBus := connectAs("intake")
+	if err := intakeBus.EnsureTopology(ctx, bus.Topology{}); err != nil {
+		t.Fatalf("intake creating the topology: %v", err)
+	}
+	if err := intakeBus.EnsureTopology(ctx, smaller); err != nil {
+		t.Fatalf("intake ensuring a changed topology: %v, want a logged warning only", err)
+	}
+	maxBytes := func() int64 {
+		js, err := jetstream.New(dialAs(t, url, "operator", pw["operator"]).nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := js.Stream(ctx, bus.StreamAfteraction)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.MaxBytes
+	}
+	if got := maxBytes(); got != bus.DefaultLimits[bus.StreamAfteraction].MaxBytes {
+		t.Errorf("after intake: AFTERACTION max bytes = %d, want unchanged", got)
+	}
+	if err := connectAs("operator").ApplyTopology(ctx, smaller); err != nil {
+		t.Fatalf("operator applying the topology: %v", err)
+	}
+	if got := maxBytes(); got != 1<<30 {
+		t.Errorf("after the operator: AFTERACTION max bytes = %d, want 1 GiB", got)
+	}
+}

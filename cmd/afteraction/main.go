@@ -22,6 +22,7 @@ commands:
   import    back-fill historical closed incidents from a JSON array or JSON lines file
   verify    check that a report PDF is an authentic, unaltered version
   dlq       list the messages consumers gave up on, or replay them once the cause is fixed
+  topology  create the streams and apply a changed configuration (as the operator user)
   chaos     the fault suite: every service as processes, kills, NATS and Postgres faults, invariant report
 
 run "afteraction <command> -h" for a command's flags
@@ -54,6 +55,8 @@ func main() {
 		err = runDLQ(ctx, args)
 	case "chaos":
 		err = runChaos(ctx, args)
+	case "topology":
+		err = runTopology(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
