@@ -93,7 +93,7 @@ type chaosConfig struct {
 
 // chaosReport is what a run did and what the invariant checker found.
 type chaosReport struct {
-	Sent, Duplicates, Completed                  int
+	Sent, Duplicates, Poison, Completed          int
 	Registered, Reviews, ReportVersions, Actions int
 	DeadLetters, UnsentOutbox                    int
 	Faults                                       map[string]int
@@ -113,7 +113,8 @@ func (r chaosReport) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "chaos: %s of load and faults (%s), settled in %s\n", r.LoadTime.Round(time.Second),
 		strings.Join(faults, " "), r.SettleTime.Round(time.Second))
-	fmt.Fprintf(w, "  sent %d incidents (+%d duplicate publishes), %d reviews completed\n", r.Sent, r.Duplicates, r.Completed)
+	fmt.Fprintf(w, "  sent %d incidents (+%d duplicate publishes, %d poison messages), %d reviews completed\n",
+		r.Sent, r.Duplicates, r.Poison, r.Completed)
 	fmt.Fprintf(w, "  registered %d, reviews %d, report versions %d, action items %d\n", r.Registered, r.Reviews, r.ReportVersions, r.Actions)
 	fmt.Fprintf(w, "  dead letters %d, unsent outbox rows %d\n", r.DeadLetters, r.UnsentOutbox)
 	if len(r.Violations) == 0 {
@@ -170,6 +171,7 @@ type harness struct {
 	faultsMu sync.Mutex
 	faults   map[string]int
 	accepted atomic.Int64
+	poison   []string // markers of the poison messages sent
 }
 
 func (h *harness) intn(n int) int {
@@ -571,7 +573,8 @@ func (h *harness) heal(ctx context.Context) error {
 // load publishes cfg.Incidents closed incidents over cfg.Duration as the
 // upstream would, some of them twice (the same Nats-Msg-Id inside the
 // duplicate window, and the same event under another message id, as after
-// it), and completes every CompleteEvery-th review through the API of
+// it), with poison between them (malformed JSON, JSON that is no incident),
+// and completes every CompleteEvery-th review through the API of
 // whichever review replica answers. Every publish is retried until JetStream
 // acknowledges it, so every incident sent is accepted.
 func (h *harness) load(ctx context.Context, rep *chaosReport, completed *sync.Map) error {
@@ -613,6 +616,16 @@ func (h *harness) load(ctx context.Context, rep *chaosReport, completed *sync.Ma
 				return err
 			}
 			rep.Duplicates++
+		}
+		if i%6 == 5 { // poison: malformed JSON, and JSON that is no incident
+			for j, body := range []string{`{"chaos_poison": "%s", `, `{"chaos_poison": "%s"}`} {
+				marker := fmt.Sprintf("chaos-poison-%d-%05d-%d", h.cfg.Seed%100000, i, j)
+				raw := []byte(fmt.Sprintf(body, marker))
+				if err := retry(ctx, func(ctx context.Context) error { return b.PublishRaw(ctx, subject, marker, raw) }); err != nil {
+					return err
+				}
+				h.poison = append(h.poison, marker)
+			}
 		}
 		if i%h.cfg.CompleteEvery == 0 {
 			wg.Add(1)

@@ -14,7 +14,8 @@ var chaosSchemas = []string{"intake", "review", "report", "tracker"}
 
 // check reads every service's schema directly and returns the figures and
 // every invariant that does not hold:
-//   - each incident sent is registered exactly once;
+//   - each incident sent is registered exactly once, each poison message
+//     rejected exactly once;
 //   - each registered incident has exactly one review;
 //   - no report has two rows for one version;
 //   - each completed review has exactly its six action items, and no action
@@ -54,6 +55,12 @@ func (h *harness) check(ctx context.Context, completed *sync.Map) (chaosReport, 
 	if dup != 0 {
 		violate("%d incidents registered more than once", dup)
 	}
+	for _, marker := range h.poison {
+		if n := count(`SELECT count(*) FROM intake.rejects WHERE position($1 in encode(raw, 'escape')) > 0`, marker); n != 1 {
+			violate("poison %s rejected %d times, want once", marker, n)
+		}
+	}
+	r.Poison = len(h.poison)
 	r.Reviews = count(`SELECT count(*) FROM review.reviews rv JOIN intake.incidents i ON i.id = rv.incident_id WHERE i.external_id LIKE $1`, prefix)
 	if r.Reviews != r.Registered {
 		violate("%d reviews for %d registered incidents", r.Reviews, r.Registered)
