@@ -19,6 +19,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/logging"
 	"github.com/afteraction/afteraction/services/intake"
+	"github.com/afteraction/afteraction/services/report/pades"
 )
 
 //go:embed demo/incident.json
@@ -51,8 +52,13 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(store)
 
+	certPath, keyPath, err := demoSigningCert(*out)
+	if err != nil {
+		return err
+	}
 	fmt.Println("starting embedded NATS and the four services ...")
-	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log})
+	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log,
+		Env: map[string]string{"REPORT_CERT_FILE": certPath, "REPORT_CERT_KEY_FILE": keyPath}})
 	if err != nil {
 		return err
 	}
@@ -67,11 +73,12 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return err
-	}
 	path := filepath.Join(*out, inc.ExternalID+".pdf")
 	if err := os.WriteFile(path, res.PDF, 0o644); err != nil {
+		return err
+	}
+	offline, err := verifyOffline(res.PDF, res.CertPEM)
+	if err != nil {
 		return err
 	}
 	fmt.Printf(`
@@ -80,14 +87,44 @@ review       %s  %d participants answered, completed by %s
 report       %s  version %d, %d bytes
              pdf sha256  %s
              signature   ed25519 key %s, verified: %v
+             in the pdf  %s
 actions      %d open action items:
 %s
 written      %s
+             %s (the certificate to pin: afteraction verify --cert %s %s)
 `, res.IncidentID, inc.Title, inc.Severity, inc.Source, inc.ExternalID,
 		res.ReviewID, res.Answered, res.Facilitator,
-		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified,
-		len(res.Actions), indentLines(res.Actions, "               - "), path)
+		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified, offline,
+		len(res.Actions), indentLines(res.Actions, "               - "), path, certPath, certPath, path)
 	return nil
+}
+
+// demoSigningCert returns the demo's report signing certificate and key in
+// dir, creating a self-signed pair on the first run and keeping it, so every
+// demo PDF verifies with the same pinned certificate.
+func demoSigningCert(dir string) (certPath, keyPath string, err error) {
+	certPath, keyPath = filepath.Join(dir, "report-signing-cert.pem"), filepath.Join(dir, "report-signing-key.pem")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	if _, err := os.Stat(keyPath); err == nil {
+		return certPath, keyPath, nil
+	}
+	cert, key, err := pades.SelfSigned("afteraction demo report signing", time.Now())
+	if err != nil {
+		return "", "", err
+	}
+	keyPEM, err := pades.EncodeKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(certPath, pades.EncodeCertificates(cert), 0o644); err != nil {
+		return "", "", err
+	}
+	return certPath, keyPath, nil
 }
 
 // Scenario is what one pass through the pipeline produced.
@@ -96,7 +133,9 @@ type Scenario struct {
 	Version, Answered                                             int
 	Verified                                                      bool
 	PDF                                                           []byte
-	Actions                                                       []string
+	// CertPEM is the certificate that signed inside the PDF.
+	CertPEM []byte
+	Actions []string
 }
 
 // runScenario publishes inc, answers the review as three participants,
@@ -192,6 +231,9 @@ func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *
 		return res, err
 	}
 	res.Version, res.PDFSHA256, res.KeyID, res.Verified = v.Version, v.PDFSHA256, v.KeyID, v.Valid
+	if err := call(ctx, http.MethodGet, s.URLs["report"]+"/v1/certificates/current.pem", tok, nil, &res.CertPEM); err != nil {
+		return res, err
+	}
 
 	err = poll(ctx, "the action items", 30*time.Second, func() (bool, error) {
 		var list struct {

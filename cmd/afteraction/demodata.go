@@ -38,46 +38,59 @@ func shiftToNow(inc *events.IncidentClosed, closedAt time.Time) {
 }
 
 // personas answer the questionnaire in the demo: a commander, a responder and
-// the finance colleague who reported the phishing e-mail.
+// the finance colleague who reported the phishing e-mail. Answers are keyed by
+// question id, so two questions on one topic never show the same paragraph.
 var personas = []map[string]string{
 	{
-		"what_happened":           "Timeline is accurate. The first credential use from the foreign IP was 08:47, an hour before our alert; we only saw it at 09:58 when the impossible-travel rule fired.",
-		"team_performance":        "The phishing playbook was followed for containment, but it has no step for checking inbox rules, which cost us about 40 minutes.",
-		"business_information":    "Finance told us about the changed bank details quickly once asked, but nobody knew which vendors had received mails from the mailbox; a sent-items export should be requested in the first 15 minutes.",
-		"containment_eradication": "Session revocation plus password reset worked. Revoking OAuth grants was manual and slow; it should be scripted.",
-		"do_differently":          "Start the bank call-back in parallel with containment, not after it.",
-		"information_sharing":     "Shared the sender domain and URL with our CERT sector group the same afternoon.",
-		"preventive_measures":     "Phishing-resistant MFA (FIDO2) for finance\nBlock legacy authentication tenant-wide",
-		"precursors_indicators":   "Look-alike domain registered 3 days before; sign-ins from new ASN; new inbox rules forwarding externally.",
-		"tools_resources":         "Alert on new external forwarding inbox rules\nScript to revoke OAuth grants and app passwords",
-		"training":                "Juniors should learn how we pivoted from the sign-in log to the inbox rules; record a 20-minute walkthrough.",
-		"readiness_structure":     "On-call had no finance contact; add a business liaison to the security on-call rota.",
+		"what_happened.account":              "Timeline is accurate. The first credential use from the foreign IP was 08:47, an hour before our alert; we only saw it at 09:58 when the impossible-travel rule fired.",
+		"what_happened.timeline_corrections": "Add 08:47: first sign-in from the foreign IP, found afterwards in the sign-in log.",
+		"team_performance.notes":             "The phishing playbook was followed for containment, but it has no step for checking inbox rules, which cost us about 40 minutes.",
+		"business_information.needed_sooner": "Which vendors had received mails from the mailbox; a sent-items export should be requested in the first 15 minutes.",
+		"business_information.improve":       "Finance should name one contact who can answer vendor and payment questions during an incident.",
+		"containment_eradication.helped":     "Session revocation plus password reset worked at once.",
+		"containment_eradication.hindered":   "Revoking OAuth grants was manual and slow; it should be scripted.",
+		"do_differently.next_time":           "Start the bank call-back in parallel with containment, not after it.",
+		"information_sharing.improve":        "Shared the sender domain and URL with our CERT sector group the same afternoon; a template for that message would save time.",
+		"preventive_measures.actions":        "Phishing-resistant MFA (FIDO2) for finance\nBlock legacy authentication tenant-wide",
+		"precursors_indicators.watch":        "Look-alike domain registered 3 days before; sign-ins from new ASN; new inbox rules forwarding externally.",
+		"tools_resources.needed":             "Alert on new external forwarding inbox rules\nScript to revoke OAuth grants and app passwords",
+		"training.needs":                     "Record a 20-minute walkthrough of this investigation",
+		"training.junior_lessons":            "How we pivoted from the sign-in log to the inbox rules.",
+		"readiness_structure.team_structure": "On-call had no finance contact; add a business liaison to the security on-call rota.",
 	},
 	{
-		"what_happened":           "Agree, but add that 14 other staff received the same mail and two clicked without entering credentials.",
-		"team_performance":        "Communication in the incident channel was good; the status page for internal users was updated late.",
-		"business_information":    "We needed the vendor contact list sooner; it took three hours to find who owns it.",
-		"containment_eradication": "Blocking the domain at the gateway early stopped further credential entry. Purging copies took long without a search-and-purge permission.",
-		"do_differently":          "Grant the SOC search-and-purge rights before the next incident.",
-		"information_sharing":     "Reported the phishing kit URL to the hosting provider; it was taken down within a day.",
-		"preventive_measures":     "Banner for external senders with look-alike domains",
-		"precursors_indicators":   "Typosquat domain monitoring would have flagged the domain at registration.",
-		"tools_resources":         "Typosquat domain monitoring service",
-		"training":                "Hands-on mail search-and-purge exercise for the SOC.",
-		"readiness_structure":     "Two responders were enough; a third for communications would have helped.",
+		"what_happened.account":              "Agree, but add that 14 other staff received the same mail and two clicked without entering credentials.",
+		"what_happened.timeline_corrections": "The purge of the other copies finished at 11:40, not 11:21.",
+		"team_performance.notes":             "Communication in the incident channel was good; the status page for internal users was updated late.",
+		"business_information.needed_sooner": "The vendor contact list; it took three hours to find who owns it.",
+		"business_information.improve":       "Keep the vendor contact list in the incident wiki with a named owner.",
+		"containment_eradication.helped":     "Blocking the domain at the gateway early stopped further credential entry.",
+		"containment_eradication.hindered":   "Purging copies took long without a search-and-purge permission.",
+		"do_differently.next_time":           "Grant the SOC search-and-purge rights before the next incident.",
+		"information_sharing.improve":        "Reported the phishing kit URL to the hosting provider; it was taken down within a day. Report to the provider's abuse API, not by e-mail.",
+		"preventive_measures.actions":        "Banner for external senders with look-alike domains",
+		"precursors_indicators.watch":        "Typosquat domain monitoring would have flagged the domain at registration.",
+		"tools_resources.needed":             "Typosquat domain monitoring service",
+		"training.needs":                     "Hands-on mail search-and-purge exercise for the SOC",
+		"training.junior_lessons":            "Check inbox rules and OAuth grants on every compromised account, not only the password.",
+		"readiness_structure.team_structure": "Two responders were enough; a third for communications would have helped.",
 	},
 	{
-		"what_happened":           "I reported the mail at 09:12 through the report button but did not hear back until 10:05.",
-		"team_performance":        "The security team was responsive once engaged and explained clearly what to do.",
-		"business_information":    "We could have told security about the vendor payment run that day; nobody asked, and we did not know it mattered.",
-		"containment_eradication": "Having my account locked for half a day stopped the month-end work; a temporary account would have helped.",
-		"do_differently":          "Acknowledge phishing reports within 15 minutes so reporters know it is being handled.",
-		"information_sharing":     "Our bank's fraud team was helpful; we should have their direct number on file.",
-		"preventive_measures":     "Four-eyes check and call-back on every change of vendor bank details",
-		"precursors_indicators":   "Vendors asking about unusual bank-detail letters.",
-		"tools_resources":         "Automatic acknowledgement for the phishing report button",
-		"training":                "Finance staff training on payment-diversion fraud with this case as the example.",
-		"readiness_structure":     "Finance needs a named deputy for the incident contact role.",
+		"what_happened.account":              "I reported the mail at 09:12 through the report button but did not hear back until 10:05.",
+		"what_happened.timeline_corrections": "My report through the button at 09:12 is missing.",
+		"team_performance.notes":             "The security team was responsive once engaged and explained clearly what to do.",
+		"business_information.needed_sooner": "That the vendor payment run was that day; nobody asked, and we did not know it mattered.",
+		"business_information.improve":       "Tell finance which facts security needs in the first hour; we would have offered them.",
+		"containment_eradication.helped":     "The clear instructions on what not to open while the mailbox was examined.",
+		"containment_eradication.hindered":   "Having my account locked for half a day stopped the month-end work; a temporary account would have helped.",
+		"do_differently.next_time":           "Acknowledge phishing reports within 15 minutes so reporters know it is being handled.",
+		"information_sharing.improve":        "Our bank's fraud team was helpful; we should have their direct number on file.",
+		"preventive_measures.actions":        "Four-eyes check and call-back on every change of vendor bank details",
+		"precursors_indicators.watch":        "Vendors asking about unusual bank-detail letters.",
+		"tools_resources.needed":             "Automatic acknowledgement for the phishing report button",
+		"training.needs":                     "Finance staff training on payment-diversion fraud with this case as the example",
+		"training.junior_lessons":            "A phishing report is worth sending even when you are not sure.",
+		"readiness_structure.team_structure": "Finance needs a named deputy for the incident contact role.",
 	},
 }
 
@@ -86,9 +99,9 @@ func answersFor(qs []events.Question, i int) []map[string]any {
 	p := personas[i%len(personas)]
 	out := make([]map[string]any, 0, len(qs))
 	for _, q := range qs {
-		text := p[q.Topic]
+		text := p[q.ID]
 		if text == "" {
-			text = fmt.Sprintf("No further remarks on %s.", q.Topic)
+			text = fmt.Sprintf("No further remarks on %q.", q.Prompt)
 		}
 		a := map[string]any{"question_id": q.ID}
 		switch q.Kind {

@@ -25,7 +25,7 @@ import (
 // older and not know sync_interval), the single node fsyncs every write, and
 // every service has its own user.
 func TestDeployNATSConfigs(t *testing.T) {
-	for _, v := range []string{"INTAKE", "REVIEW", "REPORT", "TRACKER", "UPSTREAM", "TRACKERS", "OPERATOR"} {
+	for _, v := range []string{"INTAKE", "REVIEW", "REPORT", "TRACKER", "NOTIFY", "UPSTREAM", "TRACKERS", "OPERATOR"} {
 		t.Setenv(v+"_NATS_PASSWORD", "secret-"+v)
 	}
 	t.Setenv("NATS_SERVER_NAME", "nats-0")
@@ -52,7 +52,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 			for _, u := range opts.Users {
 				users[u.Username] = u.Permissions != nil && u.Password != ""
 			}
-			for _, want := range []string{"intake", "review", "report", "tracker", "upstream", "trackers"} {
+			for _, want := range []string{"intake", "review", "report", "tracker", "notify", "upstream", "trackers"} {
 				if !users[want] {
 					t.Errorf("no user %q with a password and permissions", want)
 				}
@@ -66,7 +66,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 // with every service, and the publisher, connected as its own user. A denied
 // subject would show up as a timeout (NATS reports it only asynchronously).
 func TestPipelineRunsUnderTheDeployedNATSPermissions(t *testing.T) {
-	users := []string{"intake", "review", "report", "tracker", "upstream", "trackers", "operator"}
+	users := []string{"intake", "review", "report", "tracker", "notify", "upstream", "trackers", "operator"}
 	serviceEnv := map[string]map[string]string{}
 	for _, u := range users {
 		pw := "pw-" + u + "-0123456789"
@@ -233,7 +233,7 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 		n.refused(t, "delete a stream", "$JS.API.STREAM.DELETE.INCIDENTS", func(ctx context.Context) error {
 			return n.js.DeleteStream(ctx, bus.StreamIncidents)
 		})
-		for _, durable := range []string{"notify", "notify-invitations", u} {
+		for _, durable := range []string{"notify-private", "notify", u} {
 			n.refused(t, "create a consumer on NOTIFY", "$JS.API.CONSUMER.CREATE.NOTIFY."+durable, func(ctx context.Context) error {
 				_, err := n.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{Durable: durable, FilterSubject: "notify.>"})
 				return err
@@ -256,6 +256,22 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 		_, err := trackers.js.CreateOrUpdateConsumer(ctx, bus.StreamAfteraction, jetstream.ConsumerConfig{Durable: "trackers", FilterSubject: "afteraction.review.>"})
 		return err
 	})
+
+	// Only notify reads NOTIFY, through its own durable.
+	notify := as("notify")
+	if _, err := notify.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{
+		Durable: "notify-private", FilterSubjects: []string{"notify.review.invitation"}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Errorf("notify creating its own durable on NOTIFY: %v", err)
+	}
+	for _, u := range []string{"intake", "report", "tracker", "notify", "trackers", "upstream"} {
+		n := as(u)
+		n.refused(t, "publish an invitation", "notify.review.invitation", func(ctx context.Context) error {
+			if err := n.nc.Publish("notify.review.invitation", []byte("{}")); err != nil {
+				return err
+			}
+			return n.nc.Flush()
+		})
+	}
 
 	// What trackers may do still works: its own durable, on action events.
 	if _, err := operator.js.Publish(ctx, "afteraction.action.created", []byte(`{}`)); err != nil {

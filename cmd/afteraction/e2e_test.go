@@ -17,6 +17,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
 	"github.com/afteraction/afteraction/services/intake"
+	"github.com/afteraction/afteraction/services/report/pades/padestest"
 	reportpdf "github.com/afteraction/afteraction/services/report/pdf"
 )
 
@@ -140,6 +141,18 @@ func TestPipelineEndToEndExactlyOnce(t *testing.T) {
 		t.Errorf("report versions = %d, want 1", len(rep.Versions))
 	}
 	checkPDF(t, res.PDF, inc.Title)
+
+	// Offline, with only the file and the certificate: pdfsig and verify agree;
+	// with --api the service confirms the file is a published version.
+	padestest.RequireValid(t, res.PDF)
+	certFile, pdfFile := writeTemp(t, "cert.pem", res.CertPEM), writeTemp(t, "report.pdf", res.PDF)
+	if code, out := verifyExit(t, "--cert", certFile, pdfFile); code != exitAuthentic {
+		t.Errorf("verify --cert: exit %d\n%s", code, out)
+	}
+	code, out := verifyExit(t, "--cert", certFile, "--api", s.URLs["report"], "--token", s.AdminToken, pdfFile)
+	if code != exitAuthentic || !strings.Contains(out, "published    report "+res.ReportID+" version 1") {
+		t.Errorf("verify --api: exit %d\n%s", code, out)
+	}
 }
 
 // checkPDF asserts what a compliance reader relies on: the title and every

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -20,7 +21,7 @@ commands:
   demo      run the pipeline end to end once and write the report PDF (what make demo runs)
   publish   publish a closed incident (canonical JSON) from a file
   import    back-fill historical closed incidents from a JSON array or JSON lines file
-  verify    check that a report PDF is an authentic, unaltered version
+  verify    check offline that a report PDF is authentic and unaltered (--cert); --api: and published
   dlq       list the messages consumers gave up on, or replay them once the cause is fixed
   topology  create the streams and apply a changed configuration (as the operator user)
   chaos     the fault suite: every service as processes, kills, NATS and Postgres faults, invariant report
@@ -63,6 +64,11 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "afteraction: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	var exit *exitError
+	if errors.As(err, &exit) {
+		fmt.Fprintln(os.Stderr, exit.msg)
+		os.Exit(exit.code)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "afteraction %s: %v\n", os.Args[1], err)

@@ -2,22 +2,36 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
-	"strconv"
+	"strings"
+
+	"github.com/afteraction/afteraction/services/report/pades"
 )
 
-// Manifest is the byte string a report version's Ed25519 signature covers.
-func Manifest(reportID string, version int, pdfSHA256, dataSHA256 string) []byte {
-	return []byte("afteraction-report-v1\n" + reportID + "\n" + strconv.Itoa(version) + "\n" + pdfSHA256 + "\n" + dataSHA256 + "\n")
+// Exit codes of `afteraction verify`.
+const (
+	exitAuthentic     = 0
+	exitAltered       = 1
+	exitUnknownSigner = 2
+	exitNotPublished  = 3
+)
+
+// exitError ends the CLI with a specific exit code after printing its message.
+type exitError struct {
+	code int
+	msg  string
 }
 
+func (e *exitError) Error() string { return e.msg }
+
+// verifyAnswer is the report service's POST /v1/verify answer.
 type verifyAnswer struct {
 	Valid       bool   `json:"valid"`
 	Reason      string `json:"reason"`
@@ -26,52 +40,97 @@ type verifyAnswer struct {
 	PDFSHA256   string `json:"pdf_sha256"`
 	DataSHA256  string `json:"data_sha256"`
 	KeyID       string `json:"key_id"`
-	Signature   string `json:"signature"`
 	PublishedAt string `json:"published_at"`
 }
 
+// certFlags collects repeated --cert values.
+type certFlags []string
+
+func (c *certFlags) String() string     { return strings.Join(*c, ",") }
+func (c *certFlags) Set(v string) error { *c = append(*c, v); return nil }
+
+// runVerify checks the signature inside a report PDF against pinned
+// certificates, with no server: AUTHENTIC (exit 0), ALTERED (exit 1) or
+// UNKNOWN SIGNER (exit 2, also for an unsigned file). With --api it then asks
+// the report service whether the file is a published version (exit 3 if not).
 func runVerify(ctx context.Context, args []string) error {
+	return verifyCommand(ctx, args, os.Stdout)
+}
+
+func verifyCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	api := fs.String("api", envOr("AFTERACTION_REPORT_URL", "http://127.0.0.1:8083"), "base URL of the report service")
-	token := fs.String("token", envOr("AFTERACTION_TOKEN", "dev-admin-token"), "bearer token (compliance role)")
-	pub := fs.String("public-key", os.Getenv("AFTERACTION_REPORT_PUBLIC_KEY"),
-		"base64 Ed25519 public key to check the signature with locally (pin it; do not trust the server's)")
+	var certFiles certFlags
+	fs.Var(&certFiles, "cert", "PEM file of a trusted signing certificate (repeat, or a bundle, for earlier rotations); default $AFTERACTION_REPORT_CERT")
+	api := fs.String("api", "", "also confirm with this report service (e.g. http://127.0.0.1:8083) that the file is a published version")
+	token := fs.String("token", envOr("AFTERACTION_TOKEN", "dev-admin-token"), "bearer token for --api (compliance role)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: afteraction verify [--api URL] [--public-key KEY] <report.pdf>")
+	if len(certFiles) == 0 && os.Getenv("AFTERACTION_REPORT_CERT") != "" {
+		certFiles = append(certFiles, os.Getenv("AFTERACTION_REPORT_CERT"))
 	}
-	pdf, err := os.ReadFile(fs.Arg(0))
+	if fs.NArg() != 1 || len(certFiles) == 0 {
+		return errors.New("usage: afteraction verify --cert certificate.pem [--cert earlier.pem] [--api URL] <report.pdf>")
+	}
+	var trusted []*x509.Certificate
+	for _, f := range certFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("--cert: %w", err)
+		}
+		certs, err := pades.ParseCertificates(b)
+		if err != nil {
+			return fmt.Errorf("--cert %s: %w", f, err)
+		}
+		trusted = append(trusted, certs...)
+	}
+	doc, err := os.ReadFile(fs.Arg(0))
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(pdf)
-	digest := hex.EncodeToString(sum[:])
+	sum := sha256.Sum256(doc)
+	fmt.Fprintf(stdout, "file         %s\nsha256       %s\n", fs.Arg(0), hex.EncodeToString(sum[:]))
+	res := pades.Verify(doc, trusted)
+	if res.Signer != nil {
+		fmt.Fprintf(stdout, "signed by    %s\ncertificate  sha256 %s\n", res.Signer.Subject, res.Fingerprint)
+	}
+	if !res.SignedAt.IsZero() {
+		fmt.Fprintf(stdout, "signed at    %s (the signer's clock)\n", res.SignedAt.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
+	verdict := res.Status.String() + ": " + res.Reason
+	switch res.Status {
+	case pades.Altered:
+		return &exitError{exitAltered, verdict}
+	case pades.UnknownSigner:
+		return &exitError{exitUnknownSigner, verdict}
+	}
+	fmt.Fprintf(stdout, "result       %s\n", verdict)
+	if *api == "" {
+		return nil
+	}
 	var v verifyAnswer
-	if err := callRaw(ctx, *api+"/v1/verify", *token, pdf, &v); err != nil {
+	if err := callRaw(ctx, strings.TrimRight(*api, "/")+"/v1/verify", *token, doc, &v); err != nil {
 		return err
 	}
-	fmt.Printf("file        %s\nsha256      %s\n", fs.Arg(0), digest)
-	if !v.Valid {
-		return fmt.Errorf("NOT an authentic afteraction report version: %s", v.Reason)
+	if !v.Valid || v.PDFSHA256 != hex.EncodeToString(sum[:]) {
+		return &exitError{exitNotPublished, "NOT PUBLISHED: the signature is authentic, but the service does not vouch for this file: " + v.Reason}
 	}
-	if v.PDFSHA256 != digest {
-		return fmt.Errorf("the service vouched for digest %s, but the file's is %s", v.PDFSHA256, digest)
-	}
-	fmt.Printf("report      %s version %d (published %s)\ndata sha256 %s\nsigned by   key %s\n",
-		v.ReportID, v.Version, v.PublishedAt, v.DataSHA256, v.KeyID)
-	if *pub != "" {
-		key, err := base64.StdEncoding.DecodeString(*pub)
-		if err != nil || len(key) != ed25519.PublicKeySize {
-			return errors.New("--public-key: want a base64 Ed25519 public key (32 bytes)")
-		}
-		sig, err := base64.StdEncoding.DecodeString(v.Signature)
-		if err != nil || !ed25519.Verify(key, Manifest(v.ReportID, v.Version, digest, v.DataSHA256), sig) {
-			return errors.New("the signature does NOT verify with the pinned public key")
-		}
-		fmt.Println("signature   verified locally with the pinned public key")
-	}
-	fmt.Println("result      AUTHENTIC: this file is exactly a published version")
+	fmt.Fprintf(stdout, "published    report %s version %d at %s (data sha256 %s)\n", v.ReportID, v.Version, v.PublishedAt, v.DataSHA256)
 	return nil
+}
+
+// verifyOffline checks the signature inside doc against the PEM certificate(s)
+// certPEM and returns the verdict line; an error when the verdict is not
+// AUTHENTIC.
+func verifyOffline(doc, certPEM []byte) (string, error) {
+	certs, err := pades.ParseCertificates(certPEM)
+	if err != nil {
+		return "", fmt.Errorf("signing certificate: %w", err)
+	}
+	res := pades.Verify(doc, certs)
+	verdict := res.Status.String() + ": " + res.Reason
+	if res.Status != pades.Authentic {
+		return "", errors.New("the report PDF does not verify offline: " + verdict)
+	}
+	return verdict, nil
 }

@@ -28,6 +28,7 @@ type Bus struct {
 	handled *prometheus.CounterVec
 	relayed prometheus.Counter
 	backlog *prometheus.GaugeVec
+	outbox  outboxMetrics
 	// deadLetters, when set, receives a row in dead_letters for every message
 	// a consumer gives up on (see RecordDeadLettersIn).
 	deadLetters *pgxpool.Pool
@@ -56,7 +57,8 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Registerer, when set, receives the bus's metrics:
 	// afteraction_messages_total{consumer,outcome}, afteraction_outbox_published_total
-	// and afteraction_consumer_backlog{consumer}.
+	// afteraction_consumer_backlog{consumer} and the relay's
+	// afteraction_outbox_set_aside(_total).
 	Registerer prometheus.Registerer
 }
 
@@ -122,9 +124,10 @@ func Connect(ctx context.Context, url, service string, log *zap.Logger, o Option
 			Name: "afteraction_consumer_backlog",
 			Help: "Messages waiting for a consumer: pending in the stream plus delivered and not yet acknowledged.",
 		}, []string{"consumer"}),
+		outbox: newOutboxMetrics(),
 	}
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{b.handled, b.relayed, b.backlog} {
+		for _, c := range append([]prometheus.Collector{b.handled, b.relayed, b.backlog}, b.outbox.collectors()...) {
 			if err := o.Registerer.Register(c); err != nil {
 				nc.Close()
 				return nil, fmt.Errorf("register bus metrics: %w", err)

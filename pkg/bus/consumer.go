@@ -589,12 +589,12 @@ func truncate(s string, n int) string {
 // before fn runs. A wrong type or invalid data is permanent (DLQ, no retry).
 func Typed[T any](typ string, fn func(ctx context.Context, m *Message, e T) error) Handler {
 	return func(ctx context.Context, m *Message) error {
-		if m.Envelope.Type != typ {
-			return Permanent(fmt.Errorf("ce-type %q: this consumer takes %q", m.Envelope.Type, typ))
+		if e, ok := m.Prepared.(T); ok { // decoded by PrepareTyped
+			return fn(ctx, m, e)
 		}
-		e, err := events.Decode[T](typ, m.Envelope.Data)
+		e, err := decodeTyped[T](typ, m)
 		if err != nil {
-			return Permanent(fmt.Errorf("invalid %s: %w", typ, err))
+			return err
 		}
 		return fn(ctx, m, e)
 	}

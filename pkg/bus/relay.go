@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,9 +18,13 @@ import (
 )
 
 // Relay publishes a service's committed outbox rows to JetStream. It claims
-// unsent rows with FOR UPDATE SKIP LOCKED (so replicas share the work), publishes
-// them with Nats-Msg-Id = event id, waits for every PubAck and only then sets
-// sent_at, in the same transaction that holds the claim. A crash before that
+// unsent rows through their narrow outbox_pending markers with FOR UPDATE SKIP
+// LOCKED (so replicas share the work), publishes them all asynchronously with
+// Nats-Msg-Id = event id, waits for every PubAck and only then deletes the
+// acknowledged rows' markers, in the same transaction that holds the claim.
+// A row whose publish JetStream refuses MaxAttempts times (or at once, when
+// it exceeds the maximum payload) is set aside, logged, and counted in
+// afteraction_outbox_set_aside; the rows behind it go on. A crash before that
 // commit leaves the rows unsent and they are published again; the stream's
 // duplicate window and the consumers' processed_events absorb the copy.
 // LISTEN/NOTIFY wakes it on commit; it also polls, because notifications are
@@ -35,6 +40,10 @@ type Relay struct {
 	PollInterval time.Duration
 	// Retention is how long sent rows are kept for republishing (default 7 days).
 	Retention time.Duration
+	// MaxAttempts is how many failed publishes of one row JetStream may answer
+	// before the row is set aside (default 10). Failures during an outage
+	// (JetStream not answering) do not count.
+	MaxAttempts int
 }
 
 // Run relays until ctx is cancelled, then makes one last pass (bounded by ten
@@ -78,6 +87,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		if time.Since(lastPrune) > time.Hour {
 			lastPrune = time.Now()
+			r.refreshSetAside(ctx, log)
 			if err := postgres.InTx(ctx, r.Pool, func(tx pgx.Tx) error {
 				_, err := postgres.PruneOutbox(ctx, tx, time.Now().Add(-retention))
 				return err
@@ -110,11 +120,17 @@ func (r *Relay) relayOnce(ctx context.Context, limit int) (int, error) {
 		if err != nil || len(rows) == 0 {
 			return err
 		}
-		var ok, failed, refused []int64
+		// Every claimed row is in flight at once (the window is the claim,
+		// at most BatchSize), and only acknowledged rows are marked sent.
+		var ok, refused []int64
+		failed := map[string][]int64{} // by error text
 		var firstErr error
+		answered := true // every failure came with JetStream's own answer
 		fail := func(seq int64, err error) {
-			failed = append(failed, seq)
+			failed[err.Error()] = append(failed[err.Error()], seq)
 			firstErr = cmpErr(firstErr, err)
+			var apiErr *jetstream.APIError
+			answered = answered && errors.As(err, &apiErr)
 		}
 		futures := make([]jetstream.PubAckFuture, len(rows))
 		for i, row := range rows {
@@ -149,15 +165,27 @@ func (r *Relay) relayOnce(ctx context.Context, limit int) (int, error) {
 		if err := postgres.MarkSent(ctx, tx, ok); err != nil {
 			return err
 		}
-		if len(failed) > 0 {
-			if err := postgres.MarkFailed(ctx, tx, failed, firstErr.Error(), false); err != nil {
+		// A failure counts towards MaxAttempts only when it is the message's
+		// own: JetStream answered it, or JetStream is otherwise up. An outage
+		// sets nothing aside.
+		counted := len(failed) > 0 && (answered || len(ok) > 0 || r.jetStreamUp(ctx))
+		var exhausted []int64
+		for reason, seqs := range failed {
+			if !counted {
+				break
+			}
+			ex, err := postgres.MarkFailed(ctx, tx, seqs, reason, r.maxAttempts())
+			if err != nil {
 				return err
 			}
+			exhausted = append(exhausted, ex...)
 		}
-		if len(refused) > 0 {
-			if err := postgres.MarkFailed(ctx, tx, refused, nats.ErrMaxPayload.Error(), true); err != nil {
-				return err
-			}
+		slices.Sort(exhausted)
+		if err := r.setAside(ctx, tx, exhausted, "", "outbox event failed to publish too often; set aside"); err != nil {
+			return err
+		}
+		if err := r.setAside(ctx, tx, refused, nats.ErrMaxPayload.Error(), ""); err != nil {
+			return err
 		}
 		sent = len(ok)
 		r.Bus.relayed.Add(float64(sent))
@@ -170,11 +198,48 @@ func (r *Relay) relayOnce(ctx context.Context, limit int) (int, error) {
 	return sent, err
 }
 
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
+// setAside sets the rows aside in tx, logs each with msg (when not empty)
+// and counts them in the set-aside metrics.
+func (r *Relay) setAside(ctx context.Context, tx pgx.Tx, seqs []int64, reason, msg string) error {
+	if len(seqs) == 0 {
+		return nil
 	}
-	return err
+	n, err := postgres.SetAside(ctx, tx, seqs, reason)
+	if err != nil {
+		return err
+	}
+	if msg != "" {
+		r.Log.Error(msg, zap.Int64("rows", n), zap.Int64("first_outbox_id", seqs[0]),
+			zap.Int64("last_outbox_id", seqs[len(seqs)-1]), zap.Int("max_attempts", r.maxAttempts()))
+	}
+	r.Bus.outbox.setAsideTotal.Add(float64(n))
+	r.Bus.outbox.setAside.Add(float64(n))
+	return nil
+}
+
+func (r *Relay) maxAttempts() int { return orDefault(r.MaxAttempts, 10) }
+
+// jetStreamUp reports whether JetStream answers an account info request.
+func (r *Relay) jetStreamUp(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := r.Bus.js.AccountInfo(ctx)
+	return err == nil
+}
+
+// refreshSetAside sets the set-aside gauge from the table.
+func (r *Relay) refreshSetAside(ctx context.Context, log *zap.Logger) {
+	n, err := postgres.CountSetAside(ctx, r.Pool)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("count set-aside outbox rows failed", zap.Error(err))
+		}
+		return
+	}
+	r.Bus.outbox.setAside.Set(float64(n))
+	if n > 0 {
+		log.Warn("outbox rows are set aside and need an operator", zap.Int("rows", n))
+	}
 }
 
 // listen turns NOTIFY <schema>_outbox into wake-ups on its own connection,
@@ -232,6 +297,13 @@ func (r *Relay) RunAlongside(ctx context.Context, workers ...func(context.Contex
 	stopRelay()
 	if rerr := <-relayDone; err == nil {
 		err = rerr
+	}
+	return err
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
 	}
 	return err
 }

@@ -19,6 +19,9 @@ const (
 	StreamAfteraction = "AFTERACTION"
 	StreamActions     = "ACTIONS"
 	StreamDLQ         = "DLQ"
+	// StreamNotify is private to the notify service: events that carry bearer
+	// secrets (invitation links), readable only by notify's NATS user.
+	StreamNotify = "NOTIFY"
 	// BucketReports is the object store bucket holding rendered report PDFs.
 	BucketReports = "reports"
 )
@@ -61,6 +64,7 @@ var DefaultLimits = map[string]StreamLimits{
 	StreamAfteraction: {MaxBytes: 2 << 30, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 	StreamActions:     {MaxBytes: 256 << 20, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 	StreamDLQ:         {MaxBytes: 512 << 20, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20},
+	StreamNotify:      {MaxBytes: 256 << 20, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 }
 
 func (t Topology) limits(stream string) StreamLimits {
@@ -72,8 +76,8 @@ func (t Topology) limits(stream string) StreamLimits {
 	return l
 }
 
-// EnsureTopology creates or updates the INCIDENTS, AFTERACTION, ACTIONS and DLQ
-// streams and the reports object store. It is idempotent and safe to call from
+// EnsureTopology creates or updates the INCIDENTS, AFTERACTION, ACTIONS, DLQ
+// and NOTIFY streams and the reports object store. It is idempotent and safe to call from
 // every replica of every service at start-up.
 //
 // A stream whose configuration differs from t is updated; when the update is
@@ -106,6 +110,8 @@ func (b *Bus) ensureTopology(ctx context.Context, t Topology, strict bool) error
 			Description: "action status changes sent back by improvement trackers"},
 		{Name: StreamDLQ, Subjects: []string{"dlq.>"},
 			Description: "messages a consumer gave up on, with the reason in headers"},
+		{Name: StreamNotify, Subjects: []string{events.SubjectNotifyAll},
+			Description: "private to notify: invitations and meetings carrying bearer links"},
 	}
 	for _, sc := range streams {
 		sc.Storage = storage

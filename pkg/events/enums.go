@@ -52,13 +52,15 @@ const (
 	RoleCommunications Role = "communications"
 	RoleLegal          Role = "legal"
 	RoleObserver       Role = "observer"
+	RoleManagement     Role = "management"
+	RoleExternal       Role = "external_partner"
 	RoleOther          Role = "other"
 )
 
 // Valid reports whether r is one of the defined roles.
 func (r Role) Valid() bool {
 	return slices.Contains([]Role{RoleCommander, RoleResponder, RoleReporter, RoleBusinessOwner,
-		RoleCommunications, RoleLegal, RoleObserver, RoleOther}, r)
+		RoleCommunications, RoleLegal, RoleObserver, RoleManagement, RoleExternal, RoleOther}, r)
 }
 
 // Status is the state of an improvement action.

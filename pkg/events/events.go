@@ -76,6 +76,11 @@ var registry = map[string]eventKind{
 	TypeActionUpdated:      {newValue: func() any { return new(ActionUpdated) }, subject: SubjectActionUpdated},
 	TypeActionOverdue:      {newValue: func() any { return new(ActionOverdue) }, subject: SubjectActionOverdue},
 	TypeActionStatus:       {newValue: func() any { return new(ActionStatus) }, inbound: true},
+	TypeActionDigest:       {newValue: func() any { return new(ActionDigest) }, subject: SubjectActionDigest},
+	TypeReviewInvitation:   {newValue: func() any { return new(ReviewInvitation) }, subject: SubjectReviewInvitation},
+	TypeReviewMeeting:      {newValue: func() any { return new(ReviewMeeting) }, subject: SubjectReviewMeeting},
+	TypeReviewAnswered:     {newValue: func() any { return new(ReviewAnswered) }, subject: SubjectReviewAnswered},
+	TypeNotificationFailed: {newValue: func() any { return new(NotificationFailed) }, subject: SubjectNotificationFailed},
 }
 
 // Types returns every known ce-type, sorted.

@@ -393,6 +393,13 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// privateSubjects are the types that carry bearer secrets (invitation links,
+// meeting video links): they go on the NOTIFY stream, readable only by notify.
+var privateSubjects = map[string]string{
+	TypeReviewInvitation: "notify.review.invitation",
+	TypeReviewMeeting:    "notify.review.meeting",
+}
+
 func TestSubjectOf(t *testing.T) {
 	t.Parallel()
 	version := regexp.MustCompile(`\.v[0-9]+$`)
@@ -401,6 +408,12 @@ func TestSubjectOf(t *testing.T) {
 		if typ == TypeIncidentClosed || typ == TypeActionStatus {
 			if err == nil {
 				t.Errorf("SubjectOf(%s) = %q, want an error for an inbound type", typ, subject)
+			}
+			continue
+		}
+		if private := privateSubjects[typ]; private != "" {
+			if subject != private || err != nil || !strings.HasPrefix(subject, "notify.") {
+				t.Errorf("SubjectOf(%s) = %q, %v; want %q in the private NOTIFY stream", typ, subject, err, private)
 			}
 			continue
 		}

@@ -280,6 +280,8 @@ type ReviewCompleted struct {
 	Amendment       int        `json:"amendment,omitempty"`
 	AmendmentReason string     `json:"amendment_reason,omitempty"`
 	AmendedAt       *time.Time `json:"amended_at,omitempty"`
+	// Meeting is the debrief meeting, when one was scheduled and not cancelled.
+	Meeting *Meeting `json:"meeting,omitempty"`
 }
 
 // Question is one question of a review questionnaire.
@@ -289,6 +291,17 @@ type Question struct {
 	Prompt  string       `json:"prompt"`
 	Kind    QuestionKind `json:"kind"`
 	Choices []string     `json:"choices,omitempty"`
+	// ShowWhen, when set, makes the question conditional: it is asked only
+	// when the answer to another question is one of the values, and is
+	// otherwise hidden and never required.
+	ShowWhen *Condition `json:"show_when,omitempty"`
+}
+
+// Condition says which answers to question QuestionID make a conditional
+// question appear: a choice, "yes" or "no", or a rating as a digit.
+type Condition struct {
+	QuestionID string   `json:"question_id"`
+	Values     []string `json:"values"`
 }
 
 // Response is one participant's answers.

@@ -88,11 +88,13 @@ func EnqueueBatch(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 	return nil
 }
 
-// ClaimOutbox locks up to limit unsent outbox rows in id order, skipping rows
-// another relay holds (FOR UPDATE SKIP LOCKED). The rows stay locked until tx ends.
+// ClaimOutbox locks up to limit unsent outbox rows in id order through their
+// narrow outbox_pending markers, skipping rows another relay holds (FOR UPDATE
+// SKIP LOCKED). The markers stay locked until tx ends.
 func ClaimOutbox(ctx context.Context, tx pgx.Tx, limit int) ([]OutboxMessage, error) {
-	rows, err := tx.Query(ctx, `SELECT id, subject, event_id, ce_type, ce_source, ce_subject, ce_time, data
-FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+	rows, err := tx.Query(ctx, `SELECT o.id, o.subject, o.event_id, o.ce_type, o.ce_source, o.ce_subject, o.ce_time, o.data
+FROM outbox_pending p JOIN outbox o ON o.id = p.id
+ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
@@ -106,30 +108,130 @@ FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL ORDER BY id LIMIT $1 FOR U
 	})
 }
 
-// MarkSent sets sent_at on the outbox rows with the given sequence numbers.
+// MarkSent marks the outbox rows with the given sequence numbers sent by
+// deleting their pending markers; the wide rows are not touched.
 func MarkSent(ctx context.Context, tx pgx.Tx, seqs []int64) error {
-	if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE id = ANY($1)`, seqs); err != nil {
+	if len(seqs) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM outbox_pending WHERE id = ANY($1)`, seqs); err != nil {
 		return fmt.Errorf("mark %d outbox rows sent: %w", len(seqs), err)
 	}
 	return nil
 }
 
-// MarkFailed records a failed publish attempt on the given rows. With dead
-// set, the rows are also set aside (dead_at): JetStream will never take them,
-// and they must not be claimed again, or every round would retry them.
-func MarkFailed(ctx context.Context, tx pgx.Tx, seqs []int64, reason string, dead bool) error {
-	_, err := tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-	dead_at = CASE WHEN $3 THEN now() END WHERE id = ANY($1)`, seqs, reason, dead)
+// MarkFailed records a failed publish attempt with reason on the given rows
+// and returns the rows that have now failed maxAttempts times or more (none
+// when maxAttempts < 1); the caller sets those aside with SetAside.
+func MarkFailed(ctx context.Context, tx pgx.Tx, seqs []int64, reason string, maxAttempts int) ([]int64, error) {
+	rows, err := tx.Query(ctx, `UPDATE outbox_pending SET attempts = attempts + 1, last_error = $2
+WHERE id = ANY($1) RETURNING id, attempts`, seqs, reason)
 	if err != nil {
-		return fmt.Errorf("mark %d outbox rows failed: %w", len(seqs), err)
+		return nil, fmt.Errorf("mark %d outbox rows failed: %w", len(seqs), err)
 	}
-	return nil
+	var exhausted []int64
+	var id int64
+	var attempts int
+	_, err = pgx.ForEachRow(rows, []any{&id, &attempts}, func() error {
+		if maxAttempts > 0 && attempts >= maxAttempts {
+			exhausted = append(exhausted, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mark %d outbox rows failed: %w", len(seqs), err)
+	}
+	return exhausted, nil
 }
 
-// PruneOutbox deletes rows sent before cutoff, keeping recent ones so events can
-// be republished within the retention period. It returns how many it deleted.
+// SetAside stops publishing the given outbox rows: their markers are removed
+// and the rows keep dead_at, their attempt count and reason (the last error
+// recorded, or reason when none was) for an operator. It returns the number
+// of rows it set aside.
+func SetAside(ctx context.Context, tx pgx.Tx, seqs []int64, reason string) (int64, error) {
+	tag, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM outbox_pending WHERE id = ANY($1) RETURNING id, attempts, last_error)
+UPDATE outbox o SET dead_at = now(), attempts = g.attempts, last_error = coalesce(g.last_error, $2)
+FROM gone g WHERE o.id = g.id`, seqs, reason)
+	if err != nil {
+		return 0, fmt.Errorf("set aside %d outbox rows: %w", len(seqs), err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// SetAsideRow is an outbox row the relay gave up on.
+type SetAsideRow struct {
+	Seq       int64
+	EventID   string
+	Subject   string
+	Type      string
+	Attempts  int
+	LastError string
+	DeadAt    time.Time
+}
+
+// SetAsideOutbox lists up to limit set-aside outbox rows, oldest first.
+func SetAsideOutbox(ctx context.Context, db Querier, limit int) ([]SetAsideRow, error) {
+	rows, err := db.Query(ctx, `SELECT id, event_id, subject, ce_type, attempts, coalesce(last_error, ''), dead_at
+FROM outbox WHERE dead_at IS NOT NULL ORDER BY id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list set-aside outbox rows: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SetAsideRow, error) {
+		var s SetAsideRow
+		err := r.Scan(&s.Seq, &s.EventID, &s.Subject, &s.Type, &s.Attempts, &s.LastError, &s.DeadAt)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list set-aside outbox rows: %w", err)
+	}
+	return list, nil
+}
+
+// CountSetAside returns how many outbox rows are set aside.
+func CountSetAside(ctx context.Context, db Querier) (int, error) {
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE dead_at IS NOT NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count set-aside outbox rows: %w", err)
+	}
+	return n, nil
+}
+
+// CountUnsent returns how many outbox rows wait to be published (set-aside
+// rows excluded).
+func CountUnsent(ctx context.Context, db Querier) (int, error) {
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM outbox_pending`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count unsent outbox rows: %w", err)
+	}
+	return n, nil
+}
+
+// RequeueOutbox makes the given set-aside rows pending again with a fresh
+// attempt count (after the cause was fixed); rows not set aside are left
+// alone. It returns how many it requeued.
+func RequeueOutbox(ctx context.Context, tx pgx.Tx, seqs []int64) (int64, error) {
+	tag, err := tx.Exec(ctx, `WITH back AS (UPDATE outbox SET dead_at = NULL
+WHERE id = ANY($1) AND dead_at IS NOT NULL RETURNING id)
+INSERT INTO outbox_pending (id) SELECT id FROM back`, seqs)
+	if err != nil {
+		return 0, fmt.Errorf("requeue %d outbox rows: %w", len(seqs), err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// Querier is what the read-only helpers need: a pool, a connection or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// PruneOutbox deletes rows published before cutoff (created before it and
+// no longer pending), keeping recent ones so events can be republished
+// within the retention period, and set-aside rows for an operator. It returns
+// how many it deleted.
 func PruneOutbox(ctx context.Context, tx pgx.Tx, cutoff time.Time) (int64, error) {
-	tag, err := tx.Exec(ctx, `DELETE FROM outbox WHERE sent_at < $1`, cutoff)
+	tag, err := tx.Exec(ctx, `DELETE FROM outbox o WHERE o.created_at < $1 AND o.dead_at IS NULL
+AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id)`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("prune outbox: %w", err)
 	}

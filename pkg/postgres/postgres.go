@@ -96,7 +96,12 @@ func Redact(dsn string) string {
 
 // InTx runs fn in a transaction: it commits when fn returns nil and rolls back
 // otherwise, returning fn's error unchanged (wrapped only for commit failures).
+// Under a context from WithTx for the same pool, fn runs in a savepoint of
+// that transaction instead and its writes commit with it.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	if outer := ambient(ctx, pool); outer != nil {
+		return inSavepoint(ctx, outer, fn)
+	}
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

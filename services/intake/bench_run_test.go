@@ -79,7 +79,7 @@ func BenchmarkConsumer(b *testing.B) {
 			<-js.PublishAsyncComplete()
 			for {
 				var n int
-				if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL`).Scan(&n); err != nil {
+				if err := pool.QueryRow(ctx, `SELECT count(*) FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = o.id)`).Scan(&n); err != nil {
 					b.Fatal(err)
 				}
 				if n >= b.N {

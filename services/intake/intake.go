@@ -41,6 +41,7 @@ const (
 	ReasonSchema          = "schema violation"
 	ReasonWrongType       = "unexpected ce-type"
 	ReasonClosedEarly     = "closed before detection"
+	ReasonTimeOutOfRange  = "time out of range"
 	ReasonUnknownSeverity = "unknown severity"
 	ReasonSourceMismatch  = "source does not match the subject"
 	ReasonNUL             = "NUL character in a text field"
@@ -69,13 +70,27 @@ func SourceOfSubject(subject string) string {
 	return strings.TrimPrefix(subject, events.SubjectIncidentClosedPrefix)
 }
 
+// Range of acceptable times: nothing in an incident happened before
+// MinTime, nor more than MaxFuture after intake received it (clock skew
+// between systems stays well below a day).
+var MinTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// MaxFuture is how far after its receipt a time of an incident may lie.
+const MaxFuture = 24 * time.Hour
+
 // Parse decodes data as an incident.closed.v1 payload, checks it and returns
 // it in canonical form. ceType is the ce-type it arrived with ("" when it had
 // none); subjectSource, when not "", is the source named by the subject it
-// arrived on and must equal the payload's source. It returns *Invalid for a
-// payload that will never be acceptable, and any other error for a failure
-// of intake itself.
+// arrived on and must equal the payload's source. Times are checked against
+// the current time (see ParseAt). It returns *Invalid for a payload that will
+// never be acceptable, and any other error for a failure of intake itself.
 func Parse(data []byte, ceType, subjectSource string) (*postgres.Revision, error) {
+	return ParseAt(data, ceType, subjectSource, time.Now())
+}
+
+// ParseAt is Parse for a payload received at now: a time before MinTime or
+// more than MaxFuture after now is *Invalid (422) naming the field.
+func ParseAt(data []byte, ceType, subjectSource string, now time.Time) (*postgres.Revision, error) {
 	if ceType != "" && ceType != events.TypeIncidentClosed {
 		return nil, &Invalid{Status: http.StatusUnprocessableEntity, Reason: ReasonWrongType + ": " + ceType,
 			Problems: []events.Problem{{Field: "", Reason: fmt.Sprintf("ce-type %q is not %s", ceType, events.TypeIncidentClosed)}}}
@@ -92,8 +107,7 @@ func Parse(data []byte, ceType, subjectSource string) (*postgres.Revision, error
 		return nil, &Invalid{Status: http.StatusUnprocessableEntity, Reason: ReasonSchema + ": " + strings.TrimPrefix(verr.Error(), "invalid incident.closed.v1 data: "),
 			Problems: verr.Problems}
 	}
-	normalize(&inc)
-	if inv := checkRules(&inc, subjectSource); inv != nil {
+	if inv := Check(&inc, subjectSource, now); inv != nil {
 		return nil, inv
 	}
 	canonical, err := json.Marshal(inc)
@@ -119,7 +133,20 @@ func Parse(data []byte, ceType, subjectSource string) (*postgres.Revision, error
 	}, nil
 }
 
-// checkRules checks what the schema cannot express.
+// Check puts inc's times in UTC and checks what the schema cannot express:
+// the source (against subjectSource, when not ""), the severity, the range of
+// every time (see ParseAt) and the chronology (closure and resolution never
+// before detection, report or start). It returns nil or the *Invalid (422)
+// naming the fields. A checked incident always marshals.
+func Check(inc *events.IncidentClosed, subjectSource string, now time.Time) *Invalid {
+	normalize(inc)
+	if inv := checkTimes(inc, now); inv != nil {
+		return inv
+	}
+	return checkRules(inc, subjectSource)
+}
+
+// checkRules checks the source, the severity and the chronology.
 func checkRules(inc *events.IncidentClosed, subjectSource string) *Invalid {
 	if subjectSource != "" && subjectSource != inc.Source {
 		return &Invalid{Status: http.StatusUnprocessableEntity, Reason: ReasonSourceMismatch,
@@ -132,14 +159,19 @@ func checkRules(inc *events.IncidentClosed, subjectSource string) *Invalid {
 	}
 	ts := inc.Timestamps
 	var problems []events.Problem
-	for _, earlier := range []struct {
+	for _, end := range []struct {
 		name string
 		at   *time.Time
-	}{{"detected_at", ts.DetectedAt}, {"started_at", ts.StartedAt}} {
-		if earlier.at != nil && ts.ClosedAt.Before(*earlier.at) {
-			problems = append(problems, events.Problem{Field: "/timestamps/closed_at",
-				Reason: fmt.Sprintf("closed_at %s is before %s %s", ts.ClosedAt.Format(time.RFC3339Nano),
-					earlier.name, earlier.at.Format(time.RFC3339Nano))})
+	}{{"closed_at", &ts.ClosedAt}, {"resolved_at", ts.ResolvedAt}} {
+		for _, earlier := range []struct {
+			name string
+			at   *time.Time
+		}{{"detected_at", ts.DetectedAt}, {"reported_at", ts.ReportedAt}, {"started_at", ts.StartedAt}} {
+			if end.at != nil && earlier.at != nil && end.at.Before(*earlier.at) {
+				problems = append(problems, events.Problem{Field: "/timestamps/" + end.name,
+					Reason: fmt.Sprintf("%s %s is before %s %s", end.name, end.at.Format(time.RFC3339Nano),
+						earlier.name, earlier.at.Format(time.RFC3339Nano))})
+			}
 		}
 	}
 	if len(problems) > 0 {
@@ -151,29 +183,68 @@ func checkRules(inc *events.IncidentClosed, subjectSource string) *Invalid {
 // normalize puts every time in UTC, so the same instants written with other
 // offsets are the same content.
 func normalize(inc *events.IncidentClosed) {
-	utc := func(t *time.Time) {
-		if t != nil {
-			*t = t.UTC()
+	for _, t := range times(inc) {
+		if t.at != nil {
+			*t.at = t.at.UTC()
 		}
 	}
+}
+
+// namedTime is a time of an incident with the JSON pointer naming it.
+type namedTime struct {
+	field string
+	at    *time.Time
+}
+
+// times returns every time of inc (nil for those it leaves out).
+func times(inc *events.IncidentClosed) []namedTime {
 	ts := &inc.Timestamps
-	for _, t := range []*time.Time{ts.StartedAt, ts.DetectedAt, ts.ReportedAt, ts.ImpactAssessedAt,
-		ts.ContainedAt, ts.EradicatedAt, ts.RecoveredAt, ts.ResolvedAt, &ts.ClosedAt} {
-		utc(t)
-	}
+	out := []namedTime{{"/timestamps/started_at", ts.StartedAt}, {"/timestamps/detected_at", ts.DetectedAt},
+		{"/timestamps/reported_at", ts.ReportedAt}, {"/timestamps/impact_assessed_at", ts.ImpactAssessedAt},
+		{"/timestamps/contained_at", ts.ContainedAt}, {"/timestamps/eradicated_at", ts.EradicatedAt},
+		{"/timestamps/recovered_at", ts.RecoveredAt}, {"/timestamps/resolved_at", ts.ResolvedAt},
+		{"/timestamps/closed_at", &ts.ClosedAt}}
 	for i := range inc.Timeline {
-		utc(&inc.Timeline[i].At)
+		out = append(out, namedTime{fmt.Sprintf("/timeline/%d/at", i), &inc.Timeline[i].At})
 	}
 	for i := range inc.Notifications {
-		utc(inc.Notifications[i].At)
+		out = append(out, namedTime{fmt.Sprintf("/notifications/%d/at", i), inc.Notifications[i].At})
 	}
 	if inc.Impact != nil {
-		for _, a := range []*events.ImpactAssessment{inc.Impact.Initial, inc.Impact.Final} {
-			if a != nil {
-				utc(a.AssessedAt)
+		for _, a := range []struct {
+			name string
+			a    *events.ImpactAssessment
+		}{{"initial", inc.Impact.Initial}, {"final", inc.Impact.Final}} {
+			if a.a != nil {
+				out = append(out, namedTime{"/impact/" + a.name + "/assessed_at", a.a.AssessedAt})
 			}
 		}
 	}
+	return out
+}
+
+// checkTimes refuses times before MinTime or more than MaxFuture after now
+// (which also keeps every year within what JSON and Postgres can hold).
+func checkTimes(inc *events.IncidentClosed, now time.Time) *Invalid {
+	latest := now.UTC().Add(MaxFuture)
+	var problems []events.Problem
+	for _, t := range times(inc) {
+		switch {
+		case t.at == nil:
+		case t.at.Before(MinTime):
+			problems = append(problems, events.Problem{Field: t.field, Reason: fmt.Sprintf(
+				"%s is before %s", t.at.Format(time.RFC3339Nano), MinTime.Format(time.RFC3339))})
+		case t.at.After(latest):
+			problems = append(problems, events.Problem{Field: t.field, Reason: fmt.Sprintf(
+				"%s is more than %s after the incident was received (%s)", t.at.Format(time.RFC3339Nano), MaxFuture,
+				now.UTC().Format(time.RFC3339))})
+		}
+	}
+	if len(problems) > 0 {
+		return &Invalid{Status: http.StatusUnprocessableEntity, Reason: ReasonTimeOutOfRange + ": " + problems[0].Field,
+			Problems: problems}
+	}
+	return nil
 }
 
 // hasNUL reports whether JSON produced by encoding/json has a \u0000 escape

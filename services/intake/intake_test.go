@@ -64,6 +64,29 @@ func TestParseCanonicalContent(t *testing.T) {
 	}
 }
 
+func noEdit(*events.IncidentClosed) {}
+
+// withTime sets the timestamp name of the incident raw to value, written as
+// is (json.Marshal could not write a year beyond 9999).
+func withTime(t *testing.T, raw []byte, name, value string) []byte {
+	t.Helper()
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		t.Fatal(err)
+	}
+	var ts map[string]json.RawMessage
+	if err := json.Unmarshal(obj["timestamps"], &ts); err != nil {
+		t.Fatal(err)
+	}
+	ts[name] = json.RawMessage(`"` + value + `"`)
+	obj["timestamps"], _ = json.Marshal(ts)
+	out, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestParseRejects(t *testing.T) {
 	t.Parallel()
 	good := incident(t, "jira", "SEC-1")
@@ -93,6 +116,24 @@ func TestParseRejects(t *testing.T) {
 			i.Timestamps.ClosedAt = i.Timestamps.StartedAt.Add(-time.Second)
 			i.Timestamps.DetectedAt = nil
 		}), "", "jira", http.StatusUnprocessableEntity, intake.ReasonClosedEarly, "/timestamps/closed_at"},
+		{"closed before reported", marshal(func(i *events.IncidentClosed) {
+			i.Timestamps.ClosedAt = i.Timestamps.ReportedAt.Add(-time.Second)
+			i.Timestamps.DetectedAt, i.Timestamps.StartedAt, i.Timestamps.ResolvedAt = nil, nil, nil
+		}), "", "jira", http.StatusUnprocessableEntity, intake.ReasonClosedEarly, "/timestamps/closed_at"},
+		{"resolved before started", marshal(func(i *events.IncidentClosed) {
+			r := i.Timestamps.StartedAt.Add(-time.Hour)
+			i.Timestamps.ResolvedAt = &r
+		}), "", "jira", http.StatusUnprocessableEntity, intake.ReasonClosedEarly, "/timestamps/resolved_at"},
+		{"closed in year 10000 UTC", withTime(t, marshal(noEdit), "closed_at", "9999-12-31T23:00:00-05:00"), "", "jira",
+			http.StatusUnprocessableEntity, intake.ReasonTimeOutOfRange, "/timestamps/closed_at"},
+		{"closed more than a day in the future", withTime(t, marshal(noEdit), "closed_at", time.Now().Add(49*time.Hour).Format(time.RFC3339)), "", "jira",
+			http.StatusUnprocessableEntity, intake.ReasonTimeOutOfRange, "/timestamps/closed_at"},
+		{"started before 1970", withTime(t, marshal(noEdit), "started_at", "1969-12-31T23:59:59Z"), "", "jira",
+			http.StatusUnprocessableEntity, intake.ReasonTimeOutOfRange, "/timestamps/started_at"},
+		{"timeline in year 0", marshal(func(i *events.IncidentClosed) {
+			i.Timeline = append([]events.TimelineEntry(nil), i.Timeline...)
+			i.Timeline[1].At = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+		}), "", "jira", http.StatusUnprocessableEntity, intake.ReasonTimeOutOfRange, "/timeline/1/at"},
 		{"unknown severity", marshal(func(i *events.IncidentClosed) { i.Severity = "apocalyptic" }), "", "jira", http.StatusUnprocessableEntity, intake.ReasonSchema, "/severity"},
 		{"NUL", marshal(func(i *events.IncidentClosed) { i.Title = "a\x00b" }), "", "jira", http.StatusUnprocessableEntity, intake.ReasonNUL, ""},
 		{"too large for the events that carry it", marshal(func(i *events.IncidentClosed) {

@@ -124,7 +124,7 @@ func (s *Service) postIncident(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	rev, err := Parse(body, "", "")
+	rev, err := ParseAt(body, "", "", s.now())
 	var inv *Invalid
 	switch {
 	case errors.As(err, &inv):

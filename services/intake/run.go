@@ -36,6 +36,14 @@ type Config struct {
 	// refused, unless AUTH_DISABLED is set: otherwise anyone who can reach intake
 	// could inject incidents.
 	UnsignedSources []string
+	// UnauthenticatedPerMinute (WEBHOOK_UNAUTHENTICATED_PER_MINUTE, default 20)
+	// bounds the webhook requests failing authentication (401, 404) kept per
+	// client address a minute; UnauthenticatedPerSourcePerMinute
+	// (WEBHOOK_UNAUTHENTICATED_PER_SOURCE_PER_MINUTE, default 120) per source.
+	// Beyond either, such requests are answered 429 and not kept; requests that
+	// authenticate are never limited.
+	UnauthenticatedPerMinute          int
+	UnauthenticatedPerSourcePerMinute int
 }
 
 // LoadConfig reads the configuration through getenv, applies the defaults and
@@ -43,9 +51,11 @@ type Config struct {
 func LoadConfig(getenv func(string) string) (Config, error) {
 	l := config.NewLoader(getenv)
 	cfg := Config{
-		Common:       l.Common(":8081"),
-		BatchSize:    l.Int("INTAKE_BATCH_SIZE", 500, 1, 10000),
-		AuthDisabled: l.Bool("AUTH_DISABLED", false),
+		Common:                            l.Common(":8081"),
+		BatchSize:                         l.Int("INTAKE_BATCH_SIZE", 500, 1, 10000),
+		UnauthenticatedPerMinute:          l.Int("WEBHOOK_UNAUTHENTICATED_PER_MINUTE", 20, 1, 100000),
+		UnauthenticatedPerSourcePerMinute: l.Int("WEBHOOK_UNAUTHENTICATED_PER_SOURCE_PER_MINUTE", 120, 1, 100000),
+		AuthDisabled:                      l.Bool("AUTH_DISABLED", false),
 	}
 	_, tokensErr := httpapi.ParseTokens(getenv("API_TOKENS")) // a malformed value is reported by Common
 	switch {
@@ -84,7 +94,9 @@ func (c Config) logFields() []zap.Field {
 	slices.Sort(signed)
 	return append(c.Common.Fields(),
 		zap.Bool("auth_disabled", c.AuthDisabled), zap.Int("batch_size", c.BatchSize),
-		zap.Strings("webhook_sources_with_secret", signed), zap.Strings("webhook_unsigned_sources", c.UnsignedSources))
+		zap.Strings("webhook_sources_with_secret", signed), zap.Strings("webhook_unsigned_sources", c.UnsignedSources),
+		zap.Int("webhook_unauthenticated_per_minute", c.UnauthenticatedPerMinute),
+		zap.Int("webhook_unauthenticated_per_source_per_minute", c.UnauthenticatedPerSourcePerMinute))
 }
 
 // Deps is what the caller of Run provides.
@@ -146,7 +158,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		unsigned[src] = cfg.AuthDisabled || slices.Contains(cfg.UnsignedSources, src)
 	}
 	svc := &Service{store: postgres.New(pool), bus: b, log: log, metrics: m, webhooks: cfg.Webhooks, unsigned: unsigned,
-		now: func() time.Time { return time.Now().UTC() }}
+		unauthByAddress: newKeyedLimiter(cfg.UnauthenticatedPerMinute),
+		unauthBySource:  newKeyedLimiter(cfg.UnauthenticatedPerSourcePerMinute),
+		now:             func() time.Time { return time.Now().UTC() }}
 	ln, err := httpapi.Listen(deps.Listener, cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("intake: %w", err)

@@ -121,7 +121,7 @@ func (e *env) settle() {
 			return false
 		}
 		var unsent int
-		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil {
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM outbox_pending`).Scan(&unsent); err != nil {
 			return false
 		}
 		return unsent == 0
@@ -426,27 +426,13 @@ func (e *env) webhook(source, file, signature string) (int, map[string]any, []by
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, e.url+"/v1/webhooks/"+source, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	if signature == "" {
 		mac := hmac.New(sha256.New, []byte(webhookSecret))
 		mac.Write(body)
 		signature = "v1=" + hex.EncodeToString(mac.Sum(nil))
 	}
-	req.Header.Set("X-PagerDuty-Signature", signature)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		e.t.Fatal(err)
-	}
-	return resp.StatusCode, out, body
+	status, out := e.sendWebhook(source, body, http.Header{"X-Pagerduty-Signature": {signature}})
+	return status, out, body
 }
 
 func TestRunWebhooks(t *testing.T) {
@@ -475,7 +461,7 @@ func TestRunWebhooks(t *testing.T) {
 		}
 	})
 
-	t.Run("a wrong signature is refused and kept without the signature", func(t *testing.T) {
+	t.Run("a wrong signature is refused and kept as a digest, without the signature", func(t *testing.T) {
 		e := e.with(t)
 		status, out, body := e.webhook("pagerduty", "incident_resolved.json", "v1=0000")
 		rejectID, _ := out["reject_id"].(string)
@@ -483,13 +469,18 @@ func TestRunWebhooks(t *testing.T) {
 			t.Fatalf("webhook: %d %v", status, out)
 		}
 		var full struct {
-			Subject string              `json:"subject"`
-			Raw     []byte              `json:"raw"`
-			Headers map[string][]string `json:"headers"`
+			Subject       string              `json:"subject"`
+			Raw           []byte              `json:"raw"`
+			RawTruncated  bool                `json:"raw_truncated"`
+			PayloadSize   int                 `json:"payload_size"`
+			PayloadSHA256 string              `json:"payload_sha256"`
+			Headers       map[string][]string `json:"headers"`
 		}
-		if status := e.getJSON("/v1/rejects/"+rejectID, &full); status != http.StatusOK || !bytes.Equal(full.Raw, body) ||
-			full.Subject != "POST /v1/webhooks/pagerduty" {
-			t.Fatalf("reject: %d %+v", status, full)
+		sum := sha256.Sum256(body)
+		if status := e.getJSON("/v1/rejects/"+rejectID, &full); status != http.StatusOK ||
+			full.Subject != "POST /v1/webhooks/pagerduty" || !full.RawTruncated || !bytes.Equal(full.Raw, body[:256]) ||
+			full.PayloadSize != len(body) || full.PayloadSHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("reject: %d %+v, want the first 256 of %d bytes and the digest of all", status, full, len(body))
 		}
 		if got := full.Headers["X-Pagerduty-Signature"]; len(got) != 1 || got[0] != "[redacted]" {
 			t.Fatalf("signature header kept as %q; headers %v", got, full.Headers)

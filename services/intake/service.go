@@ -24,12 +24,17 @@ type Service struct {
 	webhooks webhook.Config
 	// unsigned says which sources may deliver webhooks without a secret.
 	unsigned map[string]bool
-	now      func() time.Time
+	// unauthByAddress and unauthBySource bound the webhook requests failing
+	// authentication that intake keeps (see Config.UnauthenticatedPerMinute).
+	unauthByAddress, unauthBySource *keyedLimiter
+	now                             func() time.Time
 }
 
 // metrics counts what intake did with incidents.
 type metrics struct {
 	incidents *prometheus.CounterVec
+	reusedIDs prometheus.Counter
+	unauth    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,8 +45,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range []postgres.Outcome{postgres.Registered, postgres.Revised, postgres.Unchanged, postgres.Duplicate, postgres.Rejected} {
 		m.incidents.WithLabelValues(string(o))
 	}
-	if err := reg.Register(m.incidents); err != nil {
-		return nil, fmt.Errorf("register intake metrics: %w", err)
+	m.reusedIDs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "afteraction_intake_reused_message_ids_total",
+		Help: "Messages whose id an earlier message on the same subject had with other content: applied, not dropped as duplicates; the sender reuses ids.",
+	})
+	m.unauth = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "afteraction_intake_webhook_unauthenticated_total",
+		Help: "Webhook requests that failed authentication (401, 404) by outcome: kept (as a bounded digest in rejects), address_limited or source_limited (answered 429, not kept).",
+	}, []string{"outcome"})
+	for _, o := range []string{unauthKept, unauthAddressLimited, unauthSourceLimited} {
+		m.unauth.WithLabelValues(o)
+	}
+	for _, c := range []prometheus.Collector{m.incidents, m.reusedIDs, m.unauth} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register intake metrics: %w", err)
+		}
 	}
 	return m, nil
 }
@@ -52,17 +70,26 @@ func (m *metrics) count(results []postgres.Result) {
 			continue
 		}
 		m.incidents.WithLabelValues(string(r.Outcome)).Inc()
+		if r.ReusedID {
+			m.reusedIDs.Inc()
+		}
 	}
 }
 
 // Reject records a payload refused over HTTP (route names where it came in)
 // and announces it. It returns the reject id.
 func (s *Service) Reject(ctx context.Context, route, source string, raw []byte, inv *Invalid, headers map[string][]string) (string, error) {
+	return s.reject(ctx, route, source, raw, inv, headers, 0)
+}
+
+// reject is Reject keeping at most keepBytes of raw (0: all of it).
+func (s *Service) reject(ctx context.Context, route, source string, raw []byte, inv *Invalid, headers map[string][]string, keepBytes int) (string, error) {
 	results, err := s.store.Apply(ctx, []postgres.Message{{
 		Subject:    route,
 		ReceivedAt: s.now(),
 		Raw:        raw,
-		Rejected:   &postgres.Rejection{Source: source, Reason: inv.Reason, Problems: inv.Problems, Headers: headers},
+		Rejected: &postgres.Rejection{Source: source, Reason: inv.Reason, Problems: inv.Problems, Headers: headers,
+			KeepBytes: keepBytes},
 	}})
 	if err != nil {
 		return "", fmt.Errorf("record reject from %s: %w", route, err)

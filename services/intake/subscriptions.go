@@ -49,9 +49,12 @@ func prepareClosed(m *bus.Message) (any, error) { return check(m) }
 // HandleClosed registers a batch of incidents.closed.<source> messages in one
 // transaction. Invalid payloads are recorded as rejects and acked with the
 // batch (they are handled, not retried); duplicates and unchanged content are
-// acked without effect. Only a failure of intake itself (Postgres) fails the
-// batch, and then every message of it is retried. Messages the consumer has
-// not prepared (see prepareClosed) are decoded and validated here, in turn.
+// acked without effect. An infrastructure failure (Postgres unreachable)
+// fails the batch, and then every message of it is retried. Any other failure
+// of the batch is isolated: each message is applied in a transaction of its
+// own, so a message's permanent failure (e.g. an event too large for NATS)
+// fails that message alone and never its neighbours. Messages the consumer
+// has not prepared (see prepareClosed) are decoded and validated here, in turn.
 func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
 	msgs := make([]postgres.Message, len(ms))
 	errs := make([]error, len(ms))
@@ -76,16 +79,39 @@ func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
 	for j, i := range keep {
 		batch[j] = msgs[i]
 	}
-	applied, err := s.store.Apply(ctx, batch)
-	if err != nil {
-		return fail(len(ms), err)
-	}
 	results := make([]postgres.Result, len(ms))
-	for j, i := range keep {
-		results[i] = applied[j]
+	applied, err := s.store.Apply(ctx, batch)
+	switch {
+	case err == nil:
+		for j, i := range keep {
+			results[i] = applied[j]
+		}
+	case bus.IsInfrastructure(err) || len(batch) == 1:
+		for _, i := range keep {
+			errs[i] = err
+		}
+	default:
+		// A failure no retry of the batch can fix (an event too large, a
+		// constraint) belongs to one message: apply each alone, so it fails
+		// only the message that causes it.
+		s.log.Warn("batch failed; applying its messages one by one", zap.Int("messages", len(batch)), zap.Error(err))
+		for j, i := range keep {
+			one, err := s.store.Apply(ctx, batch[j:j+1])
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			results[i] = one[0]
+		}
 	}
 	s.metrics.count(results)
 	for i, r := range results {
+		if r.ReusedID {
+			s.log.Warn("message id reused with other content; applied as a message of its own",
+				zap.String("subject", ms[i].Subject), zap.String("event_id", ms[i].Envelope.ID),
+				zap.Uint64("stream_seq", ms[i].StreamSeq), zap.String("outcome", string(r.Outcome)),
+				zap.String("incident_id", r.IncidentID), zap.String("reject_id", r.RejectID))
+		}
 		switch r.Outcome {
 		case postgres.Rejected:
 			s.log.Info("incident rejected", zap.String("subject", ms[i].Subject), zap.String("event_id", ms[i].Envelope.ID),
@@ -115,12 +141,4 @@ func check(m *bus.Message) (postgres.Message, error) {
 		return msg, fmt.Errorf("check %s: %w", m.Envelope.ID, err)
 	}
 	return msg, nil
-}
-
-func fail(n int, err error) []error {
-	errs := make([]error, n)
-	for i := range errs {
-		errs[i] = err
-	}
-	return errs
 }

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -18,7 +21,9 @@ import (
 // incident (package webhook verifies its signature and maps it). A closing
 // event is published like POST /v1/incidents (202 accepted); an event that
 // closes nothing is answered 202 ignored; a request that fails is kept in
-// rejects, its secrets stripped, and answered with the problem.
+// rejects, its secrets stripped, and answered with the problem. A request
+// failing authentication (401, 404), which anyone can send, is kept only as a
+// bounded digest, and beyond the rate limits not at all (429).
 func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 	source := r.PathValue("source")
 	route := "POST /v1/webhooks/" + source
@@ -41,6 +46,14 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 			p = httpapi.NewProblem(http.StatusInternalServerError, "internal error", "the error was logged")
 			s.log.Error("webhook failed", zap.String("source", source), zap.Error(err))
 		}
+		keep := 0 // an authenticated sender's request is kept whole
+		if p.Status == http.StatusUnauthorized || p.Status == http.StatusNotFound {
+			// Anyone who reaches intake can send these: keep a bounded digest, and only so many.
+			if limited := s.limitUnauthenticated(w, r, source, p.Status); limited {
+				return
+			}
+			keep = unauthenticatedKeepBytes
+		}
 		inv := &Invalid{Status: p.Status, Reason: p.Title}
 		if p.Detail != "" {
 			inv.Reason += ": " + p.Detail
@@ -49,7 +62,7 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 			inv.Problems = append(inv.Problems, events.Problem{Field: fe.Field, Reason: fe.Reason})
 		}
 		out := *p
-		if rejectID, err := s.Reject(r.Context(), route, source, body, inv, redactHeaders(r.Header)); err != nil {
+		if rejectID, err := s.reject(r.Context(), route, source, body, inv, redactHeaders(r.Header), keep); err != nil {
 			s.log.Error("record reject failed", zap.String("route", route), zap.Error(err))
 		} else {
 			out.Extra = map[string]any{"reject_id": rejectID}
@@ -64,6 +77,11 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusAccepted, map[string]string{"status": "ignored", "reason": res.Ignored})
 		return
 	}
+	// Times out of range cannot even be marshalled (year 10000): check first.
+	if inv := Check(res.Incident, "", s.now()); inv != nil {
+		s.writeInvalid(w, r, route, source, body, inv, redactHeaders(r.Header))
+		return
+	}
 	canonical, err := json.Marshal(res.Incident)
 	if err != nil {
 		s.log.Error("marshal webhook incident failed", zap.String("source", source), zap.Error(err))
@@ -71,7 +89,7 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The same checks as every other way in (schema, closure before detection, ...).
-	rev, err := Parse(canonical, "", "")
+	rev, err := ParseAt(canonical, "", "", s.now())
 	var inv *Invalid
 	switch {
 	case errors.As(err, &inv):
@@ -102,4 +120,48 @@ func redactHeaders(h http.Header) map[string][]string {
 		out[k] = append([]string(nil), vs...)
 	}
 	return out
+}
+
+// unauthenticatedKeepBytes is how much of a request failing authentication a
+// reject keeps (with the size and SHA-256 of the whole).
+const unauthenticatedKeepBytes = 256
+
+// Outcomes of a webhook request that failed authentication (metric labels).
+const (
+	unauthKept           = "kept"
+	unauthAddressLimited = "address_limited"
+	unauthSourceLimited  = "source_limited"
+)
+
+// limitUnauthenticated takes a token for a request of source that failed
+// authentication with status, from its client address's bucket and its
+// source's (one bucket for every unknown source). When either is empty it
+// answers 429 with Retry-After and returns true: the request is not kept.
+func (s *Service) limitUnauthenticated(w http.ResponseWriter, r *http.Request, source string, status int) bool {
+	now := s.now()
+	addr, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		addr = r.RemoteAddr
+	}
+	if status == http.StatusNotFound {
+		source = "(unknown source)"
+	}
+	outcome := unauthKept
+	ok, wait := s.unauthByAddress.allow(addr, now)
+	if !ok {
+		outcome = unauthAddressLimited
+	} else if ok, wait = s.unauthBySource.allow(source, now); !ok {
+		outcome = unauthSourceLimited
+	}
+	s.metrics.unauth.WithLabelValues(outcome).Inc()
+	if outcome == unauthKept {
+		return false
+	}
+	secs := max(int(math.Ceil(wait.Seconds())), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.log.Debug("unauthenticated webhook rate-limited", zap.String("source", source), zap.String("client", addr),
+		zap.String("limit", outcome))
+	httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusTooManyRequests, "too many unauthenticated requests",
+		fmt.Sprintf("too many webhook requests that failed authentication (%s); retry in %d s", outcome, secs)))
+	return true
 }

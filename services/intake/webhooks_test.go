@@ -2,8 +2,19 @@ package intake_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/afteraction/afteraction/pkg/servicetest"
+	"github.com/afteraction/afteraction/services/intake"
+	"github.com/afteraction/afteraction/services/intake/webhook"
 )
 
 // The ticketing system's own request body is what a webhook-registered
@@ -49,4 +60,189 @@ func TestRunUnsignedWebhooksNeedConsent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// postWebhook sends body to POST /v1/webhooks/{source} unsigned, with the
+// header GitHub sends (the other sources ignore it).
+func (e *env) postWebhook(source string, body []byte) (int, map[string]any) {
+	e.t.Helper()
+	return e.sendWebhook(source, body, http.Header{"X-Github-Event": {"issues"}})
+}
+
+// sendWebhook posts body with the headers h (and a JSON content type) to
+// POST /v1/webhooks/{source} and decodes the answer.
+func (e *env) sendWebhook(source string, body []byte, h http.Header) (int, map[string]any) {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.url+"/v1/webhooks/"+source, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header = h.Clone()
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		e.t.Fatalf("webhook %s: %v", source, err)
+	}
+	return resp.StatusCode, out
+}
+
+// setPath decodes the fixture of source (numbers kept exact), sets the value
+// at path and re-encodes it.
+func setPath(t *testing.T, source, file string, value any, path ...string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("webhook", "testdata", source, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var root map[string]any
+	if err := dec.Decode(&root); err != nil {
+		t.Fatal(err)
+	}
+	m := root
+	for _, k := range path[:len(path)-1] {
+		m = m[k].(map[string]any)
+	}
+	if _, ok := m[path[len(path)-1]]; !ok {
+		t.Fatalf("%s/%s has no %v", source, file, path)
+	}
+	m[path[len(path)-1]] = value
+	out, err := json.Marshal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Every adapter's mapping is checked for chronology: a ticket whose start,
+// detection or report lies after its closure is refused with a 422 naming
+// the field and kept in rejects, never registered.
+func TestRunWebhookClosedBeforeOpened(t *testing.T) {
+	e := start(t, map[string]string{"WEBHOOK_UNSIGNED_SOURCES": strings.Join(webhook.Sources(), ",")})
+	// A day after every fixture's closure, and before now.
+	later := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		source, file string
+		value        any
+		path         []string
+	}{
+		{"pagerduty", "incident_resolved.json", later.Format(time.RFC3339), []string{"event", "data", "created_at"}},
+		{"jira", "issue_resolved_cloud.json", later.Format("2006-01-02T15:04:05.000-0700"), []string{"issue", "fields", "created"}},
+		{"servicenow", "incident_resolved_table_api.json", later.Format(time.DateTime), []string{"result", "opened_at"}},
+		{"opsgenie", "close.json", json.Number(fmt.Sprint(later.UnixMilli())), []string{"alert", "createdAt"}},
+		{"github", "issues_closed.json", later.Format(time.RFC3339), []string{"issue", "created_at"}},
+		{"statuspage", "incident_resolved.json", later.Format(time.RFC3339), []string{"incident", "started_at"}},
+		{"thehive", "case_closed_v5.json", json.Number(fmt.Sprint(later.UnixMilli())), []string{"object", "startDate"}},
+		{"thehive", "case_resolved_v4.json", json.Number(fmt.Sprint(later.UnixMilli())), []string{"object", "startDate"}},
+		{"canonical", "incident_closed.json", later.Format(time.RFC3339), []string{"timestamps", "started_at"}},
+	} {
+		t.Run(tc.source+"/"+tc.file, func(t *testing.T) {
+			e := e.with(t)
+			status, out := e.postWebhook(tc.source, setPath(t, tc.source, tc.file, tc.value, tc.path...))
+			if status != http.StatusUnprocessableEntity || !strings.HasPrefix(fmt.Sprint(out["title"]), intake.ReasonClosedEarly) {
+				t.Fatalf("webhook: %d %v, want 422 %q", status, out, intake.ReasonClosedEarly)
+			}
+			id, _ := out["reject_id"].(string)
+			var rej struct {
+				Reason string `json:"reason"`
+			}
+			if code := e.getJSON("/v1/rejects/"+id, &rej); code != http.StatusOK || !strings.HasPrefix(rej.Reason, intake.ReasonClosedEarly) {
+				t.Fatalf("reject %q: %d %+v", id, code, rej)
+			}
+		})
+	}
+}
+
+// Requests that fail authentication are kept as bounded digests and only so
+// many per client address and per source; beyond, 429 with Retry-After and
+// nothing kept. An authenticated request is never limited, and its failures
+// are kept whole.
+func TestRunUnauthenticatedWebhooksAreBounded(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	rejects := func(e *env) int {
+		e.t.Helper()
+		var n int
+		if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM rejects`).Scan(&n); err != nil {
+			e.t.Fatal(err)
+		}
+		return n
+	}
+	send := func(e *env, source string) *http.Response {
+		e.t.Helper()
+		resp, _ := servicetest.Do(e.t, http.MethodPost, e.url+"/v1/webhooks/"+source, "", "application/json", big)
+		return resp
+	}
+
+	t.Run("per client address", func(t *testing.T) {
+		e := start(t, map[string]string{"WEBHOOK_PAGERDUTY_SECRET": webhookSecret, "WEBHOOK_UNAUTHENTICATED_PER_MINUTE": "3"}).with(t)
+		for i, source := range []string{"pagerduty", "no-such-system", "pagerduty"} {
+			if resp := send(e, source); resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("request %d: %d, want 401/404", i, resp.StatusCode)
+			}
+		}
+		resp := send(e, "jira")
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("4th unauthenticated request: %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		if n := rejects(e); n != 3 {
+			t.Fatalf("%d rejects, want the 3 within the limit", n)
+		}
+		var size, kept int
+		if err := e.pool.QueryRow(context.Background(), `SELECT max(payload_size), max(octet_length(raw)) FROM rejects`).Scan(&size, &kept); err != nil {
+			t.Fatal(err)
+		}
+		if size != len(big) || kept > 256 {
+			t.Fatalf("kept %d of %d bytes, want a digest of at most 256", kept, size)
+		}
+		// A signed request from the same address still goes through.
+		if status, out, _ := e.webhook("pagerduty", "incident_resolved.json", ""); status != http.StatusAccepted {
+			t.Fatalf("signed webhook after the limit: %d %v", status, out)
+		}
+		status, body := e.do(http.MethodGet, "/metrics", "", nil)
+		if status != http.StatusOK || !strings.Contains(string(body), `afteraction_intake_webhook_unauthenticated_total{outcome="address_limited"} 1`) {
+			t.Fatalf("metrics: %d, want one address_limited", status)
+		}
+	})
+
+	t.Run("per source", func(t *testing.T) {
+		e := start(t, map[string]string{"WEBHOOK_PAGERDUTY_SECRET": webhookSecret, "WEBHOOK_UNAUTHENTICATED_PER_SOURCE_PER_MINUTE": "2"}).with(t)
+		for range 2 {
+			if resp := send(e, "pagerduty"); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("%d, want 401", resp.StatusCode)
+			}
+		}
+		if resp := send(e, "pagerduty"); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("3rd bad signature for pagerduty: %d, want 429", resp.StatusCode)
+		}
+		// Unknown sources share one bucket of their own.
+		if resp := send(e, "no-such-system"); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("unknown source: %d, want 404", resp.StatusCode)
+		}
+		if n := rejects(e); n != 3 {
+			t.Fatalf("%d rejects, want 3", n)
+		}
+	})
+
+	t.Run("an authenticated failure is kept whole", func(t *testing.T) {
+		e := start(t, map[string]string{"WEBHOOK_UNSIGNED_SOURCES": "canonical"}).with(t)
+		body := []byte(`{"source":"x","external_id":"1","title":"` + strings.Repeat("y", 1000) + `"}`)
+		status, out := e.postWebhook("canonical", body)
+		id, _ := out["reject_id"].(string)
+		if status != http.StatusUnprocessableEntity || id == "" {
+			t.Fatalf("webhook: %d %v", status, out)
+		}
+		var rej struct {
+			Raw          []byte `json:"raw"`
+			RawTruncated bool   `json:"raw_truncated"`
+		}
+		if code := e.getJSON("/v1/rejects/"+id, &rej); code != http.StatusOK || !bytes.Equal(rej.Raw, body) || rej.RawTruncated {
+			t.Fatalf("reject: %d truncated=%v, %d of %d bytes kept", code, rej.RawTruncated, len(rej.Raw), len(body))
+		}
+	})
 }

@@ -5,8 +5,9 @@
 //
 // A version is published in one Postgres transaction: the review.completed
 // event id is recorded in processed_events, the report (one per incident, id =
-// UUIDv5 of the incident id) is locked, the next version number allocated,
-// the PDF rendered (deterministically), hashed, signed with Ed25519, put into
+// UUIDv5 of the incident id) is locked, the version numbered by the amendment it renders (VersionOf),
+// the PDF rendered (deterministically), signed inside the file with the
+// service's X.509 certificate (PAdES), hashed, its manifest signed with Ed25519, put into
 // the object store, stored with its bytes, and the report.published event
 // written to the outbox.
 package report
@@ -16,6 +17,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -30,6 +32,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/services/report/pades"
 	"github.com/afteraction/afteraction/services/report/pdf"
 )
 
@@ -42,24 +45,37 @@ const ManifestPrefix = "afteraction-report-v1"
 // Domain errors returned by stores and mapped to HTTP statuses by routes.go.
 var (
 	ErrNotFound = errors.New("not found")
+	// ErrVersionTaken: the version number of this amendment is held by a
+	// version rendered from other data. Permanent.
+	ErrVersionTaken = errors.New("report version taken")
 )
+
+// VersionOf is the version number that renders rc: its amendment plus one
+// (the first completion is version 1, amendment 1 version 2, ...). Numbers
+// follow the review's amendments, not arrival order, so an older amendment
+// that arrives late (a DLQ replay, a reordering) fills its own number and
+// never becomes the latest version.
+func VersionOf(rc events.ReviewCompleted) int { return rc.Amendment + 1 }
 
 // Version is one immutable, signed report version.
 type Version struct {
-	ReportID     string    `json:"report_id"`
-	IncidentID   string    `json:"incident_id"`
-	ReviewID     string    `json:"review_id"`
-	Version      int       `json:"version"`
-	EventID      string    `json:"source_event_id"`
-	PDFSHA256    string    `json:"pdf_sha256"`
-	DataSHA256   string    `json:"data_sha256"`
-	SizeBytes    int64     `json:"size_bytes"`
-	Pages        int       `json:"pages"`
-	ObjectBucket string    `json:"object_bucket"`
-	ObjectKey    string    `json:"object_key"`
-	Signature    []byte    `json:"signature"` // base64 in JSON
-	KeyID        string    `json:"key_id"`
-	PublishedAt  time.Time `json:"published_at"`
+	ReportID     string `json:"report_id"`
+	IncidentID   string `json:"incident_id"`
+	ReviewID     string `json:"review_id"`
+	Version      int    `json:"version"`
+	EventID      string `json:"source_event_id"`
+	PDFSHA256    string `json:"pdf_sha256"`
+	DataSHA256   string `json:"data_sha256"`
+	SizeBytes    int64  `json:"size_bytes"`
+	Pages        int    `json:"pages"`
+	ObjectBucket string `json:"object_bucket"`
+	ObjectKey    string `json:"object_key"`
+	Signature    []byte `json:"signature"` // base64 in JSON
+	KeyID        string `json:"key_id"`
+	// CertSHA256 is the fingerprint of the certificate whose signature is
+	// inside the PDF ("" for versions published before PDFs were signed).
+	CertSHA256  string    `json:"cert_sha256,omitempty"`
+	PublishedAt time.Time `json:"published_at"`
 }
 
 // DownloadPath is where the report service serves v's PDF.
@@ -88,6 +104,15 @@ type Key struct {
 	Algorithm string            `json:"algorithm"`
 	PublicKey ed25519.PublicKey `json:"public_key"` // base64 in JSON
 	CreatedAt time.Time         `json:"created_at"`
+}
+
+// Certificate is a recorded certificate that signs report PDFs.
+type Certificate struct {
+	SHA256    string    `json:"cert_sha256"`
+	Subject   string    `json:"subject"`
+	NotAfter  time.Time `json:"not_after"`
+	PEM       string    `json:"pem"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // ReportIDFor returns the report id of an incident: a UUIDv5 (SHA-1 name
@@ -154,7 +179,7 @@ type Store interface {
 	// PublishVersion runs one transaction: it marks eventID processed (a
 	// duplicate returns nil, nil), locks the incident's report, returns nil,
 	// nil when a version with dataSHA256 exists already, otherwise calls build
-	// with the next version number and stores and enqueues its result.
+	// with VersionOf(rc) (ErrVersionTaken when that number holds other data) and stores and enqueues its result.
 	PublishVersion(ctx context.Context, eventID string, rc events.ReviewCompleted, dataSHA256 string,
 		build func(ctx context.Context, d Draft) (Publication, error)) (*Version, error)
 	// RecordRenderFailure keeps the reason a review could not be rendered.
@@ -164,6 +189,11 @@ type Store interface {
 	// DevSeed returns the stored development signing seed, creating it from
 	// fresh if none exists (the first replica to commit wins).
 	DevSeed(ctx context.Context, fresh []byte) ([]byte, error)
+	// RegisterCertificate records a PDF signing certificate (idempotent).
+	RegisterCertificate(ctx context.Context, cert *x509.Certificate) error
+	// DevCertificate returns the stored development certificate (DER) and
+	// key (PKCS #8), storing the fresh pair if none exists (first commit wins).
+	DevCertificate(ctx context.Context, freshCert, freshKey []byte) (certDER, keyPKCS8 []byte, err error)
 }
 
 // ObjectStore puts PDFs where subscribers of report.published fetch them.
@@ -177,6 +207,7 @@ type Service struct {
 	objects  ObjectStore
 	renderer *pdf.Renderer
 	signer   *Signer
+	pdfSig   *pades.Signer
 	log      *zap.Logger
 	now      func() time.Time
 
@@ -185,9 +216,14 @@ type Service struct {
 	renderTime   prometheus.Histogram
 }
 
-// NewService wires a Service. reg, when not nil, receives its metrics.
-func NewService(store Store, objects ObjectStore, renderer *pdf.Renderer, signer *Signer, log *zap.Logger, reg prometheus.Registerer) (*Service, error) {
-	s := &Service{store: store, objects: objects, renderer: renderer, signer: signer, log: log, now: time.Now,
+// NewService wires a Service: signer signs the manifest of every version,
+// pdfSigner signs inside every PDF. reg, when not nil, receives its metrics.
+func NewService(store Store, objects ObjectStore, renderer *pdf.Renderer, signer *Signer, pdfSigner *pades.Signer,
+	log *zap.Logger, reg prometheus.Registerer) (*Service, error) {
+	if pdfSigner == nil {
+		return nil, errors.New("report service: a PDF signing certificate is required")
+	}
+	s := &Service{store: store, objects: objects, renderer: renderer, signer: signer, pdfSig: pdfSigner, log: log, now: time.Now,
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "afteraction_reports_published_total", Help: "Report versions published."}),
 		renderFailed: prometheus.NewCounter(prometheus.CounterOpts{
@@ -212,8 +248,9 @@ func NewService(store Store, objects ObjectStore, renderer *pdf.Renderer, signer
 // recorded and returned as bus.Permanent; other errors are transient.
 //
 // The PDF is put into the object store before the transaction commits. If the
-// commit then fails, the retry renders the same bytes (the generation time
-// comes from the event, not the clock) and overwrites the same key.
+// commit then fails, the retry renders the same document (the generation time
+// comes from the event, not the clock), signs it afresh and overwrites the same
+// key, so the object store holds the bytes whose digest was committed.
 func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc events.ReviewCompleted) error {
 	dataSHA, err := DataSHA256(rc)
 	if err != nil {
@@ -226,10 +263,16 @@ func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc 
 	generatedAt = generatedAt.UTC().Truncate(time.Second)
 	v, err := s.store.PublishVersion(ctx, m.Envelope.ID, rc, dataSHA, func(ctx context.Context, d Draft) (Publication, error) {
 		start := time.Now()
+		cert := s.pdfSig.Certificate()
 		out, err := s.renderer.Render(pdf.Input{Review: rc, ReportID: d.ReportID, Version: d.Version,
-			DataSHA256: dataSHA, GeneratedAt: generatedAt})
+			DataSHA256: dataSHA, GeneratedAt: generatedAt,
+			CertSubject: cert.Subject.String(), CertSHA256: s.pdfSig.Fingerprint()})
 		if err != nil {
 			return Publication{}, err
+		}
+		if out.PDF, err = s.pdfSig.Sign(out.PDF, pades.Info{Name: cert.Subject.CommonName, Date: generatedAt,
+			Reason: "Incident report " + d.ReportID + " version " + strconv.Itoa(d.Version)}); err != nil {
+			return Publication{}, fmt.Errorf("%w: %v", pdf.ErrRender, err)
 		}
 		s.renderTime.Observe(time.Since(start).Seconds())
 		_ = m.InProgress()
@@ -242,6 +285,7 @@ func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc 
 			ObjectBucket: bus.BucketReports, ObjectKey: ObjectKey(d.ReportID, d.Version),
 			Signature:   s.signer.Sign(Manifest(d.ReportID, d.Version, pdfSHA, dataSHA)),
 			KeyID:       s.signer.KeyID(),
+			CertSHA256:  s.pdfSig.Fingerprint(),
 			PublishedAt: s.now().UTC().Truncate(time.Microsecond),
 		}
 		if err := s.objects.PutObject(ctx, v.ObjectBucket, v.ObjectKey, out.PDF); err != nil {
@@ -253,7 +297,7 @@ func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc 
 		}
 		return Publication{Version: v, PDF: out.PDF, Event: env}, nil
 	})
-	if errors.Is(err, pdf.ErrRender) {
+	if errors.Is(err, pdf.ErrRender) || errors.Is(err, ErrVersionTaken) {
 		s.renderFailed.Inc()
 		if rerr := s.store.RecordRenderFailure(ctx, m.Envelope.ID, rc.IncidentID, err.Error()); rerr != nil {
 			return fmt.Errorf("record render failure (%v): %w", err, rerr)

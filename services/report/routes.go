@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/services/report/pades"
 )
 
 // Reader is what the HTTP API reads.
@@ -26,6 +28,7 @@ type Reader interface {
 	VersionPDF(ctx context.Context, reportID string, n int) (Version, []byte, error)
 	VersionByDigest(ctx context.Context, pdfSHA256 string) (Version, error)
 	Keys(ctx context.Context) ([]Key, error)
+	Certificates(ctx context.Context) ([]Certificate, error)
 }
 
 // MaxVerifyBytes bounds the PDF POST /v1/verify accepts.
@@ -37,8 +40,10 @@ type API struct {
 	Metrics ReadModel
 	// Trusted are the keys POST /v1/verify accepts signatures of.
 	Trusted TrustedKeys
-	Tokens  httpapi.Tokens
-	Log     *zap.Logger
+	// TrustedCerts are the certificates whose signatures inside a PDF verify.
+	TrustedCerts []*x509.Certificate
+	Tokens       httpapi.Tokens
+	Log          *zap.Logger
 }
 
 // Routes registers the whole HTTP surface on mux. Every /v1 route needs a
@@ -50,6 +55,8 @@ type API struct {
 //	GET  /v1/reports/{id}/versions/{n}/pdf   version n's PDF
 //	POST /v1/verify                          body: a PDF (raw or multipart, ≤ 20 MiB) → VerifyResult
 //	GET  /v1/keys                            the public keys that sign report manifests
+//	GET  /v1/certificates                    the certificates that sign inside report PDFs (JSON with PEM)
+//	GET  /v1/certificates/current.pem        the current signing certificate, PEM, to pin for offline checks
 //	GET  /v1/metrics/programme?from=&to=     programme metrics over incidents closed in [from, to)
 //
 // /healthz, /readyz and /metrics are registered by Run.
@@ -64,6 +71,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	handle("GET /v1/reports/{id}/versions/{n}/pdf", a.getPDF)
 	handle("POST /v1/verify", a.verify)
 	handle("GET /v1/keys", a.keys)
+	handle("GET /v1/certificates", a.certificates)
+	handle("GET /v1/certificates/current.pem", a.currentCertificate)
 	handle("GET /v1/metrics/programme", a.programme)
 }
 
@@ -171,16 +180,25 @@ type VerifyResult struct {
 	KeyID       string     `json:"key_id,omitempty"`
 	PublishedAt *time.Time `json:"published_at,omitempty"`
 	Reason      string     `json:"reason"`
+	// Embedded is the check of the signature inside the PDF against the
+	// trusted certificates: AUTHENTIC, ALTERED or UNKNOWN SIGNER.
+	Embedded       string `json:"embedded_signature"`
+	EmbeddedReason string `json:"embedded_signature_reason"`
+	CertSHA256     string `json:"cert_sha256,omitempty"`
 }
 
-// Verify says whether pdf is an authentic, unaltered report version: its
-// SHA-256 must match a stored version, that version's key must be one of
-// trusted, and its stored signature must verify over the manifest with the
-// trusted public key (never the bytes recorded in the database). A mismatch
-// is an invalid result with a reason; the error is for failed reads only.
-func Verify(ctx context.Context, reader Reader, trusted TrustedKeys, pdf []byte) (VerifyResult, error) {
+// Verify says whether pdf is an authentic, unaltered, published report
+// version: its SHA-256 must match a stored version, that version's key must be
+// one of trusted, its stored signature must verify over the manifest with the
+// trusted public key (never the bytes recorded in the database), and the
+// signature inside the file must verify with one of certs (versions published
+// before PDFs were signed carry none and are judged by the manifest alone). A
+// mismatch is an invalid result with a reason; the error is for failed reads only.
+func Verify(ctx context.Context, reader Reader, trusted TrustedKeys, certs []*x509.Certificate, pdf []byte) (VerifyResult, error) {
 	sum := sha256.Sum256(pdf)
 	res := VerifyResult{PDFSHA256: hex.EncodeToString(sum[:])}
+	embedded := pades.Verify(pdf, certs)
+	res.Embedded, res.EmbeddedReason, res.CertSHA256 = embedded.Status.String(), embedded.Reason, embedded.Fingerprint
 	v, err := reader.VersionByDigest(ctx, res.PDFSHA256)
 	if errors.Is(err, ErrNotFound) {
 		res.Reason = "no report version has this SHA-256: the file was altered or is not an afteraction report"
@@ -200,6 +218,10 @@ func Verify(ctx context.Context, reader Reader, trusted TrustedKeys, pdf []byte)
 		res.Reason = "the recorded signature does not verify with key " + v.KeyID
 		return res, nil
 	}
+	if v.CertSHA256 != "" && embedded.Status != pades.Authentic {
+		res.Reason = "the signature inside the file is not valid: " + embedded.Reason
+		return res, nil
+	}
 	res.Valid = true
 	res.Reason = "the file is report " + v.ReportID + " version " + strconv.Itoa(v.Version) + ", unaltered, signed by key " + v.KeyID
 	return res, nil
@@ -215,7 +237,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, httpapi.NewProblem(http.StatusBadRequest, "empty body", "send the PDF as the request body"))
 		return
 	}
-	res, err := Verify(r.Context(), a.Reader, a.Trusted, pdf)
+	res, err := Verify(r.Context(), a.Reader, a.Trusted, a.TrustedCerts, pdf)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -264,6 +286,31 @@ func (a *API) keys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"keys": orEmpty(keys)})
+}
+
+func (a *API) certificates(w http.ResponseWriter, r *http.Request) {
+	certs, err := a.Reader.Certificates(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	trusted := make([]string, len(a.TrustedCerts))
+	for i, c := range a.TrustedCerts {
+		trusted[i] = pades.Fingerprint(c)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"certificates": orEmpty(certs), "trusted": trusted})
+}
+
+// currentCertificate serves the certificate that signs new versions. Pin it
+// from a trusted channel: a copy fetched from the service proves only what
+// the service says.
+func (a *API) currentCertificate(w http.ResponseWriter, r *http.Request) {
+	if len(a.TrustedCerts) == 0 {
+		a.fail(w, r, ErrNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(pades.EncodeCertificates(a.TrustedCerts[0]))
 }
 
 // parseWhen accepts RFC 3339 times and YYYY-MM-DD dates (midnight UTC).

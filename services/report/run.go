@@ -3,12 +3,14 @@ package report
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -19,6 +21,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/config"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/services/report/pades"
 	"github.com/afteraction/afteraction/services/report/pdf"
 	reportpg "github.com/afteraction/afteraction/services/report/postgres"
 )
@@ -40,6 +43,15 @@ type Config struct {
 	// besides the service's own, whose report versions verify: keys of earlier
 	// rotations. A key found only in the database is not trusted.
 	TrustedPublicKeys []ed25519.PublicKey
+	// CertFile (REPORT_CERT_FILE) is the PEM X.509 certificate, followed by
+	// its issuers if any, that signs inside every PDF; CertKeyFile
+	// (REPORT_CERT_KEY_FILE) its PEM private key (ECDSA P-256 or RSA ≥ 2048).
+	// Without them REPORT_DEV_SIGNING_KEY=true uses a self-signed development
+	// certificate kept in the database.
+	CertFile, CertKeyFile string
+	// TrustedCertsFile (REPORT_TRUSTED_CERTS_FILE) is a PEM bundle of the
+	// certificates of earlier rotations: PDFs they signed keep verifying.
+	TrustedCertsFile string
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
@@ -47,9 +59,18 @@ type Config struct {
 func LoadConfig(getenv func(string) string) (Config, error) {
 	l := config.NewLoader(getenv)
 	c := Config{
-		Common:         l.Common(":8083"),
-		SigningKeyFile: l.Raw("REPORT_SIGNING_KEY_FILE"),
-		DevSigningKey:  l.Bool("REPORT_DEV_SIGNING_KEY", false),
+		Common:           l.Common(":8083"),
+		SigningKeyFile:   l.Raw("REPORT_SIGNING_KEY_FILE"),
+		DevSigningKey:    l.Bool("REPORT_DEV_SIGNING_KEY", false),
+		CertFile:         l.Raw("REPORT_CERT_FILE"),
+		CertKeyFile:      l.Raw("REPORT_CERT_KEY_FILE"),
+		TrustedCertsFile: l.Raw("REPORT_TRUSTED_CERTS_FILE"),
+	}
+	if (c.CertFile == "") != (c.CertKeyFile == "") {
+		l.Fail(errors.New("REPORT_CERT_FILE and REPORT_CERT_KEY_FILE: set both or neither"))
+	}
+	if c.CertFile == "" && !c.DevSigningKey {
+		l.Fail(errors.New("no PDF signing certificate: set REPORT_CERT_FILE and REPORT_CERT_KEY_FILE (or REPORT_DEV_SIGNING_KEY=true in development)"))
 	}
 	if s := l.Raw("REPORT_SIGNING_KEY"); s != "" {
 		var err error
@@ -90,7 +111,12 @@ func (c Config) fields() []zap.Field {
 	for i, pub := range c.TrustedPublicKeys {
 		trusted[i] = KeyIDOf(pub)
 	}
-	return append(c.Common.Fields(), zap.String("signing_key_source", keySource), zap.Strings("trusted_public_keys", trusted))
+	certSource := "dev (database)"
+	if c.CertFile != "" {
+		certSource = "file " + c.CertFile
+	}
+	return append(c.Common.Fields(), zap.String("signing_key_source", keySource), zap.Strings("trusted_public_keys", trusted),
+		zap.String("signing_cert_source", certSource), zap.String("trusted_certs_file", c.TrustedCertsFile))
 }
 
 // Deps is what the caller may inject.
@@ -134,7 +160,15 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	trusted := NewTrustedKeys(signer.Public(), cfg.TrustedPublicKeys...)
-	log.Info("signing key ready", zap.String("key_id", signer.KeyID()))
+	signing, err := loadPDFSigning(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	if err := store.RegisterCertificate(ctx, signing.Signer.Certificate()); err != nil {
+		return err
+	}
+	log.Info("signing key ready", zap.String("key_id", signer.KeyID()),
+		zap.String("cert_sha256", signing.Signer.Fingerprint()), zap.Int("trusted_certs", len(signing.Trusted)))
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -156,7 +190,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if deps.Objects != nil {
 		objects = deps.Objects
 	}
-	svc, err := NewService(store, objects, renderer, signer, log, reg)
+	svc, err := NewService(store, objects, renderer, signer, signing.Signer, log, reg)
 	if err != nil {
 		return err
 	}
@@ -166,7 +200,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	api := &API{Reader: store, Metrics: store, Trusted: trusted, Tokens: cfg.APITokens, Log: log}
+	api := &API{Reader: store, Metrics: store, Trusted: trusted, TrustedCerts: signing.Trusted, Tokens: cfg.APITokens, Log: log}
 	api.Routes(mux)
 	httpapi.Health(mux, map[string]httpapi.Check{
 		"postgres": store.Ping,
@@ -213,4 +247,36 @@ func loadSigner(ctx context.Context, cfg Config, store Store, log *zap.Logger) (
 	default:
 		return nil, errors.New("no signing key configured")
 	}
+}
+
+// loadPDFSigning picks the PDF signing certificate (REPORT_CERT_FILE, or the
+// development certificate kept in the database) and reads the certificates
+// of earlier rotations.
+func loadPDFSigning(ctx context.Context, cfg Config, store Store, log *zap.Logger) (PDFSigning, error) {
+	var (
+		s   PDFSigning
+		err error
+	)
+	if cfg.CertFile != "" {
+		s.Signer, err = LoadPDFSigner(cfg.CertFile, cfg.CertKeyFile)
+	} else {
+		log.Warn("signing PDFs with a self-signed development certificate stored in the database; set REPORT_CERT_FILE and REPORT_CERT_KEY_FILE in production")
+		s.Signer, err = DevPDFSigner(ctx, store, time.Now())
+	}
+	if err != nil {
+		return s, err
+	}
+	s.Trusted = []*x509.Certificate{s.Signer.Certificate()}
+	if cfg.TrustedCertsFile != "" {
+		b, err := os.ReadFile(cfg.TrustedCertsFile)
+		if err != nil {
+			return s, fmt.Errorf("REPORT_TRUSTED_CERTS_FILE: %w", err)
+		}
+		more, err := pades.ParseCertificates(b)
+		if err != nil {
+			return s, fmt.Errorf("REPORT_TRUSTED_CERTS_FILE %s: %w", cfg.TrustedCertsFile, err)
+		}
+		s.Trusted = append(s.Trusted, more...)
+	}
+	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/afteraction/afteraction/services/report"
 )
@@ -13,21 +14,27 @@ import (
 func TestLoadConfig(t *testing.T) {
 	t.Parallel()
 	seed := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	certs := func(env map[string]string) map[string]string {
+		env["REPORT_CERT_FILE"], env["REPORT_CERT_KEY_FILE"] = "/run/secrets/cert.pem", "/run/secrets/cert-key.pem"
+		return env
+	}
 	tests := []struct {
 		name    string
 		env     map[string]string
 		wantErr string
 	}{
-		{"defaults with a key", map[string]string{"REPORT_SIGNING_KEY": seed}, ""},
-		{"key file", map[string]string{"REPORT_SIGNING_KEY_FILE": "/run/secrets/report-key"}, ""},
+		{"defaults with a key", certs(map[string]string{"REPORT_SIGNING_KEY": seed}), ""},
+		{"key file", certs(map[string]string{"REPORT_SIGNING_KEY_FILE": "/run/secrets/report-key"}), ""},
 		{"dev key", map[string]string{"REPORT_DEV_SIGNING_KEY": "true"}, ""},
+		{"key without certificate", map[string]string{"REPORT_SIGNING_KEY": seed}, "no PDF signing certificate"},
+		{"certificate without its key", map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_CERT_FILE": "/c.pem"}, "set both or neither"},
 		{"no key", map[string]string{}, "no signing key"},
 		{"dev key off", map[string]string{"REPORT_DEV_SIGNING_KEY": "false"}, "no signing key"},
 		{"both", map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_SIGNING_KEY_FILE": "/k"}, "not both"},
 		{"short key", map[string]string{"REPORT_SIGNING_KEY": base64.StdEncoding.EncodeToString([]byte("short"))}, "32-byte"},
 		{"bad tokens", map[string]string{"REPORT_SIGNING_KEY": seed, "API_TOKENS": "compliance"}, "API_TOKENS"},
 		{"bad replicas", map[string]string{"REPORT_SIGNING_KEY": seed, "STREAM_REPLICAS": "0"}, "STREAM_REPLICAS"},
-		{"trusted keys", map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_TRUSTED_PUBLIC_KEYS": seed + ", " + seed + ","}, ""},
+		{"trusted keys", certs(map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_TRUSTED_PUBLIC_KEYS": seed + ", " + seed + ","}), ""},
 		{"trusted key not base64", map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_TRUSTED_PUBLIC_KEYS": seed + ",not-a-key!"}, "REPORT_TRUSTED_PUBLIC_KEYS entry 2"},
 		{"trusted key too short", map[string]string{"REPORT_SIGNING_KEY": seed, "REPORT_TRUSTED_PUBLIC_KEYS": base64.StdEncoding.EncodeToString([]byte("short"))}, "REPORT_TRUSTED_PUBLIC_KEYS entry 1"},
 	}
@@ -80,5 +87,21 @@ func TestDevSignerIsPersisted(t *testing.T) {
 	}
 	if a.KeyID() != b.KeyID() || len(a.KeyID()) != 16 {
 		t.Fatalf("dev key ids %q and %q: want the same 16-hex id after a restart", a.KeyID(), b.KeyID())
+	}
+}
+
+func TestDevPDFSignerIsPersisted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a, err := report.DevPDFSigner(context.Background(), f.store, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := report.DevPDFSigner(context.Background(), f.store, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Fingerprint() != b.Fingerprint() {
+		t.Fatalf("dev certificates %s and %s: want the same certificate after a restart", a.Fingerprint(), b.Fingerprint())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,16 +26,19 @@ import (
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
 	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/services/report"
+	"github.com/afteraction/afteraction/services/report/pades"
+	"github.com/afteraction/afteraction/services/report/pades/padestest"
 )
 
 const token = "compliance-token-1234"
 
 type running struct {
-	t    *testing.T
-	base string
-	nats string
-	js   jetstream.JetStream
-	b    *bus.Bus
+	t      *testing.T
+	base   string
+	nats   string
+	js     jetstream.JetStream
+	b      *bus.Bus
+	signer *pades.Signer // the certificate that signs inside the PDFs
 }
 
 func startReport(t *testing.T) *running {
@@ -42,18 +46,21 @@ func startReport(t *testing.T) *running {
 	srv := bustest.New(t)
 	seed := make([]byte, ed25519.SeedSize)
 	seed[0] = 7
+	certFile, keyFile, pdfSigner := padestest.KeyPairFiles(t, "afteraction run test")
 	env := map[string]string{
-		"DATABASE_URL":       pgtest.NewDatabase(t),
-		"NATS_URL":           srv.URL(),
-		"API_TOKENS":         "compliance:" + token + ",tracker:tracker-token-1234",
-		"REPORT_SIGNING_KEY": base64.StdEncoding.EncodeToString(seed),
+		"DATABASE_URL":         pgtest.NewDatabase(t),
+		"NATS_URL":             srv.URL(),
+		"API_TOKENS":           "compliance:" + token + ",tracker:tracker-token-1234",
+		"REPORT_SIGNING_KEY":   base64.StdEncoding.EncodeToString(seed),
+		"REPORT_CERT_FILE":     certFile,
+		"REPORT_CERT_KEY_FILE": keyFile,
 	}
 	cfg, err := report.LoadConfig(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	r := &running{t: t, nats: srv.URL()}
+	r := &running{t: t, nats: srv.URL(), signer: pdfSigner}
 	r.base = servicetest.Start(t, func(ctx context.Context, ln net.Listener) error {
 		return report.Run(ctx, cfg, report.Deps{Log: log, Listener: ln})
 	})
@@ -170,7 +177,22 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 		t.Error("event signature does not verify")
 	}
 
-	if res := r.verify(pdf); !res.Valid || res.ReportID != ev.ReportID || res.Version != 1 || res.DataSHA256 != ev.DataSHA256 || res.KeyID != ev.KeyID {
+	// The signature inside the file: Poppler and the offline check agree,
+	// with nothing but the certificate, and the service names its fingerprint.
+	padestest.RequireValid(t, pdf)
+	if res := pades.Verify(pdf, padestest.Trust(r.signer)); res.Status != pades.Authentic {
+		t.Errorf("offline verify = %v: %s", res.Status, res.Reason)
+	}
+	_, certPEM := r.do(http.MethodGet, "/v1/certificates/current.pem", nil, true)
+	if !bytes.Equal(certPEM, pades.EncodeCertificates(r.signer.Certificate())) {
+		t.Errorf("current.pem = %s", certPEM)
+	}
+	if !strings.Contains(padestest.Text(t, pdf), r.signer.Fingerprint()) {
+		t.Error("the integrity section does not name the certificate fingerprint")
+	}
+
+	if res := r.verify(pdf); !res.Valid || res.ReportID != ev.ReportID || res.Version != 1 || res.DataSHA256 != ev.DataSHA256 ||
+		res.KeyID != ev.KeyID || res.Embedded != "AUTHENTIC" || res.CertSHA256 != r.signer.Fingerprint() {
 		t.Errorf("verify original = %+v", res)
 	}
 	altered := bytes.Clone(pdf)
@@ -183,6 +205,8 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 	// then a corrected review: exactly one more version.
 	r.publish(env1, env1.ID+"-again")
 	rv.Summary += " Corrected: the regulator reference was added."
+	amendedAt := rv.CompletedAt.Add(time.Hour)
+	rv.Amendment, rv.AmendmentReason, rv.AmendedAt = 1, "The regulator reference was added.", &amendedAt
 	env2, err := events.New(events.TypeReviewCompleted, "afteraction/review", rv.IncidentID, rv)
 	if err != nil {
 		t.Fatal(err)
@@ -211,6 +235,7 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 	if s := sha256.Sum256(latest); hex.EncodeToString(s[:]) != pub[1].PDFSHA256 || resp.Header.Get("X-Report-Version") != "2" {
 		t.Error("latest pdf is not version 2")
 	}
+	padestest.RequireValid(t, latest)
 	if res := r.verify(pdf); !res.Valid || res.Version != 1 {
 		t.Errorf("version 1 no longer verifies: %+v", res)
 	}
@@ -246,10 +271,11 @@ func TestRunPublishesWhatCommitsDuringShutdown(t *testing.T) {
 	srv := bustest.New(t)
 	seed := make([]byte, ed25519.SeedSize)
 	env := map[string]string{
-		"DATABASE_URL":       pgtest.NewDatabase(t),
-		"NATS_URL":           srv.URL(),
-		"API_TOKENS":         "compliance:" + token,
-		"REPORT_SIGNING_KEY": base64.StdEncoding.EncodeToString(seed),
+		"DATABASE_URL":           pgtest.NewDatabase(t),
+		"NATS_URL":               srv.URL(),
+		"API_TOKENS":             "compliance:" + token,
+		"REPORT_SIGNING_KEY":     base64.StdEncoding.EncodeToString(seed),
+		"REPORT_DEV_SIGNING_KEY": "true", // the PDF certificate: generated and kept in the database
 	}
 	cfg, err := report.LoadConfig(func(k string) string { return env[k] })
 	if err != nil {

@@ -2,14 +2,20 @@ package report
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
+	"time"
+
+	"github.com/afteraction/afteraction/services/report/pades"
 )
 
 // Signer signs report manifests with one Ed25519 key.
@@ -104,4 +110,69 @@ func DevSigner(ctx context.Context, store Store) (*Signer, error) {
 		return nil, err
 	}
 	return NewSigner(seed)
+}
+
+// PDFSigning is the certificate that signs inside every PDF and the
+// certificates whose signatures verify.
+type PDFSigning struct {
+	Signer *pades.Signer
+	// Trusted is the signer's certificate followed by those of earlier
+	// rotations (REPORT_TRUSTED_CERTS_FILE).
+	Trusted []*x509.Certificate
+}
+
+// LoadPDFSigner reads a PEM certificate (followed by its issuers, if any) and
+// a PEM private key from the named files.
+func LoadPDFSigner(certFile, keyFile string) (*pades.Signer, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("REPORT_CERT_FILE: %w", err)
+	}
+	certs, err := pades.ParseCertificates(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("REPORT_CERT_FILE %s: %w", certFile, err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("REPORT_CERT_KEY_FILE: %w", err)
+	}
+	key, err := pades.ParseKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("REPORT_CERT_KEY_FILE %s: %w", keyFile, err)
+	}
+	s, err := pades.NewSigner(certs[0], key, certs[1:]...)
+	if err != nil {
+		return nil, fmt.Errorf("REPORT_CERT_FILE and REPORT_CERT_KEY_FILE: %w", err)
+	}
+	return s, nil
+}
+
+// DevPDFSigner returns the development certificate persisted in the store: a
+// self-signed ECDSA P-256 certificate created on first use and kept, so every
+// report of a development database verifies with one certificate.
+func DevPDFSigner(ctx context.Context, store Store, now time.Time) (*pades.Signer, error) {
+	cert, key, err := pades.SelfSigned("afteraction development report signing", now)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode dev signing key: %w", err)
+	}
+	certDER, keyDER, err := store.DevCertificate(ctx, cert.Raw, keyDER)
+	if err != nil {
+		return nil, err
+	}
+	if cert, err = x509.ParseCertificate(certDER); err != nil {
+		return nil, fmt.Errorf("dev signing certificate: %w", err)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(keyDER)
+	if err != nil {
+		return nil, fmt.Errorf("dev signing key: %w", err)
+	}
+	signer, ok := parsed.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("dev signing key: %T cannot sign", parsed)
+	}
+	return pades.NewSigner(cert, signer)
 }

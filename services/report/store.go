@@ -3,6 +3,8 @@ package report
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/services/report/pades"
 )
 
 // PostgresStore implements Store, ReadModel and Reader on the report schema.
@@ -30,13 +33,13 @@ const (
 	ensureReport     = `INSERT INTO reports (report_id, incident_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
 	lockReport       = `SELECT report_id FROM reports WHERE incident_id = $1 FOR UPDATE`
 	sameDataVersion  = `SELECT EXISTS (SELECT 1 FROM report_versions WHERE report_id = $1 AND data_sha256 = $2)`
-	nextVersion      = `SELECT coalesce(max(version), 0) + 1 FROM report_versions WHERE report_id = $1`
+	versionTaken     = `SELECT EXISTS (SELECT 1 FROM report_versions WHERE report_id = $1 AND version = $2)`
 	upsertCompletion = `INSERT INTO review_completions (incident_id, review_id, completed_at) VALUES ($1, $2, $3)
 ON CONFLICT (incident_id) DO UPDATE SET review_id = excluded.review_id, completed_at = excluded.completed_at
 WHERE review_completions.completed_at < excluded.completed_at`
 	insertVersion = `INSERT INTO report_versions (report_id, version, incident_id, review_id, event_id, pdf_sha256,
-	data_sha256, size_bytes, pages, object_bucket, object_key, signature, key_id, published_at, pdf)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+	data_sha256, size_bytes, pages, object_bucket, object_key, signature, key_id, published_at, pdf, cert_sha256)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, nullif($16, ''))`
 )
 
 // PublishVersion implements Store.
@@ -68,9 +71,14 @@ func (s *PostgresStore) PublishVersion(ctx context.Context, eventID string, rc e
 		if same {
 			return nil
 		}
-		var n int
-		if err := tx.QueryRow(ctx, nextVersion, reportID).Scan(&n); err != nil {
-			return fmt.Errorf("next version of %s: %w", reportID, err)
+		n := VersionOf(rc)
+		var taken bool
+		if err := tx.QueryRow(ctx, versionTaken, reportID, n).Scan(&taken); err != nil {
+			return fmt.Errorf("look up version %d of %s: %w", n, reportID, err)
+		}
+		if taken {
+			return fmt.Errorf("%w: amendment %d of review %s was rendered as version %d from other data",
+				ErrVersionTaken, rc.Amendment, rc.ReviewID, n)
 		}
 		p, err := build(ctx, Draft{ReportID: reportID, Version: n})
 		if err != nil {
@@ -79,7 +87,7 @@ func (s *PostgresStore) PublishVersion(ctx context.Context, eventID string, rc e
 		v := p.Version
 		if _, err := tx.Exec(ctx, insertVersion, v.ReportID, v.Version, v.IncidentID, v.ReviewID, v.EventID,
 			v.PDFSHA256, v.DataSHA256, v.SizeBytes, v.Pages, v.ObjectBucket, v.ObjectKey, v.Signature,
-			v.KeyID, v.PublishedAt, p.PDF); err != nil {
+			v.KeyID, v.PublishedAt, p.PDF, v.CertSHA256); err != nil {
 			return fmt.Errorf("insert report %s version %d: %w", v.ReportID, v.Version, err)
 		}
 		if err := pg.Enqueue(ctx, tx, events.SubjectReportPublished, p.Event); err != nil {
@@ -114,6 +122,51 @@ func (s *PostgresStore) RegisterKey(ctx context.Context, keyID string, pub ed255
 	return nil
 }
 
+// RegisterCertificate implements Store.
+func (s *PostgresStore) RegisterCertificate(ctx context.Context, cert *x509.Certificate) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO signing_certificates (cert_sha256, subject, not_after, der)
+VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, pades.Fingerprint(cert), cert.Subject.String(), cert.NotAfter, cert.Raw)
+	if err != nil {
+		return fmt.Errorf("register signing certificate: %w", err)
+	}
+	return nil
+}
+
+// DevCertificate implements Store.
+func (s *PostgresStore) DevCertificate(ctx context.Context, freshCert, freshKey []byte) (certDER, keyPKCS8 []byte, err error) {
+	err = s.pool.QueryRow(ctx, `WITH ins AS (
+	INSERT INTO dev_signing_cert (cert_der, key_pkcs8) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING cert_der, key_pkcs8)
+SELECT cert_der, key_pkcs8 FROM ins UNION ALL SELECT cert_der, key_pkcs8 FROM dev_signing_cert LIMIT 1`,
+		freshCert, freshKey).Scan(&certDER, &keyPKCS8)
+	if pg.IsNoRows(err) { // another replica committed its certificate after this statement's snapshot
+		err = s.pool.QueryRow(ctx, `SELECT cert_der, key_pkcs8 FROM dev_signing_cert`).Scan(&certDER, &keyPKCS8)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("dev signing certificate: %w", err)
+	}
+	return certDER, keyPKCS8, nil
+}
+
+// Certificates lists the recorded signing certificates, oldest first.
+func (s *PostgresStore) Certificates(ctx context.Context) ([]Certificate, error) {
+	rows, err := s.pool.Query(ctx, `SELECT cert_sha256, subject, not_after, der, created_at FROM signing_certificates
+ORDER BY created_at, cert_sha256`)
+	if err != nil {
+		return nil, fmt.Errorf("list certificates: %w", err)
+	}
+	certs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Certificate, error) {
+		var c Certificate
+		var der []byte
+		err := r.Scan(&c.SHA256, &c.Subject, &c.NotAfter, &der, &c.CreatedAt)
+		c.PEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list certificates: %w", err)
+	}
+	return certs, nil
+}
+
 // DevSeed implements Store.
 func (s *PostgresStore) DevSeed(ctx context.Context, fresh []byte) ([]byte, error) {
 	var seed []byte
@@ -130,13 +183,13 @@ SELECT seed FROM ins UNION ALL SELECT seed FROM dev_signing_key LIMIT 1`, fresh)
 }
 
 const versionCols = `report_id::text, incident_id::text, review_id, version, event_id, pdf_sha256, data_sha256,
-	size_bytes, pages, object_bucket, object_key, signature, key_id, published_at`
+	size_bytes, pages, object_bucket, object_key, signature, key_id, published_at, coalesce(cert_sha256, '')`
 
 func scanVersion(row pgx.Row, extra ...any) (Version, error) {
 	var v Version
 	dst := append([]any{&v.ReportID, &v.IncidentID, &v.ReviewID, &v.Version, &v.EventID, &v.PDFSHA256,
 		&v.DataSHA256, &v.SizeBytes, &v.Pages, &v.ObjectBucket, &v.ObjectKey, &v.Signature, &v.KeyID,
-		&v.PublishedAt}, extra...)
+		&v.PublishedAt, &v.CertSHA256}, extra...)
 	err := row.Scan(dst...)
 	if pg.IsNoRows(err) {
 		return v, ErrNotFound

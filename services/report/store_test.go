@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"sync"
@@ -19,6 +20,8 @@ import (
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
 	"github.com/afteraction/afteraction/schemas"
 	"github.com/afteraction/afteraction/services/report"
+	"github.com/afteraction/afteraction/services/report/pades"
+	"github.com/afteraction/afteraction/services/report/pades/padestest"
 	"github.com/afteraction/afteraction/services/report/pdf"
 	reportpg "github.com/afteraction/afteraction/services/report/postgres"
 )
@@ -64,6 +67,8 @@ type fixture struct {
 	svc     *report.Service
 	objects *fakeObjects
 	signer  *report.Signer
+	// pdfSigner signs inside the PDFs.
+	pdfSigner *pades.Signer
 }
 
 var (
@@ -86,12 +91,28 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil || renderer == nil {
 		t.Fatalf("renderer: %v", err)
 	}
+	pdfSigner := testPDFSigner(t)
+	if err := store.RegisterCertificate(context.Background(), pdfSigner.Certificate()); err != nil {
+		t.Fatal(err)
+	}
 	objects := &fakeObjects{}
-	svc, err := report.NewService(store, objects, renderer, signer, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	svc, err := report.NewService(store, objects, renderer, signer, pdfSigner, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{pool: pool, store: store, svc: svc, objects: objects, signer: signer}
+	return &fixture{pool: pool, store: store, svc: svc, objects: objects, signer: signer, pdfSigner: pdfSigner}
+}
+
+var (
+	pdfSignerOnce sync.Once
+	pdfSigner     *pades.Signer
+)
+
+// testPDFSigner is one self-signed certificate shared by the tests of a run.
+func testPDFSigner(t testing.TB) *pades.Signer {
+	t.Helper()
+	pdfSignerOnce.Do(func() { pdfSigner = padestest.Signer(t, "afteraction report tests") })
+	return pdfSigner
 }
 
 func message(id string) *bus.Message {
@@ -165,6 +186,7 @@ func TestHandleReviewCompletedPublishesSignedVersions(t *testing.T) {
 
 	// A corrected review: version 2; version 1 untouched.
 	rv.Summary += " Corrected after legal review."
+	rv.Amendment, rv.AmendmentReason = 1, "Legal review."
 	if err := f.svc.HandleReviewCompleted(ctx, message("e3"), rv); err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +203,53 @@ func TestHandleReviewCompletedPublishesSignedVersions(t *testing.T) {
 	}
 	if outbox != 2 {
 		t.Errorf("outbox holds %d report.published events, want 2", outbox)
+	}
+}
+
+// TestVersionsFollowAmendmentsNotArrival delivers amendment 2 before
+// amendment 1 (a DLQ replay, a reordering): each gets the number of its
+// amendment, and the latest version stays amendment 2.
+func TestVersionsFollowAmendmentsNotArrival(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	rv := exampleReview(t)
+	reportID := report.ReportIDFor(rv.IncidentID)
+	amend := func(n int) events.ReviewCompleted {
+		a := rv
+		a.Amendment, a.AmendmentReason = n, fmt.Sprintf("Correction %d.", n)
+		a.Summary = rv.Summary + a.AmendmentReason
+		return a
+	}
+	for i, a := range []events.ReviewCompleted{rv, amend(2), amend(1)} {
+		if err := f.svc.HandleReviewCompleted(ctx, message(fmt.Sprint("e", i)), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs := f.versions(t, reportID)
+	if len(vs) != 3 {
+		t.Fatalf("versions = %+v, want 3", vs)
+	}
+	for i, v := range vs {
+		want, _ := report.DataSHA256(map[int]events.ReviewCompleted{0: rv, 1: amend(1), 2: amend(2)}[i])
+		if v.Version != i+1 || v.DataSHA256 != want {
+			t.Errorf("version %d renders data %s, want amendment %d (%s)", v.Version, v.DataSHA256, i, want)
+		}
+	}
+	latest, _, err := f.store.VersionPDF(ctx, reportID, 0)
+	if err != nil || latest.Version != 3 {
+		t.Fatalf("latest = version %d (%v), want 3 (amendment 2)", latest.Version, err)
+	}
+
+	// Other data for an amendment already rendered has no number: permanent.
+	other := amend(1)
+	other.Summary += " A different text."
+	err = f.svc.HandleReviewCompleted(ctx, message("e9"), other)
+	if !bus.IsPermanent(err) || !errors.Is(err, report.ErrVersionTaken) {
+		t.Fatalf("err = %v, want a permanent ErrVersionTaken", err)
+	}
+	if vs := f.versions(t, reportID); len(vs) != 3 {
+		t.Fatalf("versions = %d after the conflict, want 3", len(vs))
 	}
 }
 

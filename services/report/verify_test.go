@@ -3,6 +3,7 @@ package report_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
 	"strings"
 	"testing"
 
@@ -57,11 +58,12 @@ func TestVerifyTrustsOnlyConfiguredKeys(t *testing.T) {
 	if err := f.store.RegisterKey(ctx, forger.KeyID(), forger.Public()); err != nil {
 		t.Fatal(err)
 	}
-	forgery, err := report.NewService(f.store, f.objects, renderer, forger, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
+	forgery, err := report.NewService(f.store, f.objects, renderer, forger, f.pdfSigner, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rv.Summary += " Nothing went wrong."
+	rv.Amendment = 1
 	if err := forgery.HandleReviewCompleted(ctx, message("e2"), rv); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func TestVerifyTrustsOnlyConfiguredKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := report.Verify(ctx, f.store, tt.trusted, tt.pdf)
+			res, err := report.Verify(ctx, f.store, tt.trusted, []*x509.Certificate{f.pdfSigner.Certificate()}, tt.pdf)
 			if err != nil {
 				t.Fatal(err)
 			}

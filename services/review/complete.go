@@ -102,19 +102,24 @@ func checkCompletion(verr *ValidationError, req CompleteRequest) {
 // Complete finalises an open review with the facilitator's summary, findings
 // and action items (derived from the participants' answers when none are
 // given) and enqueues review.completed with the incident, the questionnaire
-// and every response. It returns ErrNotFound, ErrCompleted when the review was
-// already completed (a correction is an amendment: see Amend), or a
-// *ValidationError.
+// and every response. It is SignOff without a named person: where a second
+// approval is required it returns the zero event and the review awaits
+// approval. It returns ErrNotFound, ErrCompleted when the review was already
+// completed (a correction is an amendment: see Amend), or a *ValidationError.
 func (s *Service) Complete(ctx context.Context, reviewID string, req CompleteRequest) (events.ReviewCompleted, error) {
-	if err := validateCompletion(req); err != nil {
+	out, err := s.SignOff(ctx, reviewID, "", req)
+	if err != nil || out.Event == nil {
 		return events.ReviewCompleted{}, err
 	}
+	return *out.Event, nil
+}
+
+// complete completes a review in status from with outcome req and sign-off
+// so, in one transaction with the review.completed it enqueues.
+func (s *Service) complete(ctx context.Context, reviewID string, req CompleteRequest, so postgres.SignOff, from string) (events.ReviewCompleted, error) {
 	r, err := s.store.Review(ctx, reviewID)
 	if err != nil {
 		return events.ReviewCompleted{}, err
-	}
-	if r.Status != postgres.StatusOpen {
-		return events.ReviewCompleted{}, ErrCompleted
 	}
 	qs, err := s.store.Questionnaire(ctx, r.QuestionnaireVersion)
 	if err != nil {
@@ -126,20 +131,26 @@ func (s *Service) Complete(ctx context.Context, reviewID string, req CompleteReq
 		if err != nil {
 			return err
 		}
-		if r.Status != postgres.StatusOpen {
-			return ErrCompleted
+		if err := wantStatus(r, from); err != nil {
+			return err
 		}
 		resps, err := tx.Responses(ctx, reviewID)
 		if err != nil {
 			return err
 		}
 		done = s.completedEvent(r, qs, resps, req)
+		if done.Meeting, err = completedMeeting(ctx, tx, r.ID); err != nil {
+			return err
+		}
+		if _, err := boundCompleted(&done); err != nil {
+			return err
+		}
 		env, err := newEvent(events.TypeReviewCompleted, r.ID, done)
 		if err != nil {
 			return asValidation(err)
 		}
 		r.CompletedAt, r.Facilitator, r.Summary = &done.CompletedAt, done.Facilitator, done.Summary
-		r.Findings, r.ActionItems, r.CompletedEventID = done.Findings, done.ActionItems, env.ID
+		r.Findings, r.ActionItems, r.CompletedEventID, r.SignOff = done.Findings, done.ActionItems, env.ID, so
 		if err := tx.Complete(ctx, r); err != nil {
 			return err
 		}
@@ -185,6 +196,7 @@ func (s *Service) completedEvent(r postgres.Review, qs []events.Question, resps 
 	if len(ev.ActionItems) == 0 {
 		ev.ActionItems = DeriveActionItems(qs, ev.Responses)
 	}
+	s.cfg.ActionDue.fill(ev.ActionItems, ev.CompletedAt)
 	return ev
 }
 
@@ -359,12 +371,18 @@ func (s *Service) Amend(ctx context.Context, reviewID, by string, req AmendReque
 			return err
 		}
 		ev := s.completedEvent(r, qs, resps, outcome)
+		if ev.Meeting, err = completedMeeting(ctx, tx, r.ID); err != nil {
+			return err
+		}
 		if r.CompletedAt != nil {
 			ev.CompletedAt = r.CompletedAt.UTC()
 		}
 		amendedAt := s.now()
 		ev.Amendment, ev.AmendmentReason, ev.AmendedAt = r.Amendments+1, strings.TrimSpace(req.Reason), &amendedAt
 		done = ev
+		if _, err := boundCompleted(&done); err != nil {
+			return err
+		}
 		env, err := newEvent(events.TypeReviewCompleted, r.ID, done)
 		if err != nil {
 			return asValidation(err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -33,18 +34,34 @@ var topicHeadings = map[string]string{
 	"tools_resources":         "Tools and resources",
 	"training":                "Training",
 	"readiness_structure":     "Readiness and team structure",
+	"cost":                    "What it cost",
+	"recurrence":              "Has it happened before?",
 }
 
 type formQuestion struct {
 	ID, Kind, Prompt, Heading string
-	Choices                   []string
-	Text, Items, Yes, Choice  string
-	Rating                    int
-	Error                     string
+	// Class marks a conditional question (shown by the page's CSS when its
+	// condition holds); Condition says when it is asked, for screen readers
+	// and browsers without :has().
+	Class, Condition         string
+	Choices                  []string
+	Text, Items, Yes, Choice string
+	Rating                   int
+	Error                    string
+}
+
+// formCondition is the CSS rule showing a conditional question.
+type formCondition struct {
+	Class, QuestionID string
+	Values            []string
 }
 
 type formPage struct {
 	Title, ReviewID, Token, Participant, DueAt string
+	Summary, Notice                            string
+	Facts                                      []fact
+	Timeline                                   []events.TimelineEntry
+	Conditions                                 []formCondition
 	Severity                                   events.Severity
 	Questions                                  []formQuestion
 	Errors                                     []string
@@ -63,14 +80,18 @@ type formContext struct {
 // loadForm checks the invitation token of the request against the review and
 // writes an error page when the form cannot be shown.
 func (h *handlers) loadForm(w http.ResponseWriter, r *http.Request) (formContext, bool) {
-	id, token := r.PathValue("id"), r.URL.Query().Get("token")
-	pid, err := h.svc.cfg.Invites.Verify(strings.ToLower(id), token, h.svc.now())
-	if err != nil {
+	id, token := strings.ToLower(r.PathValue("id")), r.URL.Query().Get("token")
+	_, invitee, err := h.svc.Invitee(r.Context(), id, token)
+	if errors.Is(err, ErrInvalidInvite) {
 		h.message(w, http.StatusForbidden, "Link not valid",
-			"This review link is not valid or has expired. Please ask the review's facilitator for a new one.")
+			"This review link is not valid, has expired or was withdrawn. Please ask the review's facilitator for a new one.")
 		return formContext{}, false
 	}
-	rv, err := h.svc.Review(r.Context(), strings.ToLower(id))
+	pid := invitee.ID
+	rv, err := h.svc.Review(r.Context(), id)
+	if err == nil && pid == "" {
+		err = ErrNotFound
+	}
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			h.message(w, http.StatusNotFound, "Review not found", "There is no such review.")
@@ -109,7 +130,18 @@ func (h *handlers) form(w http.ResponseWriter, r *http.Request) {
 			current = resp.Answers
 		}
 	}
-	h.render(w, http.StatusOK, "form", fc.page(current, nil))
+	notice := ""
+	draft, err := h.svc.Draft(r.Context(), fc.participant.ParticipantID)
+	switch {
+	case err == nil:
+		current = draft.Answers
+		notice = "Your draft of " + draft.SavedAt.UTC().Format(timeLayout) + " is filled in; it is not submitted yet."
+	case !errors.Is(err, ErrNotFound):
+		h.log.Error("load draft", zap.Error(err))
+	}
+	page := fc.page(current, nil)
+	page.Notice = notice
+	h.render(w, http.StatusOK, "form", page)
 }
 
 func (h *handlers) submitForm(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +162,19 @@ func (h *handlers) submitForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var verr *ValidationError
-	if len(answers) == 0 {
+	if r.PostForm.Get("action") == "draft" {
+		savedAt, err := h.svc.SaveDraft(r.Context(), fc.review.ReviewID, fc.participant.ParticipantID, answers)
+		if !errors.As(err, &verr) {
+			if err != nil {
+				h.formFailed(w, err)
+				return
+			}
+			page := fc.page(answers, nil)
+			page.Notice = "Draft saved at " + savedAt.UTC().Format(timeLayout) + ". Come back with the same link to finish; it is not submitted yet."
+			h.render(w, http.StatusOK, "form", page)
+			return
+		}
+	} else if len(answers) == 0 {
 		verr = &ValidationError{}
 		verr.add("answers", "please answer at least one question")
 	}
@@ -157,12 +201,8 @@ func (h *handlers) submitForm(w http.ResponseWriter, r *http.Request) {
 			page.Errors = append(page.Errors, msg)
 		}
 		h.render(w, http.StatusUnprocessableEntity, "form", page)
-	case errors.Is(err, ErrCompleted):
-		h.message(w, http.StatusConflict, "Review completed",
-			"This review has been completed by its facilitator and no longer takes answers. Thank you.")
 	case err != nil:
-		h.log.Error("save form answers", zap.Error(err))
-		h.message(w, http.StatusInternalServerError, "Answers not saved", "Something went wrong. Please try again in a moment.")
+		h.formFailed(w, err)
 	default:
 		h.render(w, http.StatusOK, "thanks", formPage{
 			Title: fc.review.Title, ReviewID: fc.review.ReviewID, Token: fc.token, Participant: fc.participant.Name,
@@ -172,7 +212,8 @@ func (h *handlers) submitForm(w http.ResponseWriter, r *http.Request) {
 }
 
 // answersFromForm reads one answer per question from form values named by
-// question id, skipping empty ones; asked[i] is the question of answers[i].
+// question id, skipping empty ones and those to conditional questions the
+// form's own answers hide; asked[i] is the question of answers[i].
 func answersFromForm(qs []events.Question, form map[string][]string) (answers []events.Answer, asked []string) {
 	for _, q := range qs {
 		v := ""
@@ -211,7 +252,33 @@ func answersFromForm(qs []events.Question, form map[string][]string) (answers []
 		answers = append(answers, a)
 		asked = append(asked, q.ID)
 	}
-	return answers, asked
+	// A conditional question whose condition the same form does not meet was
+	// hidden from the participant: what it still holds is not an answer.
+	values := map[string]string{}
+	for _, a := range answers {
+		values[a.QuestionID] = answerValue(a)
+	}
+	byID := map[string]events.Question{}
+	for _, q := range qs {
+		byID[q.ID] = q
+	}
+	keptAnswers, keptAsked := answers[:0], asked[:0]
+	for i, a := range answers {
+		if shown(byID[a.QuestionID], values) {
+			keptAnswers, keptAsked = append(keptAnswers, a), append(keptAsked, asked[i])
+		}
+	}
+	return keptAnswers, keptAsked
+}
+
+func (h *handlers) formFailed(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrCompleted) {
+		h.message(w, http.StatusConflict, "Review completed",
+			"This review has been completed by its facilitator and no longer takes answers. Thank you.")
+		return
+	}
+	h.log.Error("save form answers", zap.Error(err))
+	h.message(w, http.StatusInternalServerError, "Answers not saved", "Something went wrong. Please try again in a moment.")
 }
 
 func answerIndex(field string) (int, bool) {
@@ -235,13 +302,37 @@ func (fc formContext) page(current []events.Answer, errs []string) formPage {
 	if d := fc.review.DueAt; d != nil {
 		p.DueAt = d.UTC().Format("2 January 2006 15:04 MST")
 	}
+	inc := fc.review.incident
+	p.Summary, p.Timeline = inc.Summary, inc.Timeline
+	p.Facts = []fact{{"Severity", string(inc.Severity)}}
+	if inc.Category != "" {
+		p.Facts = append(p.Facts, fact{"Category", inc.Category})
+	}
+	ts := inc.Timestamps
+	for _, t := range []struct {
+		label string
+		at    *time.Time
+	}{{"Started", ts.StartedAt}, {"Detected", ts.DetectedAt}, {"Contained", ts.ContainedAt}, {"Recovered", ts.RecoveredAt}, {"Closed", &ts.ClosedAt}} {
+		if t.at != nil {
+			p.Facts = append(p.Facts, fact{t.label, fmtTime(t.at)})
+		}
+	}
+	prompts := map[string]string{}
+	for _, q := range fc.questions {
+		prompts[q.ID] = q.Prompt
+	}
 	byID := map[string]events.Answer{}
 	for _, a := range current {
 		byID[a.QuestionID] = a
 	}
 	topic := ""
-	for _, q := range fc.questions {
+	for i, q := range fc.questions {
 		fq := formQuestion{ID: q.ID, Kind: string(q.Kind), Prompt: q.Prompt, Choices: q.Choices}
+		if c := q.ShowWhen; c != nil {
+			fq.Class = fmt.Sprintf("cond%d", i)
+			fq.Condition = fmt.Sprintf("Asked when the answer to “%s” is %s.", prompts[c.QuestionID], strings.Join(c.Values, " or "))
+			p.Conditions = append(p.Conditions, formCondition{Class: fq.Class, QuestionID: c.QuestionID, Values: c.Values})
+		}
 		if q.Topic != topic {
 			topic = q.Topic
 			fq.Heading = topicHeadings[q.Topic]
@@ -272,7 +363,9 @@ func (h *handlers) render(w http.ResponseWriter, status int, name string, data a
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	w.Header().Set("Content-Security-Policy",
+		"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

@@ -3,6 +3,7 @@ package review
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -56,15 +57,24 @@ func (e *ValidationError) orNil() error {
 // ValidateAnswers checks answers against the questions: every question id must
 // exist and be answered at most once, and each answer must use exactly the
 // field of its question's kind (text, rating 1-5, yes, one of the choices, or
-// a non-empty list of items), and no text may hold a NUL character. It returns
+// a non-empty list of items), no text may hold a NUL character, and a
+// conditional question may be answered only when its condition holds (a
+// hidden question is never required: no question is). It returns
 // the answers with text trimmed, or a *ValidationError naming each offending
 // field.
 func ValidateAnswers(questions []events.Question, answers []events.Answer) ([]events.Answer, error) {
-	verr := &ValidationError{}
 	if len(answers) == 0 {
+		verr := &ValidationError{}
 		verr.add("answers", "at least one answer is required")
 		return nil, verr
 	}
+	return validateAnswers(questions, answers)
+}
+
+// validateAnswers is ValidateAnswers without the rule that there must be an
+// answer: a draft may be empty.
+func validateAnswers(questions []events.Question, answers []events.Answer) ([]events.Answer, error) {
+	verr := &ValidationError{}
 	if len(answers) > maxAnswers {
 		verr.add("answers", "at most %d answers", maxAnswers)
 		return nil, verr
@@ -146,10 +156,49 @@ func ValidateAnswers(questions []events.Question, answers []events.Answer) ([]ev
 		}
 		out = append(out, a)
 	}
+	checkConditions(verr, byID, out, answers)
 	if err := verr.orNil(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// answerValue renders an answer the way a condition names it: the choice,
+// "yes" or "no", the rating as digits, or the text.
+func answerValue(a events.Answer) string {
+	switch {
+	case a.Choice != "":
+		return a.Choice
+	case a.Yes != nil:
+		return map[bool]string{true: "yes", false: "no"}[*a.Yes]
+	case a.Rating != nil:
+		return strconv.Itoa(*a.Rating)
+	case len(a.Items) > 0:
+		return strings.Join(a.Items, "\n")
+	}
+	return a.Text
+}
+
+// checkConditions names every answer to a conditional question whose
+// condition the other answers do not meet: the question was not asked.
+func checkConditions(verr *ValidationError, byID map[string]events.Question, valid, given []events.Answer) {
+	values := map[string]string{}
+	for _, a := range valid {
+		values[a.QuestionID] = answerValue(a)
+	}
+	for i, a := range given {
+		q, ok := byID[a.QuestionID]
+		if !ok || q.ShowWhen == nil || shown(q, values) {
+			continue
+		}
+		verr.add(fmt.Sprintf("answers[%d].question_id", i), "question %q is asked only when %q is answered %s",
+			q.ID, q.ShowWhen.QuestionID, strings.Join(quoteAll(q.ShowWhen.Values), " or "))
+	}
+}
+
+// shown reports whether q is asked given the answers (question id → value).
+func shown(q events.Question, values map[string]string) bool {
+	return q.ShowWhen == nil || slices.Contains(q.ShowWhen.Values, values[q.ShowWhen.QuestionID])
 }
 
 // kindField is the Answer field that carries the answer to a question of kind k.

@@ -36,6 +36,9 @@ var (
 	ErrCompleted = errors.New("review is completed")
 	// ErrNotCompleted: the review is still open, so there is nothing to amend.
 	ErrNotCompleted = errors.New("review is not completed")
+	// ErrConflict: the change contradicts the review's state (the person is
+	// already invited, a participant who answered cannot be removed, ...).
+	ErrConflict = pg.ErrConflict
 )
 
 // Review is the public view of a review: what GET /v1/reviews returns.
@@ -68,6 +71,14 @@ type Review struct {
 	Stale                     bool `json:"stale"`
 	// Amendment is the number of the latest amendment (0: never amended).
 	Amendment int `json:"amendment"`
+	// Category is the incident's category.
+	Category string `json:"category,omitempty"`
+	// SignOff says who signed the completion off and who approved or
+	// rejected it where a second approval is required.
+	SignOff postgres.SignOff `json:"sign_off"`
+	// ApprovalRequired says the configuration requires a second approval
+	// before this review is completed.
+	ApprovalRequired bool `json:"approval_required"`
 
 	incident events.IncidentClosed // for the completed event and the form
 }
@@ -85,12 +96,23 @@ type ReviewDetail struct {
 // InvitationToken and FormURL let anyone holding them answer as the
 // participant: they are empty (and left out of JSON) in views for callers who
 // may not hand out invitations (see WithoutInvitations).
+//
+// AddedBy says where the participant came from ("incident", "rule:<name>",
+// "person:<login>"); InvitedAt is when the current invitation was sent,
+// RemindedAt the latest reminder; Revoked says their invitation was withdrawn
+// (they have no working link until it is resent); Late says they answered
+// after the due date, or have not answered and the review is overdue.
 type Participant struct {
 	ParticipantID   string      `json:"participant_id"`
 	Name            string      `json:"name"`
 	Email           string      `json:"email,omitempty"`
 	Role            events.Role `json:"role,omitempty"`
 	SubmittedAt     *time.Time  `json:"submitted_at"`
+	AddedBy         string      `json:"added_by"`
+	InvitedAt       time.Time   `json:"invited_at"`
+	RemindedAt      *time.Time  `json:"reminded_at"`
+	Revoked         bool        `json:"revoked"`
+	Late            bool        `json:"late"`
 	InvitationToken string      `json:"invitation_token,omitempty"`
 	FormURL         string      `json:"form_url,omitempty"`
 }
@@ -132,6 +154,14 @@ type ServiceConfig struct {
 	MaxAge time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// Rules add people to reviews by severity, category or asset.
+	Rules []Rule
+	// ApprovalSeverities: reviews of incidents of these severities are
+	// completed only after a second person (an approver) approves the sign-off.
+	ApprovalSeverities []events.Severity
+	// ActionDue gives an action item without a due date one: the completion
+	// date plus the duration for its priority ("" is medium).
+	ActionDue ActionDuePolicy
 }
 
 // Service holds the review use cases.
@@ -143,7 +173,7 @@ type Service struct {
 }
 
 type metrics struct {
-	opened, responses, completed, amended, reminders prometheus.Counter
+	opened, responses, completed, amended, reminders, invitations, loginThrottled prometheus.Counter
 }
 
 // NewService returns the service on store. It registers its metrics with reg
@@ -168,9 +198,12 @@ func NewService(store *postgres.Store, cfg ServiceConfig, log *zap.Logger, reg p
 		completed: counter("reviews_completed_total", "Reviews completed."),
 		amended:   counter("reviews_amended_total", "Amendments of completed reviews."),
 		reminders: counter("reminders_sent_total", "Reminders enqueued for participants."),
+		invitations: counter("invitations_announced_total",
+			"Invitations announced for participants added or resent after the review opened."),
+		loginThrottled: counter("console_logins_throttled_total", "Console sign-ins refused after too many failures."),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.opened, m.responses, m.completed, m.amended, m.reminders} {
+		for _, c := range []prometheus.Collector{m.opened, m.responses, m.completed, m.amended, m.reminders, m.invitations, m.loginThrottled} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register review metrics: %w", err)
 			}
@@ -221,7 +254,7 @@ const (
 // than the one stored changes nothing.
 func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, e events.IncidentRegistered) (OpenOutcome, error) {
 	now := s.now()
-	people := participantsOf(e.Incident.People)
+	people := withoutDuplicates(append(participantsOf(e.Incident.People), s.ruleParticipants(e.Incident)...))
 	fac := facilitatorOf(e.Incident.People)
 	var outcome OpenOutcome
 	err := s.store.InTx(ctx, func(tx *postgres.Tx) error {
@@ -254,8 +287,11 @@ func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, 
 		if err := tx.Reschedule(ctx, r.ID, s.schedule(e.Incident, r.OpenedAt)); err != nil {
 			return err
 		}
-		_, err = tx.AddParticipants(ctx, r.ID, now, people)
-		return err
+		added, err := tx.AddParticipants(ctx, r.ID, now, people)
+		if err != nil {
+			return err
+		}
+		return s.enqueueInvitations(ctx, tx, r, added, events.InvitationAdded)
 	})
 	if err != nil {
 		return "", err
@@ -313,6 +349,9 @@ func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRe
 	if err := tx.Enqueue(ctx, env); err != nil {
 		return "", err
 	}
+	if err := s.enqueueInvitations(ctx, tx, r, people, events.InvitationOpened); err != nil {
+		return "", err
+	}
 	if r.Historical {
 		return OutcomeHistorical, nil
 	}
@@ -334,6 +373,19 @@ func participantsOf(people []events.Person) []postgres.Participant {
 			ID: uuid.Must(uuid.NewV7()).String(), Key: key,
 			Name: strings.TrimSpace(p.Name), Email: strings.TrimSpace(p.Email), Role: p.Role,
 		})
+	}
+	return out
+}
+
+// withoutDuplicates keeps the first participant of each Key.
+func withoutDuplicates(ps []postgres.Participant) []postgres.Participant {
+	seen := map[string]bool{}
+	out := ps[:0]
+	for _, p := range ps {
+		if !seen[p.Key] {
+			seen[p.Key] = true
+			out = append(out, p)
+		}
 	}
 	return out
 }
@@ -421,7 +473,8 @@ func (s *Service) view(r postgres.Review) Review {
 		Title: r.Title, Severity: r.Severity, QuestionnaireVersion: r.QuestionnaireVersion,
 		Participants: make([]Participant, 0, len(r.Participants)),
 		Summary:      r.Summary, Findings: r.Findings, ActionItems: r.ActionItems, incident: r.Incident,
-		Stale: r.Stale(), Amendment: r.Amendments,
+		Stale: r.Stale(), Amendment: r.Amendments, Category: r.Incident.Category, SignOff: r.SignOff,
+		ApprovalRequired: s.approvalRequired(r),
 	}
 	if r.Status == postgres.StatusCompleted {
 		rev := r.CompletedIncidentRevision
@@ -431,13 +484,25 @@ func (s *Service) view(r postgres.Review) Review {
 		f := r.Facilitator
 		v.Facilitator = &f
 	}
-	expires := s.cfg.Invites.Expiry(r.OpenedAt)
 	for _, p := range r.Participants {
-		tok := s.cfg.Invites.Token(r.ID, p.ID, expires)
-		v.Participants = append(v.Participants, Participant{
-			ParticipantID: p.ID, Name: p.Name, Email: p.Email, Role: p.Role, SubmittedAt: p.SubmittedAt,
-			InvitationToken: tok, FormURL: s.cfg.PublicURL + "/review/" + r.ID + "?token=" + tok,
-		})
+		v.Participants = append(v.Participants, s.participantView(r, p))
+	}
+	return v
+}
+
+// participantView is p as the API shows it, with their current invitation
+// link unless it is revoked.
+func (s *Service) participantView(r postgres.Review, p postgres.Participant) Participant {
+	v := Participant{
+		ParticipantID: p.ID, Name: p.Name, Email: p.Email, Role: p.Role, SubmittedAt: p.SubmittedAt,
+		AddedBy: p.AddedBy, InvitedAt: p.InvitedAt, RemindedAt: p.RemindedAt, Revoked: p.RevokedAt != nil,
+	}
+	if d := r.DueAt; d != nil {
+		v.Late = (p.SubmittedAt != nil && p.SubmittedAt.After(*d)) || (p.SubmittedAt == nil && r.Status == postgres.StatusOpen && s.now().After(*d))
+	}
+	if !v.Revoked {
+		v.InvitationToken = s.cfg.Invites.Token(r.ID, p.ID, p.Generation, s.cfg.Invites.Expiry(r.OpenedAt))
+		v.FormURL = s.cfg.PublicURL + "/review/" + r.ID + "?token=" + v.InvitationToken
 	}
 	return v
 }
@@ -507,7 +572,10 @@ func (s *Service) SubmitResponse(ctx context.Context, sub Submission) (Response,
 		if locked.Status != postgres.StatusOpen {
 			return ErrCompleted
 		}
-		return tx.SaveResponse(ctx, r.ID, resp, sub.Channel, sub.Body)
+		if err := tx.SaveResponse(ctx, r.ID, resp, sub.Channel, sub.Body); err != nil {
+			return err
+		}
+		return s.enqueueAnswered(ctx, tx, locked, sub.ParticipantID, resp.SubmittedAt)
 	})
 	if err != nil {
 		return Response{}, err

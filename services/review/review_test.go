@@ -170,7 +170,7 @@ func TestOpenInvitesPeopleOnceWithCommanderAsFacilitator(t *testing.T) {
 		t.Errorf("review = %+v", r)
 	}
 	for _, p := range r.Participants {
-		if pid, err := testInvites.Verify(r.ReviewID, p.InvitationToken, f.clock.Now()); err != nil || pid != p.ParticipantID {
+		if pid, _, err := testInvites.Verify(r.ReviewID, p.InvitationToken, f.clock.Now()); err != nil || pid != p.ParticipantID {
 			t.Errorf("invitation of %s: participant %q, %v", p.Name, pid, err)
 		}
 		if !strings.HasPrefix(p.FormURL, "http://review.test/review/"+r.ReviewID+"?token=") {
@@ -512,18 +512,27 @@ func TestInviteTokens(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	rid, pid := uuid.NewString(), uuid.NewString()
-	tok := testInvites.Token(rid, pid, now.Add(time.Hour))
-	if got, err := testInvites.Verify(rid, tok, now); err != nil || got != pid {
-		t.Fatalf("Verify = %q, %v", got, err)
+	tok := testInvites.Token(rid, pid, 0, now.Add(time.Hour))
+	if got, gen, err := testInvites.Verify(rid, tok, now); err != nil || got != pid || gen != 0 {
+		t.Fatalf("Verify = %q, %d, %v", got, gen, err)
+	}
+	tok3 := testInvites.Token(rid, pid, 3, now.Add(time.Hour))
+	if got, gen, err := testInvites.Verify(rid, tok3, now); err != nil || got != pid || gen != 3 || tok3 == tok {
+		t.Fatalf("Verify of generation 3 = %q, %d, %v", got, gen, err)
 	}
 	other := Invites{Secret: []byte("another-secret-0123456789")}
+	verify := func(iv Invites, rid, tok string, at time.Time) error {
+		_, _, err := iv.Verify(rid, tok, at)
+		return err
+	}
 	for name, check := range map[string]func() error{
-		"other review": func() error { _, err := testInvites.Verify(uuid.NewString(), tok, now); return err },
-		"expired":      func() error { _, err := testInvites.Verify(rid, tok, now.Add(2*time.Hour)); return err },
-		"other secret": func() error { _, err := other.Verify(rid, tok, now); return err },
-		"tampered":     func() error { _, err := testInvites.Verify(rid, tok[:10]+string(tok[10]^1)+tok[11:], now); return err },
-		"not a token":  func() error { _, err := testInvites.Verify(rid, "hello", now); return err },
-		"empty":        func() error { _, err := testInvites.Verify(rid, "", now); return err },
+		"other review":   func() error { return verify(testInvites, uuid.NewString(), tok, now) },
+		"expired":        func() error { return verify(testInvites, rid, tok, now.Add(2*time.Hour)) },
+		"other secret":   func() error { return verify(other, rid, tok, now) },
+		"tampered":       func() error { return verify(testInvites, rid, tok[:10]+string(tok[10]^1)+tok[11:], now) },
+		"generation cut": func() error { return verify(testInvites, rid, tok3[:len(tok)], now) },
+		"not a token":    func() error { return verify(testInvites, rid, "hello", now) },
+		"empty":          func() error { return verify(testInvites, rid, "", now) },
 	} {
 		if err := check(); !errors.Is(err, ErrInvalidInvite) {
 			t.Errorf("%s: %v, want ErrInvalidInvite", name, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,11 +34,29 @@ const (
 //	PUT  /v1/reviews/{id}/responses/{pid}      invitation token of that participant, facilitator, admin
 //	POST /v1/reviews/{id}/complete             facilitator, admin
 //	POST /v1/reviews/{id}/amendments           facilitator, admin (completed reviews only)
+//	GET  /v1/reviews/{id}/meeting              facilitator, compliance, admin (debrief meeting, see meeting.go)
+//	PUT|DELETE /v1/reviews/{id}/meeting        facilitator, admin (schedule or change | cancel)
+//	PUT  /v1/reviews/{id}/meeting/minutes      facilitator, admin (attendance and minutes)
+//	POST /v1/reviews/{id}/participants         facilitator, admin: invite a person (name, email, role)
+//	POST /v1/reviews/{id}/participants/{pid}/{resend|revoke|remove}   facilitator, admin
+//	POST /v1/reviews/{id}/approval             approver, admin: {"decision": "approve"|"reject", "reason"}
 //	GET  /review/{id}?token=                   participant web form (invitation token)
-//	POST /review/{id}?token=                   form submission
+//	POST /review/{id}?token=                   form: save a draft (action=draft) or submit
+//	GET  /console, /console/reviews/{id}       facilitator console (session; see console.go)
+//	GET, POST /console/login; POST /console/logout
+//	POST /console/reviews/{id}/participants[/{pid}/{resend|revoke|remove}], .../signoff, .../approval, .../amendments
 //	GET  /healthz, /readyz, /metrics
-func Routes(svc *Service, tokens httpapi.Tokens, metrics prometheus.Gatherer, checks map[string]httpapi.Check, log *zap.Logger) http.Handler {
-	h := &handlers{svc: svc, tokens: tokens, log: log.Named("http")}
+func Routes(svc *Service, tokens httpapi.Tokens, console ConsoleConfig, metrics prometheus.Gatherer, checks map[string]httpapi.Check, log *zap.Logger) http.Handler {
+	if console.SessionTTL <= 0 {
+		console.SessionTTL = 12 * time.Hour
+	}
+	if console.MaxFailures <= 0 {
+		console.MaxFailures = 5
+	}
+	if console.FailureWindow <= 0 {
+		console.FailureWindow = 15 * time.Minute
+	}
+	h := &handlers{svc: svc, tokens: tokens, console: console, log: log.Named("http")}
 	mux := http.NewServeMux()
 	readers := []string{roleFacilitator, roleCompliance}
 	mux.Handle("GET /v1/reviews", tokens.Require(http.HandlerFunc(h.listReviews), readers...))
@@ -46,17 +65,36 @@ func Routes(svc *Service, tokens httpapi.Tokens, metrics prometheus.Gatherer, ch
 	mux.HandleFunc("PUT /v1/reviews/{id}/responses/{participant_id}", h.putResponse)
 	mux.Handle("POST /v1/reviews/{id}/complete", tokens.Require(http.HandlerFunc(h.complete), roleFacilitator))
 	mux.Handle("POST /v1/reviews/{id}/amendments", tokens.Require(http.HandlerFunc(h.amend), roleFacilitator))
+	mux.Handle("GET /v1/reviews/{id}/meeting", tokens.Require(http.HandlerFunc(h.getMeeting), readers...))
+	mux.Handle("PUT /v1/reviews/{id}/meeting", tokens.Require(http.HandlerFunc(h.putMeeting), roleFacilitator))
+	mux.Handle("DELETE /v1/reviews/{id}/meeting", tokens.Require(http.HandlerFunc(h.cancelMeeting), roleFacilitator))
+	mux.Handle("PUT /v1/reviews/{id}/meeting/minutes", tokens.Require(http.HandlerFunc(h.putMinutes), roleFacilitator))
+	mux.Handle("POST /v1/reviews/{id}/participants", tokens.Require(http.HandlerFunc(h.addParticipant), roleFacilitator))
+	mux.Handle("POST /v1/reviews/{id}/participants/{participant_id}/{change}", tokens.Require(http.HandlerFunc(h.changeParticipant), roleFacilitator))
+	mux.Handle("POST /v1/reviews/{id}/approval", tokens.Require(http.HandlerFunc(h.approval), RoleApprover))
 	mux.HandleFunc("GET /review/{id}", h.form)
 	mux.HandleFunc("POST /review/{id}", h.submitForm)
+	mux.Handle("GET /{$}", http.RedirectHandler("/console", http.StatusSeeOther))
+	mux.HandleFunc("GET /console/login", h.loginForm)
+	mux.HandleFunc("POST /console/login", h.login)
+	mux.HandleFunc("POST /console/logout", h.page(h.logout))
+	mux.HandleFunc("GET /console", h.page(h.consoleList))
+	mux.HandleFunc("GET /console/reviews/{id}", h.page(h.consoleReview))
+	mux.HandleFunc("POST /console/reviews/{id}/participants", h.page(h.consoleAddParticipant, RoleFacilitator))
+	mux.HandleFunc("POST /console/reviews/{id}/participants/{participant_id}/{change}", h.page(h.consoleChangeParticipant, RoleFacilitator))
+	mux.HandleFunc("POST /console/reviews/{id}/signoff", h.page(h.consoleSignOff, RoleFacilitator))
+	mux.HandleFunc("POST /console/reviews/{id}/approval", h.page(h.consoleApproval, RoleApprover))
+	mux.HandleFunc("POST /console/reviews/{id}/amendments", h.page(h.consoleAmend, RoleFacilitator))
 	httpapi.Health(mux, checks)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	return httpapi.Logged(mux, log)
 }
 
 type handlers struct {
-	svc    *Service
-	tokens httpapi.Tokens
-	log    *zap.Logger
+	svc     *Service
+	tokens  httpapi.Tokens
+	console ConsoleConfig
+	log     *zap.Logger
 }
 
 func (h *handlers) listReviews(w http.ResponseWriter, r *http.Request) {
@@ -159,12 +197,16 @@ func (h *handlers) complete(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	done, err := h.svc.Complete(r.Context(), id, req)
+	out, err := h.svc.SignOff(r.Context(), id, "role:"+h.tokens.Role(r), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, done)
+	if out.Event == nil {
+		httpapi.WriteJSON(w, http.StatusAccepted, out)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out.Event)
 }
 
 func (h *handlers) amend(w http.ResponseWriter, r *http.Request) {
@@ -206,9 +248,13 @@ func (h *handlers) authorize(w http.ResponseWriter, r *http.Request, id, partici
 		return "role:" + role, "", true
 	}
 	if tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && role == "" {
-		pid, err := h.svc.cfg.Invites.Verify(id, tok, h.svc.now())
-		if err == nil && (participantID == "" || pid == participantID) {
-			return "participant", pid, true
+		_, p, err := h.svc.Invitee(r.Context(), id, tok)
+		if err != nil && !errors.Is(err, ErrInvalidInvite) && !errors.Is(err, ErrNotFound) {
+			h.fail(w, r, err)
+			return "", "", false
+		}
+		if err == nil && (participantID == "" || p.ID == participantID) {
+			return "participant", p.ID, true
 		}
 		if err == nil {
 			httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusForbidden, "forbidden",
@@ -248,6 +294,8 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrCompleted):
 		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusConflict, "review completed",
 			"the review is completed: correct it with POST /v1/reviews/{id}/amendments"))
+	case errors.Is(err, ErrConflict):
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusConflict, "conflict", conflictDetail(err)))
 	case errors.Is(err, ErrNotCompleted):
 		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusConflict, "review not completed",
 			"only a completed review can be amended: complete it with POST /v1/reviews/{id}/complete"))
@@ -257,4 +305,70 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
 		httpapi.WriteError(w, r, err)
 	}
+}
+
+// conflictDetail is the message of an ErrConflict without the sentinel's text.
+func conflictDetail(err error) string {
+	return strings.TrimSuffix(err.Error(), ": "+ErrConflict.Error())
+}
+
+// addParticipant invites a person by API: {"name", "email", "role"}.
+func (h *handlers) addParticipant(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.reviewID(w, r)
+	if !ok {
+		return
+	}
+	var req NewParticipant
+	if _, err := httpapi.ReadJSON(r, maxBody, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	p, err := h.svc.AddParticipant(r.Context(), id, "role:"+h.tokens.Role(r), req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusCreated, p)
+}
+
+// changeParticipant resends, revokes or removes one participant's invitation by API.
+func (h *handlers) changeParticipant(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.reviewID(w, r)
+	if !ok {
+		return
+	}
+	p, err := h.svc.changeParticipant(r, id, "role:"+h.tokens.Role(r))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if p == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, p)
+}
+
+// approvalRequest is the body of POST /v1/reviews/{id}/approval.
+type approvalRequest struct {
+	Decision string `json:"decision"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+func (h *handlers) approval(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.reviewID(w, r)
+	if !ok {
+		return
+	}
+	var req approvalRequest
+	if _, err := httpapi.ReadJSON(r, maxBody, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	out, err := h.svc.decide(r.Context(), id, "role:"+h.tokens.Role(r), req)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }

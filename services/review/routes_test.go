@@ -28,7 +28,7 @@ const (
 func (f *fixture) serve() string {
 	f.t.Helper()
 	tokens := httpapi.Tokens{adminToken: "admin", facilitatorToken: roleFacilitator, complianceToken: roleCompliance}
-	h := Routes(f.svc, tokens, prometheus.NewRegistry(), nil, zaptest.NewLogger(f.t, zaptest.Level(zap.WarnLevel)))
+	h := Routes(f.svc, tokens, ConsoleConfig{}, prometheus.NewRegistry(), nil, zaptest.NewLogger(f.t, zaptest.Level(zap.WarnLevel)))
 	srv := httptest.NewServer(h)
 	f.t.Cleanup(srv.Close)
 	return srv.URL

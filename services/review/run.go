@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,13 +16,14 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/config"
+	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/services/review/postgres"
 )
 
 // DefaultQuestionnaire is the questionnaire version new reviews open with.
-const DefaultQuestionnaire = "2026-11.1"
+const DefaultQuestionnaire = "2026-12.1"
 
 // Config is the review service's configuration, read from the environment by LoadConfig.
 type Config struct {
@@ -44,6 +47,20 @@ type Config struct {
 	// review opens gets a historical review (not required, no due date, no
 	// reminders), so importing history sends nobody reminders. 0 disables it.
 	MaxAge time.Duration
+	// ConsoleAccounts is read from the file REVIEW_CONSOLE_ACCOUNTS_FILE: the
+	// local console accounts (see ParseAccounts); without it nobody can sign
+	// in to the console with a password.
+	ConsoleAccounts Accounts
+	// SessionTTL is REVIEW_SESSION_TTL: how long a console session lasts.
+	SessionTTL time.Duration
+	// Rules is REVIEW_PARTICIPANT_RULES: JSON rules adding people by
+	// severity, category or asset (see Rule).
+	Rules []Rule
+	// ApprovalSeverities is REVIEW_APPROVAL_SEVERITIES, e.g. "critical": reviews
+	// of these severities need a second approval after the sign-off.
+	ApprovalSeverities []events.Severity
+	// ActionDue is REVIEW_ACTION_DUE: due dates by priority for action items without one.
+	ActionDue ActionDuePolicy
 }
 
 // LoadConfig reads the configuration through getenv, applying defaults and
@@ -64,6 +81,31 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if cfg.Policy, err = ParsePolicy(l.String("REVIEW_POLICY", DefaultPolicy)); err != nil {
 		l.Fail(fmt.Errorf("REVIEW_POLICY: %w", err))
 	}
+	if path := l.String("REVIEW_CONSOLE_ACCOUNTS_FILE", ""); path != "" {
+		text, err := os.ReadFile(path)
+		if err == nil {
+			cfg.ConsoleAccounts, err = ParseAccounts(string(text))
+		}
+		if err != nil {
+			l.Fail(fmt.Errorf("REVIEW_CONSOLE_ACCOUNTS_FILE: %w", err))
+		}
+	}
+	cfg.SessionTTL = l.Duration("REVIEW_SESSION_TTL", "12h")
+	if cfg.Rules, err = ParseRules(l.String("REVIEW_PARTICIPANT_RULES", "")); err != nil {
+		l.Fail(fmt.Errorf("REVIEW_PARTICIPANT_RULES: %w", err))
+	}
+	for _, sev := range strings.Split(l.String("REVIEW_APPROVAL_SEVERITIES", ""), ",") {
+		if sev = strings.TrimSpace(sev); sev == "" {
+			continue
+		}
+		if !events.Severity(sev).Valid() {
+			l.Fail(fmt.Errorf("REVIEW_APPROVAL_SEVERITIES: unknown severity %q", sev))
+		}
+		cfg.ApprovalSeverities = append(cfg.ApprovalSeverities, events.Severity(sev))
+	}
+	if cfg.ActionDue, err = ParseActionDue(l.String("REVIEW_ACTION_DUE", DefaultActionDue)); err != nil {
+		l.Fail(fmt.Errorf("REVIEW_ACTION_DUE: %w", err))
+	}
 	if len(cfg.InviteSecret) < 16 {
 		l.Fail(errors.New("REVIEW_INVITE_SECRET: required, at least 16 characters"))
 	}
@@ -80,7 +122,9 @@ func (c Config) fields() []zap.Field {
 		zap.String("questionnaire", c.Questionnaire), zap.Bool("invite_secret_set", c.InviteSecret != ""),
 		zap.Duration("invite_ttl", c.InviteTTL), zap.String("public_url", c.PublicURL),
 		zap.Duration("reminder_interval", c.ReminderInterval), zap.Duration("reminder_window", c.ReminderWindow),
-		zap.Duration("max_age", c.MaxAge),
+		zap.Duration("max_age", c.MaxAge), zap.Int("console_accounts", len(c.ConsoleAccounts)),
+		zap.Duration("session_ttl", c.SessionTTL), zap.Int("participant_rules", len(c.Rules)),
+		zap.Any("approval_severities", c.ApprovalSeverities), zap.Any("action_due", c.ActionDue),
 	)
 }
 
@@ -140,7 +184,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	handler := Routes(svc, cfg.APITokens, reg, map[string]httpapi.Check{
+	console := ConsoleConfig{Accounts: cfg.ConsoleAccounts, SessionTTL: cfg.SessionTTL,
+		SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://")}
+	handler := Routes(svc, cfg.APITokens, console, reg, map[string]httpapi.Check{
 		"postgres": store.Ping,
 		"nats":     b.Ping,
 	}, log)
@@ -167,5 +213,6 @@ func (cfg Config) serviceConfig(now func() time.Time) ServiceConfig {
 		Policy: cfg.Policy, Questionnaire: cfg.Questionnaire,
 		Invites:   Invites{Secret: []byte(cfg.InviteSecret), TTL: cfg.InviteTTL},
 		PublicURL: cfg.PublicURL, ReminderWindow: cfg.ReminderWindow, MaxAge: cfg.MaxAge, Now: now,
+		Rules: cfg.Rules, ApprovalSeverities: cfg.ApprovalSeverities, ActionDue: cfg.ActionDue,
 	}
 }

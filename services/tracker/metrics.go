@@ -17,6 +17,12 @@ type metrics struct {
 	overdue   prometheus.Counter
 	unmatched *prometheus.CounterVec
 	actions   *actionsCollector
+	// deliveries counts remote calls by bridge and outcome (delivered,
+	// retry, rate_limited, failed); inbound counts webhooks by bridge and
+	// outcome (applied, stale, ignored, unmatched, unauthenticated, invalid).
+	deliveries *prometheus.CounterVec
+	inbound    *prometheus.CounterVec
+	digests    prometheus.Counter
 }
 
 func newMetrics(st *store.Store, log *zap.Logger) *metrics {
@@ -29,6 +35,18 @@ func newMetrics(st *store.Store, log *zap.Logger) *metrics {
 			Name: "afteraction_tracker_unmatched_status_updates_total",
 			Help: "Status updates refused and recorded as unmatched, by kind.",
 		}, []string{"kind"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "afteraction_tracker_bridge_deliveries_total",
+			Help: "Calls to remote trackers by bridge and outcome (delivered, retry, rate_limited, failed).",
+		}, []string{"bridge", "outcome"}),
+		inbound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "afteraction_tracker_bridge_inbound_total",
+			Help: "Webhooks from remote trackers by bridge and outcome.",
+		}, []string{"bridge", "outcome"}),
+		digests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "afteraction_tracker_digests_emitted_total",
+			Help: "action.digest events written to the outbox.",
+		}),
 		actions: &actionsCollector{store: st, log: log, desc: prometheus.NewDesc(
 			"afteraction_tracker_actions", "Improvement actions by status (read from Postgres at scrape time).",
 			[]string{"status"}, nil)},
@@ -37,7 +55,8 @@ func newMetrics(st *store.Store, log *zap.Logger) *metrics {
 
 // Register adds the service's metrics to reg.
 func (s *Service) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{s.metrics.overdue, s.metrics.unmatched, s.metrics.actions} {
+	for _, c := range []prometheus.Collector{s.metrics.overdue, s.metrics.unmatched, s.metrics.actions,
+		s.metrics.deliveries, s.metrics.inbound, s.metrics.digests} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -6,6 +6,10 @@ package tracker
 //	GET  /v1/actions/{id}                                           compliance, facilitator, tracker, admin
 //	POST /v1/actions/{id}/status                                    tracker, facilitator, admin
 //	GET  /v1/unmatched?tracker=&limit=                              compliance, facilitator, tracker, admin
+//	GET  /v1/bridges                                                compliance, facilitator, tracker, admin
+//	GET  /v1/bridges/deliveries?action=&state=&limit=               compliance, facilitator, tracker, admin
+//	GET  /v1/bridges/failures?bridge=&limit=                        compliance, facilitator, tracker, admin
+//	POST /v1/bridges/{name}/webhook                                 the remote's signature (no token)
 //	GET  /healthz, /readyz, /metrics                                no token
 
 import (
@@ -26,6 +30,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/services/tracker/bridge"
 )
 
 const (
@@ -54,6 +59,10 @@ func routes(svc *Service, tokens httpapi.Tokens, gatherer prometheus.Gatherer, c
 	mux.Handle("GET /v1/actions/{id}", tokens.Require(http.HandlerFunc(a.getAction), readRoles...))
 	mux.Handle("POST /v1/actions/{id}/status", tokens.Require(http.HandlerFunc(a.postStatus), writeRoles...))
 	mux.Handle("GET /v1/unmatched", tokens.Require(http.HandlerFunc(a.listUnmatched), readRoles...))
+	mux.Handle("GET /v1/bridges", tokens.Require(http.HandlerFunc(a.listBridges), readRoles...))
+	mux.Handle("GET /v1/bridges/deliveries", tokens.Require(http.HandlerFunc(a.listDeliveries), readRoles...))
+	mux.Handle("GET /v1/bridges/failures", tokens.Require(http.HandlerFunc(a.listFailures), readRoles...))
+	mux.HandleFunc("POST /v1/bridges/{name}/webhook", a.bridgeWebhook)
 	httpapi.Health(mux, checks)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return httpapi.Logged(mux, a.log)
@@ -279,4 +288,96 @@ func (a *api) listUnmatched(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"unmatched": out})
+}
+
+// maxWebhookBody bounds a tracker's webhook (GitHub sends at most 25 MB, but
+// an issue event is a few tens of KB).
+const maxWebhookBody = 1 << 20
+
+// GET /v1/bridges: {"bridges": [{"name", "kind"}]}.
+func (a *api) listBridges(w http.ResponseWriter, r *http.Request) {
+	out := []map[string]string{}
+	for _, name := range a.svc.bridges.Names() {
+		b, _ := a.svc.bridges.Get(name)
+		out = append(out, map[string]string{"name": name, "kind": b.Kind()})
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"bridges": out})
+}
+
+// GET /v1/bridges/deliveries: {"deliveries": [...]}, newest change first.
+func (a *api) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	action, state := q.Get("action"), q.Get("state")
+	if action != "" {
+		if _, err := uuid.Parse(action); err != nil {
+			a.fail(w, r, invalid("action", "not a UUID"))
+			return
+		}
+	}
+	switch state {
+	case "", "pending", "delivered", "failed":
+	default:
+		a.fail(w, r, invalid("state", "want pending, delivered or failed"))
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ds, err := a.svc.Deliveries(r.Context(), action, state, limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if ds == nil {
+		ds = []Delivery{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"deliveries": ds})
+}
+
+// GET /v1/bridges/failures: {"failures": [...]}, newest first, each with the
+// remote's HTTP status and message.
+func (a *api) listFailures(w http.ResponseWriter, r *http.Request) {
+	limit, err := limitParam(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	fs, err := a.svc.Failures(r.Context(), r.URL.Query().Get("bridge"), limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if fs == nil {
+		fs = []Failure{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"failures": fs})
+}
+
+// POST /v1/bridges/{name}/webhook: a remote tracker's webhook, verified by
+// that tracker's own scheme. 200 {"outcome", "action_id"} when applied,
+// stale, a duplicate, ignored or recorded as unmatched; 401 when the
+// signature does not verify; 404 for an unknown bridge; 422 for a payload
+// that cannot be decoded (recorded in the unmatched list).
+func (a *api) bridgeWebhook(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	body, err := httpapi.ReadBody(r, maxWebhookBody)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	res, err := a.svc.ReceiveWebhook(r.Context(), name, r.Header, body)
+	switch {
+	case errors.Is(err, ErrUnknownBridge):
+		a.fail(w, r, httpapi.NewProblem(http.StatusNotFound, "unknown bridge", err.Error()))
+	case errors.Is(err, bridge.ErrSignature):
+		a.fail(w, r, httpapi.NewProblem(http.StatusUnauthorized, "webhook not authentic", err.Error()))
+	case errors.Is(err, bridge.ErrPayload):
+		a.fail(w, r, httpapi.NewProblem(http.StatusUnprocessableEntity, "invalid webhook payload", err.Error()))
+	case err != nil:
+		a.fail(w, r, err)
+	default:
+		httpapi.WriteJSON(w, http.StatusOK, res)
+	}
 }

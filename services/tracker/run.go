@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,18 @@ type Config struct {
 	// Timezone (TRACKER_TIMEZONE, an IANA zone) is where due dates fall: an
 	// action is overdue once its due date has passed there.
 	Timezone *time.Location
+	// Bridges are the remote trackers and the routes to them, from
+	// TRACKER_BRIDGES (JSON) or TRACKER_BRIDGES_FILE; see BridgesConfig.
+	Bridges *Bridges
+	// DuePolicy (TRACKER_DUE_DAYS, e.g. "critical=7,high=14,medium=30,low=60,none=30")
+	// dates the action items that come without a due date.
+	DuePolicy DuePolicy
+	// Delivery tunes the delivery loops (TRACKER_BRIDGE_POLL, TRACKER_BRIDGE_LEASE,
+	// TRACKER_BRIDGE_BACKOFF, TRACKER_BRIDGE_BACKOFF_MAX).
+	Delivery DeliveryOptions
+	// DigestWeekday (TRACKER_DIGEST_WEEKDAY, default Monday) is the day the
+	// weekly digests go out; "off" disables them.
+	DigestWeekday *time.Weekday
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
@@ -39,6 +52,44 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		OverdueInterval: l.Duration("TRACKER_OVERDUE_INTERVAL", "1h"),
 		OverdueDelay:    l.DurationOrZero("TRACKER_OVERDUE_DELAY", "10s"),
 		Timezone:        time.UTC,
+	}
+	c.Delivery = DeliveryOptions{
+		Poll:        l.Duration("TRACKER_BRIDGE_POLL", "1s"),
+		Lease:       l.Duration("TRACKER_BRIDGE_LEASE", "2m"),
+		BackoffBase: l.Duration("TRACKER_BRIDGE_BACKOFF", "2s"),
+		BackoffMax:  l.Duration("TRACKER_BRIDGE_BACKOFF_MAX", "10m"),
+	}
+	bs, err := loadBridges(getenv, nil)
+	if err != nil {
+		l.Fail(err)
+	}
+	c.Bridges = bs
+	c.DuePolicy = DefaultDuePolicy()
+	if v := l.Raw("TRACKER_DUE_DAYS"); v != "" {
+		p, err := ParseDuePolicy(v)
+		if err != nil {
+			l.Fail(fmt.Errorf("TRACKER_DUE_DAYS: %w", err))
+		} else {
+			c.DuePolicy = p
+		}
+	}
+	monday := time.Monday
+	c.DigestWeekday = &monday
+	switch v := strings.ToLower(l.Raw("TRACKER_DIGEST_WEEKDAY")); v {
+	case "":
+	case "off":
+		c.DigestWeekday = nil
+	default:
+		found := false
+		for d := time.Sunday; d <= time.Saturday; d++ {
+			if strings.EqualFold(d.String(), v) {
+				day := d
+				c.DigestWeekday, found = &day, true
+			}
+		}
+		if !found {
+			l.Fail(fmt.Errorf("TRACKER_DIGEST_WEEKDAY: %q: want a weekday name (Monday) or off", v))
+		}
 	}
 	if name := l.Raw("TRACKER_TIMEZONE"); name != "" {
 		zone, err := time.LoadLocation(name)
@@ -57,6 +108,9 @@ func (c Config) fields() []zap.Field {
 		zap.Duration("overdue_interval", c.OverdueInterval),
 		zap.Duration("overdue_delay", c.OverdueDelay),
 		zap.Stringer("timezone", c.Timezone),
+		zap.Strings("bridges", c.Bridges.Names()),
+		zap.Any("due_days", c.DuePolicy),
+		zap.Duration("bridge_poll", c.Delivery.Poll),
 	)
 }
 
@@ -112,6 +166,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	}
 
 	svc := NewService(store.New(pool), log, deps.Now, cfg.Timezone)
+	svc.SetBridges(cfg.Bridges)
+	svc.SetDuePolicy(cfg.DuePolicy)
 	if err := svc.Register(reg); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
@@ -134,7 +190,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		workers = append(workers, func(ctx context.Context) error { return b.Consume(ctx, c.cfg, c.handler) })
 	}
 	workers = append(workers,
-		func(ctx context.Context) error { return svc.runOverdue(ctx, cfg.OverdueDelay, cfg.OverdueInterval) },
+		func(ctx context.Context) error {
+			return svc.runOverdue(ctx, cfg.OverdueDelay, cfg.OverdueInterval, cfg.DigestWeekday)
+		},
+		func(ctx context.Context) error { return svc.runDeliveries(ctx, cfg.Delivery) },
 		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
 	)
 	workers = append(workers, func(ctx context.Context) error { return postgres.RunRetention(ctx, pool, cfg.Retention, log) })

@@ -1,6 +1,7 @@
 package tracker_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,7 +9,10 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +29,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/schemas"
 	"github.com/afteraction/afteraction/services/tracker"
+	"github.com/afteraction/afteraction/services/tracker/bridge"
 )
 
 const token = "test-token-admin"
@@ -40,8 +45,17 @@ type runEnv struct {
 // NATS server and stops it when the test ends.
 func startRun(t *testing.T) *runEnv {
 	t.Helper()
+	return startRunWith(t, nil)
+}
+
+// startRunWith is startRun with extra environment variables.
+func startRunWith(t *testing.T, env map[string]string) *runEnv {
+	t.Helper()
 	srv := bustest.New(t)
 	cfg, err := tracker.LoadConfig(func(name string) string {
+		if v, ok := env[name]; ok {
+			return v
+		}
 		switch name {
 		case "DATABASE_URL":
 			return pgtest.NewDatabase(t)
@@ -222,11 +236,12 @@ func TestRun(t *testing.T) {
 	}
 
 	// The chaser (every 200ms here) announces each overdue action once a day:
-	// all four dated items are past due by the real clock.
+	// the four dated items and the fifth, dated by the due policy, are past
+	// due by the real clock.
 	time.Sleep(time.Second)
-	overdue := e.collect(bus.StreamAfteraction, events.SubjectActionOverdue, 5, 3*time.Second)
-	if len(overdue) != 4 {
-		t.Errorf("%d action.overdue events, want 4", len(overdue))
+	overdue := e.collect(bus.StreamAfteraction, events.SubjectActionOverdue, 6, 3*time.Second)
+	if len(overdue) != 5 {
+		t.Errorf("%d action.overdue events, want 5", len(overdue))
 	}
 
 	if again := e.collect(bus.StreamAfteraction, events.SubjectActionCreated, n+1, time.Second); len(again) != n {
@@ -247,7 +262,7 @@ func TestRun(t *testing.T) {
 	for _, want := range []string{
 		`afteraction_tracker_actions{status="open"} 4`,
 		`afteraction_tracker_actions{status="in_progress"} 1`,
-		`afteraction_tracker_overdue_emitted_total 4`,
+		`afteraction_tracker_overdue_emitted_total 5`,
 		`afteraction_messages_total{consumer="tracker-action-status",outcome="dead_letter"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
@@ -329,5 +344,123 @@ func TestRunHTTPStatus(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no token: %d, want 401", resp.StatusCode)
+	}
+}
+
+// receiver is a generic-webhook receiver that verifies each delivery as the
+// README tells receivers to, and keeps the ones that verify.
+type receiver struct {
+	mu         sync.Mutex
+	secret     []byte
+	deliveries []bridge.WebhookDelivery
+	refused    int
+}
+
+func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if err := bridge.Verify(rv.secret, r.Header, body, time.Now()); err != nil {
+		rv.refused++
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var d bridge.WebhookDelivery
+	if err := json.Unmarshal(body, &d); err != nil || d.ID != r.Header.Get(bridge.HeaderDelivery) {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	rv.deliveries = append(rv.deliveries, d)
+	w.WriteHeader(http.StatusCreated)
+	fmt.Fprintf(w, `{"id":"REC-%d","url":"https://receiver.example/%d"}`, len(rv.deliveries), len(rv.deliveries))
+}
+
+func (rv *receiver) got() []bridge.WebhookDelivery {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return append([]bridge.WebhookDelivery(nil), rv.deliveries...)
+}
+
+// TestRunWebhookBridge: with a generic webhook bridge configured, every
+// action is POSTed, signed, to the receiver; the receiver's signed status
+// comes back through POST /v1/bridges/{name}/webhook and changes the action,
+// whose change goes out again.
+func TestRunWebhookBridge(t *testing.T) {
+	t.Parallel()
+	secret := "receiver-secret"
+	rv := &receiver{secret: []byte(secret)}
+	hook := httptest.NewServer(rv)
+	t.Cleanup(hook.Close)
+	e := startRunWith(t, map[string]string{
+		"TRACKER_BRIDGES":     `{"bridges":[{"name":"hook","kind":"webhook","url":"` + hook.URL + `","secret_env":"HOOK_SECRET"}],"routes":{"default":"hook"}}`,
+		"HOOK_SECRET":         secret,
+		"TRACKER_BRIDGE_POLL": "50ms",
+	})
+	ctx := context.Background()
+	example, err := fs.ReadFile(schemas.FS(), "events/examples/afteraction.review.completed.v1.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := events.Decode[events.ReviewCompleted](events.TypeReviewCompleted, example)
+	if _, err := e.bus.PublishEvent(ctx, events.TypeReviewCompleted, rc.ReviewID, json.RawMessage(example)); err != nil {
+		t.Fatal(err)
+	}
+	servicetest.Eventually(t, "every action delivered to the receiver", func() bool { return len(rv.got()) == len(rc.ActionItems) })
+	first := rv.got()[0]
+	if first.Type != "action.created" || first.Action.Title == "" || first.Action.DueDate == "" || first.Version != 1 {
+		t.Errorf("first delivery = %+v", first)
+	}
+	var ds struct {
+		Deliveries []tracker.Delivery `json:"deliveries"`
+	}
+	servicetest.Eventually(t, "deliveries recorded", func() bool {
+		return e.get("/v1/bridges/deliveries?state=delivered", &ds) == http.StatusOK && len(ds.Deliveries) == len(rc.ActionItems)
+	})
+
+	// The receiver closes one action with a signed status; an unsigned one is refused.
+	id := first.Action.ActionID
+	body := []byte(fmt.Sprintf(`{"action_id":%q,"status":"done","updated_at":%q,"changed_by":"receiver"}`,
+		id, time.Now().UTC().Format(time.RFC3339)))
+	post := func(sign bool) int {
+		req, _ := http.NewRequest(http.MethodPost, e.base+"/v1/bridges/hook/webhook", bytes.NewReader(body))
+		now := time.Now()
+		req.Header.Set(bridge.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set(bridge.HeaderDelivery, "status-1")
+		if sign {
+			req.Header.Set(bridge.HeaderSignature, bridge.Sign([]byte(secret), now, body))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(false); code != http.StatusUnauthorized {
+		t.Errorf("unsigned status: %d, want 401", code)
+	}
+	if code := post(true); code != http.StatusOK {
+		t.Fatalf("signed status: %d", code)
+	}
+	var detail struct {
+		tracker.Action
+	}
+	if code := e.get("/v1/actions/"+id, &detail); code != http.StatusOK || detail.Status != events.StatusDone || detail.Tracker != "hook" {
+		t.Errorf("after the receiver's status: %d %+v", code, detail.Action)
+	}
+	var fl struct {
+		Failures []tracker.Failure `json:"failures"`
+	}
+	if code := e.get("/v1/bridges/failures", &fl); code != http.StatusOK || len(fl.Failures) != 0 {
+		t.Errorf("failures: %d %+v", code, fl.Failures)
+	}
+	var bl struct {
+		Bridges []map[string]string `json:"bridges"`
+	}
+	if code := e.get("/v1/bridges", &bl); code != http.StatusOK || len(bl.Bridges) != 1 || bl.Bridges[0]["kind"] != "webhook" {
+		t.Errorf("bridges: %d %+v", code, bl)
+	}
+	if rv.refused != 0 {
+		t.Errorf("receiver refused %d deliveries", rv.refused)
 	}
 }

@@ -104,7 +104,20 @@ type Service struct {
 	now     func() time.Time
 	zone    *time.Location
 	metrics *metrics
+	bridges *Bridges
+	due     DuePolicy
+	// afterRemote, when set, runs after a remote call succeeded and before
+	// the outcome is committed; tests make it fail to simulate a crash there.
+	afterRemote func(Delivery) error
 }
+
+// SetBridges makes s deliver actions through bs (nil: no bridges). Call it
+// before s is used.
+func (s *Service) SetBridges(bs *Bridges) { s.bridges = bs }
+
+// SetDuePolicy makes s date the action items that come without a due date
+// by p. Call it before s is used.
+func (s *Service) SetDuePolicy(p DuePolicy) { s.due = p }
 
 // NewService returns a service on st. now is the clock (time.Now when nil);
 // zone is where due dates fall (UTC when nil).
@@ -115,7 +128,8 @@ func NewService(st *store.Store, log *zap.Logger, now func() time.Time, zone *ti
 	if zone == nil {
 		zone = time.UTC
 	}
-	return &Service{store: st, log: log, now: func() time.Time { return now().UTC() }, zone: zone, metrics: newMetrics(st, log)}
+	return &Service{store: st, log: log, now: func() time.Time { return now().UTC() }, zone: zone,
+		metrics: newMetrics(st, log), due: DefaultDuePolicy()}
 }
 
 // CreateFromReview creates one open action per action item of rc and writes
@@ -123,6 +137,9 @@ func NewService(st *store.Store, log *zap.Logger, now func() time.Time, zone *ti
 // also records eventID. It returns how many actions it created: zero when
 // eventID was handled before, and none for items (review_id, key) that exist
 // already, so a redelivered or republished review creates nothing new.
+// An item without a due date is dated by the due policy from the review's
+// completion; an action the routes send to a bridge gets its delivery intent
+// in the same transaction.
 func (s *Service) CreateFromReview(ctx context.Context, eventID string, rc events.ReviewCompleted) (int, error) {
 	created := 0
 	err := s.store.InTx(ctx, func(tx *store.Tx) error {
@@ -151,10 +168,14 @@ func (s *Service) CreateFromReview(ctx context.Context, eventID string, rc event
 				Owner:           item.Owner,
 				DueDate:         item.DueDate,
 				Priority:        item.Priority,
+				Facilitator:     &events.Owner{Name: rc.Facilitator.Name, Email: rc.Facilitator.Email},
 				Status:          events.StatusOpen,
 				StatusChangedAt: since,
 				CreatedAt:       now,
 				UpdatedAt:       now,
+			}
+			if a.DueDate == "" {
+				a.DueDate = s.due.DueDate(a.Priority, s.dateOf(since))
 			}
 			ok, err := tx.InsertAction(ctx, a)
 			if err != nil {
@@ -162,6 +183,11 @@ func (s *Service) CreateFromReview(ctx context.Context, eventID string, rc event
 			}
 			if !ok {
 				continue
+			}
+			if name := s.bridges.Route(a); name != "" {
+				if err := tx.RecordIntent(ctx, a.ActionID, name, now); err != nil {
+					return err
+				}
 			}
 			if err := tx.AddHistory(ctx, HistoryEntry{
 				ActionID: a.ActionID, EventID: eventID, Outcome: store.OutcomeCreated, Status: a.Status,
@@ -195,6 +221,10 @@ type StatusUpdate struct {
 	Note        string
 	ChangedAt   time.Time
 	ChangedBy   string
+	// RemoteUpdatedAt, for an update from a bridge (Tracker names it), is the
+	// remote's own update time of the issue: an update older than the last
+	// one applied from that bridge is stale.
+	RemoteUpdatedAt time.Time
 }
 
 // Result is what ApplyStatus did.
@@ -208,6 +238,10 @@ type Result struct {
 // is allowed and u is not older than the last change, appends u to the
 // history (stale and unchanged updates too) and writes action.updated to the
 // outbox when the status changed, a note was added or a key was linked.
+// A changed_at in the future (by s's clock) counts as now, so one sender's
+// skewed clock cannot make every later update look stale. A status change or
+// note is delivered to every bridge the action is delivered to, except the
+// one it came from.
 //
 // It returns an error wrapping ErrUnknownAction, ErrInvalidTransition or
 // ErrLinkConflict for updates that can never apply, and Outcome
@@ -229,6 +263,22 @@ func (s *Service) ApplyStatus(ctx context.Context, u StatusUpdate) (Result, erro
 			return err
 		}
 		now := s.now()
+		if u.ChangedAt.After(now) {
+			s.log.Info("status update dated in the future; counted as now", zap.String("event_id", u.EventID),
+				zap.Time("changed_at", u.ChangedAt), zap.Time("now", now))
+			u.ChangedAt = now
+		}
+		remoteStale := false
+		if !u.RemoteUpdatedAt.IsZero() {
+			d, err := tx.Delivery(ctx, a.ActionID, u.Tracker)
+			switch {
+			case errors.Is(err, postgres.ErrNotFound):
+			case err != nil:
+				return err
+			case d.RemoteUpdatedAt != nil && u.RemoteUpdatedAt.Before(*d.RemoteUpdatedAt):
+				remoteStale = true
+			}
+		}
 		linked := false
 		if u.ExternalKey != "" && (a.Tracker != u.Tracker || a.ExternalKey != u.ExternalKey) {
 			owner, err := tx.LinkedAction(ctx, u.Tracker, u.ExternalKey)
@@ -244,7 +294,7 @@ func (s *Service) ApplyStatus(ctx context.Context, u StatusUpdate) (Result, erro
 		previous := a.Status
 		var outcome Outcome
 		switch {
-		case u.ChangedAt.Before(a.StatusChangedAt):
+		case remoteStale, u.ChangedAt.Before(a.StatusChangedAt):
 			outcome = store.OutcomeStale
 		case u.Status == a.Status && u.Note != "":
 			outcome = store.OutcomeNoted
@@ -281,6 +331,16 @@ func (s *Service) ApplyStatus(ctx context.Context, u StatusUpdate) (Result, erro
 				return err
 			}
 		}
+		if outcome == store.OutcomeChanged || outcome == store.OutcomeNoted {
+			if err := s.deliverChange(ctx, tx, a.ActionID, u.Tracker, now); err != nil {
+				return err
+			}
+		}
+		if !u.RemoteUpdatedAt.IsZero() && !remoteStale {
+			if err := tx.SetRemoteUpdatedAt(ctx, a.ActionID, u.Tracker, u.ExternalKey, u.RemoteUpdatedAt, now); err != nil {
+				return err
+			}
+		}
 		res = Result{Outcome: outcome, Action: a}
 		return nil
 	})
@@ -288,6 +348,27 @@ func (s *Service) ApplyStatus(ctx context.Context, u StatusUpdate) (Result, erro
 		return Result{}, fmt.Errorf("apply status update %s: %w", u.EventID, err)
 	}
 	return res, nil
+}
+
+// deliverChange records an update intent for every bridge the action is
+// delivered to, except from (where the change came from).
+func (s *Service) deliverChange(ctx context.Context, tx *store.Tx, actionID, from string, now time.Time) error {
+	ds, err := tx.Deliveries(ctx, actionID)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if d.Bridge == from {
+			continue
+		}
+		if _, ok := s.bridges.Get(d.Bridge); !ok {
+			continue
+		}
+		if err := tx.RecordIntent(ctx, actionID, d.Bridge, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // resolve finds and locks the action u names.
@@ -416,9 +497,10 @@ func (s *Service) ChaseOverdue(ctx context.Context) (int, error) {
 	}
 }
 
-// runOverdue calls ChaseOverdue after delay and then every interval until ctx
-// is cancelled; failures are logged and retried at the next tick.
-func (s *Service) runOverdue(ctx context.Context, delay, interval time.Duration) error {
+// runOverdue calls ChaseOverdue (and SendDigests, unless digestDay is nil)
+// after delay and then every interval until ctx is cancelled; failures are
+// logged and retried at the next tick.
+func (s *Service) runOverdue(ctx context.Context, delay, interval time.Duration, digestDay *time.Weekday) error {
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
 	for {
@@ -433,6 +515,15 @@ func (s *Service) runOverdue(ctx context.Context, delay, interval time.Duration)
 			s.log.Warn("overdue chase failed; retrying at the next tick", zap.Error(err))
 		case n > 0:
 			s.log.Info("overdue actions chased", zap.Int("emitted", n))
+		}
+		if digestDay != nil {
+			n, err := s.SendDigests(ctx, *digestDay)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Warn("weekly digests failed; retrying at the next tick", zap.Error(err))
+			case n > 0:
+				s.log.Info("weekly digests sent", zap.Int("emitted", n))
+			}
 		}
 		timer.Reset(interval)
 	}

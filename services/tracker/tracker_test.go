@@ -96,7 +96,12 @@ func TestCreateFromReview(t *testing.T) {
 	}
 	for i, a := range actions {
 		item := rc.ActionItems[i]
-		if a.Key != item.Key || a.Title != item.Title || a.Status != events.StatusOpen || a.DueDate != item.DueDate ||
+		due := item.DueDate
+		if due == "" {
+			// Undated items are dated by the default policy from the completion day.
+			due = DefaultDuePolicy().DueDate(item.Priority, rc.CompletedAt.UTC().Format(time.DateOnly))
+		}
+		if a.Key != item.Key || a.Title != item.Title || a.Status != events.StatusOpen || a.DueDate != due || due == "" ||
 			a.Priority != item.Priority || a.IncidentTitle != rc.Incident.Title {
 			t.Errorf("action %d = %+v, want item %+v open with incident title", i, a, item)
 		}
@@ -195,6 +200,7 @@ func TestStaleUpdateIsRecordedButKeepsStatus(t *testing.T) {
 	f.create(rc, "ev-1")
 	id := ActionID(rc.ReviewID, rc.ActionItems[1].Key)
 	t1 := time.Date(2026, 4, 2, 12, 0, 0, 0, time.UTC)
+	f.clock.Set(t1.Add(time.Hour))
 	if _, err := f.svc.ApplyStatus(context.Background(), status(id, events.StatusDone, t1, "shipped")); err != nil {
 		t.Fatal(err)
 	}
@@ -383,11 +389,12 @@ func TestOverdueConcurrentReplicas(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if counts[0]+counts[1] != 4 {
-		t.Errorf("replicas emitted %v, want 4 in total", counts)
+	// Four dated items and the fifth, dated by the due policy, are all past due.
+	if counts[0]+counts[1] != 5 {
+		t.Errorf("replicas emitted %v, want 5 in total", counts)
 	}
-	if n := len(f.outbox(events.TypeActionOverdue)); n != 4 {
-		t.Errorf("%d overdue events in the outbox, want 4", n)
+	if n := len(f.outbox(events.TypeActionOverdue)); n != 5 {
+		t.Errorf("%d overdue events in the outbox, want 5", n)
 	}
 }
 

@@ -153,6 +153,10 @@ type Reject struct {
 	PayloadSHA256 string          `json:"payload_sha256" db:"payload_sha256"`
 	PayloadSize   int64           `json:"payload_size" db:"payload_size"`
 	EventID       *string         `json:"event_id,omitempty" db:"event_id"`
+	// RawTruncated says the reject keeps only the first bytes of the payload
+	// (a request that failed authentication); PayloadSHA256 and PayloadSize
+	// describe the whole.
+	RawTruncated bool `json:"raw_truncated,omitempty" db:"raw_truncated"`
 	// Headers are the HTTP request headers, for webhook rejects (only from Reject).
 	Headers json.RawMessage `json:"headers,omitempty" db:"-"`
 	// Raw is the payload as received (only from Reject).
@@ -160,7 +164,7 @@ type Reject struct {
 }
 
 const rejectColumns = `id::text AS id, source, subject, received_at, reason, problems, payload_sha256,
-	octet_length(raw)::bigint AS payload_size, event_id`
+	coalesce(payload_size, octet_length(raw))::bigint AS payload_size, event_id, raw_truncated`
 
 // Rejects returns the latest rejects, newest first, without their payloads.
 func (s *Store) Rejects(ctx context.Context, limit int) ([]Reject, error) {
@@ -191,7 +195,7 @@ func (s *Store) Reject(ctx context.Context, id string) (Reject, error) {
 	r, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (Reject, error) {
 		var r Reject
 		err := row.Scan(&r.ID, &r.Source, &r.Subject, &r.ReceivedAt, &r.Reason, &r.Problems, &r.PayloadSHA256,
-			&r.PayloadSize, &r.EventID, &r.Raw, &r.Headers)
+			&r.PayloadSize, &r.EventID, &r.RawTruncated, &r.Raw, &r.Headers)
 		return r, err
 	})
 	if postgres.IsNoRows(err) {

@@ -1,8 +1,7 @@
 // Package postgres is intake's store: incidents with every revision they have
 // had, their timelines and people as rows, and the rejects, in the Postgres
 // schema "intake". Apply writes a whole batch of inbound messages, the events
-// they cause (via the outbox) and their event ids (processed_events) in one
-// transaction.
+// they cause (via the outbox) and their keys (inbox) in one transaction.
 package postgres
 
 import (
@@ -54,8 +53,9 @@ var eventNamespace = uuid.MustParse("3afdd67b-113f-5b42-9771-c28195b438b0") // U
 // Message is one inbound payload, already checked: exactly one of Accepted
 // and Rejected is set.
 type Message struct {
-	// EventID deduplicates redeliveries through processed_events; "" (HTTP
-	// callers) skips that.
+	// EventID is the sender's message id; with Subject and the digest of Raw
+	// it deduplicates redeliveries through the inbox table. "" (HTTP callers)
+	// skips that.
 	EventID string
 	// Subject is the NATS subject or HTTP route the payload came in on.
 	Subject    string
@@ -84,6 +84,10 @@ type Rejection struct {
 	Problems []events.Problem
 	// Headers, when set, are the HTTP request headers (already stripped of secrets).
 	Headers map[string][]string
+	// KeepBytes, when > 0, bounds how much of the payload the reject keeps:
+	// only its first KeepBytes bytes are stored (the digest and size still
+	// describe the whole). For requests that failed authentication.
+	KeepBytes int
 }
 
 // Outcome is what Apply did with one message.
@@ -109,6 +113,11 @@ type Result struct {
 	IncidentID string
 	Revision   int
 	RejectID   string
+	// ReusedID says that an earlier message on the same subject had the same
+	// message id with other bytes: the sender reused an id. The message was
+	// applied like any other (it is not a redelivery); the caller makes the
+	// reuse visible.
+	ReusedID bool
 }
 
 // Store is intake's Postgres store.
@@ -127,8 +136,10 @@ func New(pool *pgxpool.Pool) *Store {
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // Apply stores a batch of messages in one transaction and returns one result
-// per message, in order. Messages whose event id was handled before (in an
-// earlier batch or earlier in this one) are Duplicate. Accepted incidents are
+// per message, in order. A message is a Duplicate when a message with the
+// same subject, event id and bytes was handled before (in an earlier batch or
+// earlier in this one); the same event id on another subject, or with other
+// bytes, is a message of its own (the latter flagged ReusedID). Accepted incidents are
 // applied in batch order: content equal to the incident's latest revision is
 // Unchanged, anything else becomes the next revision and enqueues an
 // afteraction.incident.registered.v1 event. Rejections are stored in rejects
@@ -184,29 +195,39 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, msgs []Message) ([]Result,
 	results := make([]Result, len(msgs))
 	live := make([]bool, len(msgs))
 
-	var ids []string
-	for _, m := range msgs {
+	keys := make([]inboxKey, len(msgs))
+	var marked []inboxKey
+	for i, m := range msgs {
 		if m.EventID != "" {
-			ids = append(ids, m.EventID)
+			keys[i] = keyOf(m)
+			marked = append(marked, keys[i])
 		}
 	}
-	fresh := map[string]bool{}
-	if len(ids) > 0 {
+	fresh := map[inboxKey]bool{}
+	if len(marked) > 0 {
 		var err error
-		if fresh, err = postgres.MarkProcessedBatch(ctx, tx, ids); err != nil {
+		if fresh, err = markInbox(ctx, tx, marked); err != nil {
 			return nil, err
 		}
 	}
 	incidentIDs := []string{}
 	seenIncident := map[string]bool{}
+	seenID := map[inboxKey]bool{} // (subject, id) of this batch's fresh messages
 	for i, m := range msgs {
+		reused := false
 		if m.EventID != "" {
-			if !fresh[m.EventID] {
+			k := keys[i]
+			earlier, ok := fresh[k]
+			if !ok {
 				results[i] = Result{Outcome: Duplicate}
 				continue
 			}
-			delete(fresh, m.EventID) // a second copy in this batch is a duplicate
+			delete(fresh, k) // a second copy in this batch is a duplicate
+			id := inboxKey{subject: k.subject, messageID: k.messageID}
+			reused = earlier || seenID[id]
+			seenID[id] = true
 		}
+		results[i].ReusedID = reused
 		if (m.Accepted == nil) == (m.Rejected == nil) {
 			return nil, fmt.Errorf("message %d (%s): exactly one of Accepted and Rejected must be set", i, m.EventID)
 		}
@@ -240,13 +261,13 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, msgs []Message) ([]Result,
 			}
 			rejects = append(rejects, row)
 			outbox = append(outbox, ev)
-			results[i] = Result{Outcome: Rejected, RejectID: row.id}
+			results[i] = Result{Outcome: Rejected, RejectID: row.id, ReusedID: results[i].ReusedID}
 			continue
 		}
 		a := m.Accepted
 		cur := state[a.IncidentID]
 		if cur.revision > 0 && cur.sha == a.ContentSHA256 {
-			results[i] = Result{Outcome: Unchanged, IncidentID: a.IncidentID, Revision: cur.revision}
+			results[i] = Result{Outcome: Unchanged, IncidentID: a.IncidentID, Revision: cur.revision, ReusedID: results[i].ReusedID}
 			continue
 		}
 		cur.revision++
@@ -266,7 +287,7 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, msgs []Message) ([]Result,
 		if cur.revision > 1 {
 			outcome = Revised
 		}
-		results[i] = Result{Outcome: outcome, IncidentID: a.IncidentID, Revision: cur.revision}
+		results[i] = Result{Outcome: outcome, IncidentID: a.IncidentID, Revision: cur.revision, ReusedID: results[i].ReusedID}
 	}
 
 	if err := upsertIncidents(ctx, tx, revisions, latest, order, state, now); err != nil {
@@ -413,17 +434,50 @@ type rejectRow struct {
 	problems                         []byte
 	headers                          []byte
 	raw                              []byte
+	size                             int64
+	truncated                        bool
 	eventID                          *string
 }
 
-// Limits of afteraction.incident.rejected.v1.
+// Limits of a reject: the row keeps up to maxListed problems of maxText runes
+// each; afteraction.incident.rejected.v1 carries fewer and shorter ones (see
+// eventProblems), since JSON may escape every character of an untrusted name
+// to six bytes and one event must stay far below the NATS payload limit.
 const (
 	maxSubject = 500
 	maxSource  = 200
 	maxText    = 2000
 	maxExcerpt = 2048
 	maxListed  = 101
+
+	maxEventProblems     = 20
+	maxEventProblemText  = 200
+	maxEventProblemBytes = 16 << 10
 )
+
+// eventProblems returns what the rejected event of reject id says about
+// problems: at most maxEventProblems of them, each field and reason cut to
+// maxEventProblemText runes, together at most maxEventProblemBytes of JSON.
+// When some are left out, a last problem (field "") says how many and where
+// the whole list is kept. The reject row keeps the full list.
+func eventProblems(problems []events.Problem, id string) []events.Problem {
+	out := make([]events.Problem, 0, min(len(problems), maxEventProblems)+1)
+	size := 0
+	for _, p := range problems {
+		p = events.Problem{Field: Clean(p.Field, maxEventProblemText), Reason: Clean(p.Reason, maxEventProblemText)}
+		b, err := json.Marshal(p)
+		if err != nil || len(out) == maxEventProblems || size+len(b) > maxEventProblemBytes {
+			break
+		}
+		size += len(b)
+		out = append(out, p)
+	}
+	if omitted := len(problems) - len(out); omitted > 0 {
+		out = append(out, events.Problem{Field: "", Reason: fmt.Sprintf(
+			"%d more problems not listed in this event; the reject %s keeps them (GET /v1/rejects/%s)", omitted, id, id)})
+	}
+	return out
+}
 
 // newReject builds the rejects row of m and the event announcing it. Every
 // text is made storable (valid UTF-8, no NUL) and cut to the event's limits.
@@ -454,6 +508,10 @@ func newReject(m Message, now time.Time) (rejectRow, postgres.OutboxMessage, err
 		sha:        hex.EncodeToString(sum[:]),
 		receivedAt: receivedAt,
 		raw:        m.Raw,
+		size:       int64(len(m.Raw)),
+	}
+	if r.KeepBytes > 0 && len(m.Raw) > r.KeepBytes {
+		row.raw, row.truncated = m.Raw[:r.KeepBytes], true
 	}
 	if row.reason == "" {
 		row.reason = "rejected"
@@ -485,10 +543,10 @@ func newReject(m Message, now time.Time) (rejectRow, postgres.OutboxMessage, err
 		Subject:        row.subject,
 		ReceivedAt:     receivedAt.UTC(),
 		Reason:         row.reason,
-		Problems:       problems,
+		Problems:       eventProblems(problems, id),
 		PayloadSHA256:  row.sha,
-		PayloadSize:    int64(len(m.Raw)),
-		PayloadExcerpt: Excerpt(m.Raw, maxExcerpt),
+		PayloadSize:    row.size,
+		PayloadExcerpt: Excerpt(row.raw, maxExcerpt),
 	})
 	if err != nil {
 		return rejectRow{}, postgres.OutboxMessage{}, err
@@ -501,7 +559,8 @@ func insertRejects(ctx context.Context, tx pgx.Tx, rows []rejectRow) error {
 		return nil
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"rejects"},
-		[]string{"id", "source", "subject", "received_at", "reason", "problems", "raw", "headers", "payload_sha256", "event_id"},
+		[]string{"id", "source", "subject", "received_at", "reason", "problems", "raw", "headers", "payload_sha256", "event_id",
+			"payload_size", "raw_truncated"},
 		pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 			r := rows[i]
 			var headers any
@@ -509,7 +568,7 @@ func insertRejects(ctx context.Context, tx pgx.Tx, rows []rejectRow) error {
 				headers = json.RawMessage(r.headers)
 			}
 			return []any{r.id, r.source, r.subject, r.receivedAt, r.reason, json.RawMessage(r.problems), r.raw,
-				headers, r.sha, r.eventID}, nil
+				headers, r.sha, r.eventID, r.size, r.truncated}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("insert %d rejects: %w", len(rows), err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"slices"
 	"testing"
 	"time"
 
@@ -352,5 +353,56 @@ func TestExcerpt(t *testing.T) {
 		if got := postgres.Excerpt([]byte(tc.in), tc.n); got != tc.want {
 			t.Errorf("Excerpt(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// msgOn is msg for a payload of source arriving on incidents.closed.<source>.
+func msgOn(t testing.TB, source, eventID string, raw []byte) postgres.Message {
+	t.Helper()
+	rev, err := intake.Parse(raw, "", source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postgres.Message{EventID: eventID, Subject: "incidents.closed." + source, ReceivedAt: time.Now(), Raw: raw, Accepted: rev}
+}
+
+// A message is unique by (subject, id, bytes): two sources may both use
+// INC-1 as their message id, and a source reusing an id for other content
+// sends another message, applied and flagged, never dropped as a duplicate.
+func TestApplyKeysMessagesBySourceIDAndContent(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	of := func(source, ext string) []byte {
+		return example(t, func(i *events.IncidentClosed) { i.Source, i.ExternalID = source, ext })
+	}
+	outcomes := func(res []postgres.Result) (out []string) {
+		for _, r := range res {
+			o := string(r.Outcome)
+			if r.ReusedID {
+				o += "+reused"
+			}
+			out = append(out, o)
+		}
+		return out
+	}
+	res := apply(t, s, msgOn(t, "jira", "INC-1", of("jira", "J-1")), msgOn(t, "pagerduty", "INC-1", of("pagerduty", "P-1")))
+	if got := outcomes(res); !slices.Equal(got, []string{"registered", "registered"}) {
+		t.Fatalf("same id from two sources: %v", got)
+	}
+	// The same id from jira again, for another incident: applied, flagged.
+	res = apply(t, s, msgOn(t, "jira", "INC-1", of("jira", "J-2")))
+	if got := outcomes(res); !slices.Equal(got, []string{"registered+reused"}) {
+		t.Fatalf("reused id: %v", got)
+	}
+	// Redeliveries of either content are duplicates.
+	res = apply(t, s, msgOn(t, "jira", "INC-1", of("jira", "J-1")), msgOn(t, "jira", "INC-1", of("jira", "J-2")))
+	if got := outcomes(res); !slices.Equal(got, []string{"duplicate", "duplicate"}) {
+		t.Fatalf("redeliveries: %v", got)
+	}
+	// Within one batch: a copy is a duplicate, other bytes under the same id are applied and flagged.
+	res = apply(t, s, msgOn(t, "jira", "M-9", of("jira", "J-3")), msgOn(t, "jira", "M-9", of("jira", "J-3")),
+		msgOn(t, "jira", "M-9", of("jira", "J-4")))
+	if got := outcomes(res); !slices.Equal(got, []string{"registered", "duplicate", "registered+reused"}) {
+		t.Fatalf("one batch: %v", got)
 	}
 }

@@ -116,7 +116,8 @@ func DefaultConfig() Config {
 			DoneStatuses:    []string{"Close"},
 		},
 		SourceStatuspage: {
-			Severity:        sevMap("critical", "critical", "major", "high", "minor", "low", "none", "informational", "maintenance", "informational"),
+			// impact "none" rates nothing (see normalizeStatuspage): not mapped.
+			Severity:        sevMap("critical", "critical", "major", "high", "minor", "low", "maintenance", "informational"),
 			DefaultSeverity: events.SeverityMedium,
 			DoneStatuses:    []string{"resolved", "postmortem"},
 		},

@@ -159,6 +159,14 @@ type candidate struct {
 	key string // the text looked up in the severity map; may carry a prefix such as "urgency:"
 }
 
+// defaultSeverity is the source's default severity, medium when it has none.
+func (c SourceConfig) defaultSeverity() events.Severity {
+	if !c.DefaultSeverity.Valid() {
+		return events.SeverityMedium
+	}
+	return c.DefaultSeverity
+}
+
 func cand(v value) candidate { return candidate{v: v, key: v.str()} }
 
 // severity sets the incident's severity from the first candidate the source's
@@ -195,10 +203,7 @@ func (n *normalization) severity(worst bool, cands ...candidate) {
 		n.inc.Severity = found
 		return
 	}
-	def := n.cfg.DefaultSeverity
-	if !def.Valid() {
-		def = events.SeverityMedium
-	}
+	def := n.cfg.defaultSeverity()
 	n.inc.Severity = def
 	if len(unknown) > 0 {
 		n.note("priority %s not in the severity mapping; used the default severity %s", strings.Join(unknown, ", "), def)

@@ -326,6 +326,38 @@ func TestStatuspageReresolvedAndMissing(t *testing.T) {
 	ignored(t, DefaultConfig(), SourceStatuspage, nil, []byte(`{"meta":{},"page":{},"component_update":{"new_status":"operational"}}`))
 }
 
+// impact "none" is Statuspage's unrated default, not a rating of a
+// published, user-facing incident: the default severity applies, noted.
+func TestStatuspageImpactNone(t *testing.T) {
+	body := mutate(t, "statuspage/incident_resolved.json", func(m map[string]any) { obj(m, "incident")["impact"] = "none" })
+	inc := closing(t, DefaultConfig(), SourceStatuspage, nil, body)
+	eq(t, "severity", inc.Severity, events.SeverityMedium)
+	hasNote(t, inc, `/incident/impact is "none" (not rated on the status page); used the default severity medium`)
+
+	body = mutate(t, "statuspage/incident_resolved.json", func(m map[string]any) { obj(m, "incident")["impact_override"] = "none" })
+	inc = closing(t, DefaultConfig(), SourceStatuspage, nil, body)
+	eq(t, "severity (override none)", inc.Severity, events.SeverityMedium)
+	hasNote(t, inc, `/incident/impact_override is "none"`)
+
+	// An operator who maps "none" explicitly gets what they mapped.
+	cfg := DefaultConfig()
+	cfg.Sources[SourceStatuspage].Severity["none"] = events.SeverityLow
+	body = mutate(t, "statuspage/incident_resolved.json", func(m map[string]any) { obj(m, "incident")["impact"] = "none" })
+	eq(t, "severity (mapped)", closing(t, cfg, SourceStatuspage, nil, body).Severity, events.SeverityLow)
+}
+
+// A backfilled incident was entered after it ended: its created_at is no
+// report time (taken as one, the closure would precede the report).
+func TestStatuspageBackfilled(t *testing.T) {
+	body := mutate(t, "statuspage/incident_resolved.json", func(m map[string]any) {
+		obj(m, "incident")["backfilled"] = true
+		obj(m, "incident")["created_at"] = "2026-11-25T09:00:00Z"
+	})
+	inc := closing(t, DefaultConfig(), SourceStatuspage, nil, body)
+	eq(t, "reported_at", inc.Timestamps.ReportedAt, (*time.Time)(nil))
+	hasNote(t, inc, "created_at is not taken as the report time")
+}
+
 func TestGitHubClosed(t *testing.T) {
 	inc := closing(t, DefaultConfig(), SourceGitHub, githubHeader(), fixture(t, "github/issues_closed.json"))
 	eq(t, "source", inc.Source, "github")
@@ -431,6 +463,48 @@ func TestTheHiveResolvedV4(t *testing.T) {
 	eq(t, "impact", inc.Impact, &events.Impact{Final: &events.ImpactAssessment{Level: events.ImpactNone, Description: "TheHive impact status NoImpact"}})
 	eq(t, "people", inc.People, []events.Person{{Name: "analyst@thehive.local", Email: "analyst@thehive.local", Role: events.RoleResponder},
 		{Name: "analyst@thehive.local", Email: "analyst@thehive.local", Role: events.RoleReporter}})
+}
+
+// TheHive 5's format version 1 is the audit record itself: "action" for
+// "operation", and the audit's own _id, _createdAt, _createdBy on the envelope.
+func TestTheHiveFormat1(t *testing.T) {
+	v0 := closing(t, DefaultConfig(), SourceTheHive, nil, fixture(t, "thehive/case_closed_v5.json"))
+	v1 := closing(t, DefaultConfig(), SourceTheHive, nil, fixture(t, "thehive/case_closed_v5_format1.json"))
+	eq(t, "format 1 maps like the same close in format 0", v1, v0)
+
+	// The envelope's _id is the audit's, never the case's.
+	body := mutate(t, "thehive/case_closed_v5_format1.json", func(m map[string]any) { delete(obj(m, "object"), "_id") })
+	eq(t, "external_id from objectId", closing(t, DefaultConfig(), SourceTheHive, nil, body).ExternalID, "~4264")
+	// Without endDate and _updatedAt, the audit's _createdAt is when the case closed.
+	body = mutate(t, "thehive/case_closed_v5_format1.json", func(m map[string]any) {
+		delete(obj(m, "details"), "endDate")
+		delete(obj(m, "object"), "endDate")
+		delete(obj(m, "object"), "_updatedAt")
+	})
+	eq(t, "closed_at from the audit", closing(t, DefaultConfig(), SourceTheHive, nil, body).Timestamps.ClosedAt, *ts("2026-11-21T00:00:00.412Z"))
+
+	body = mutate(t, "thehive/case_closed_v5_format1.json", func(m map[string]any) { delete(m, "action") })
+	problem(t, DefaultConfig(), SourceTheHive, nil, body, http.StatusUnprocessableEntity, "/operation")
+}
+
+// Format version 0 renders the case with the v0 API: createdAt, createdBy,
+// caseId and owner instead of _createdAt, _createdBy, number and assignee.
+func TestTheHiveFormat0(t *testing.T) {
+	inc := closing(t, DefaultConfig(), SourceTheHive, nil, fixture(t, "thehive/case_resolved_format0.json"))
+	eq(t, "external_id", inc.ExternalID, "~45088")
+	eq(t, "severity", inc.Severity, events.SeverityHigh)
+	eq(t, "timestamps", inc.Timestamps, events.Timestamps{
+		StartedAt:  ts("2026-11-20T15:00:00Z"),
+		ReportedAt: ts("2026-11-20T16:00:00Z"),
+		ResolvedAt: ts("2026-11-21T00:00:00Z"),
+		ClosedAt:   *ts("2026-11-21T00:00:00Z"),
+	})
+	eq(t, "people", inc.People, []events.Person{
+		{Name: "handler@cert.example", Email: "handler@cert.example", Role: events.RoleResponder},
+		{Name: "triage@cert.example", Email: "triage@cert.example", Role: events.RoleReporter},
+	})
+	eq(t, "notes", inc.Notes, []string{"TheHive case #63"})
+	eq(t, "timeline actor", inc.Timeline[0].Actor, "handler@cert.example")
 }
 
 func TestTheHiveStaleEndDate(t *testing.T) {

@@ -55,21 +55,34 @@ func normalizeStatuspage(n *normalization) string {
 	resolved := n.requiredTime(inc.get("resolved_at"))
 	resolved = n.latest(resolved, inc.get("resolved_at").ptr, lastResolved, "the latest resolved update in /incident/incident_updates")
 	n.inc.Timestamps.StartedAt = n.time(inc.get("started_at"))
-	n.inc.Timestamps.ReportedAt = n.time(inc.get("created_at"))
+	backfilled, _ := inc.get("backfilled").boolean()
+	if !backfilled {
+		// A backfilled incident was entered after the fact: created_at is not a report time.
+		n.inc.Timestamps.ReportedAt = n.time(inc.get("created_at"))
+	}
 	n.inc.Timestamps.RecoveredAt = n.time(inc.get("monitoring_at"))
 	n.inc.Timestamps.ResolvedAt = resolved
 	n.closeAt(resolved, inc.get("resolved_at"))
 
+	impact := inc.get("impact")
 	if override := inc.get("impact_override"); override.str() != "" {
-		n.severity(false, cand(override), cand(inc.get("impact")))
+		impact = override
+	}
+	if _, mapped := n.cfg.Severity["none"]; normKey(impact.str()) == "none" && !mapped {
+		// "none" is what Statuspage shows before anyone rates the impact; an
+		// incident published on a status page was user-facing all the same.
+		n.inc.Severity = n.cfg.defaultSeverity()
+		n.note("%s is \"none\" (not rated on the status page); used the default severity %s", impact.ptr, n.inc.Severity)
+	} else if impact.ptr != inc.get("impact").ptr {
+		n.severity(false, cand(impact), cand(inc.get("impact")))
 	} else {
-		n.severity(false, cand(inc.get("impact")))
+		n.severity(false, cand(impact))
 	}
 	for _, c := range inc.get("components").items() {
 		n.asset(c.get("name").str(), "component", c.get("id").str())
 	}
-	if b, ok := inc.get("backfilled").boolean(); ok && b {
-		n.note("the incident was backfilled on the status page (entered after the fact)")
+	if backfilled {
+		n.note("the incident was backfilled on the status page (entered after the fact); its created_at is not taken as the report time")
 	}
 	return ""
 }

@@ -9,9 +9,20 @@ import (
 // normalizeTheHive maps a TheHive 4/5 webhook for a case update that closes
 // the case: stage Closed (TheHive 5) or a done status (Resolved in TheHive 4;
 // TruePositive, FalsePositive, ... in TheHive 5). Times are epoch ms.
+//
+// Both message formats are read. Format 0 has "operation" and renders the
+// case with the v0 API (createdAt, createdBy, updatedAt, updatedBy, caseId,
+// owner); format 1 (TheHive 5) is the audit record itself, with "action"
+// instead of "operation", the audit's own _id, _createdAt (when the change
+// was made) and _createdBy (who made it) on the envelope, and the case
+// rendered with the v1 API (_createdAt, _createdBy, number, assignee).
 func normalizeTheHive(n *normalization) string {
 	objType := n.text(n.root.get("objectType"), true)
-	op := n.text(n.root.get("operation"), true)
+	opV := n.root.get("operation")
+	if a := n.root.get("action"); !opV.present && a.present {
+		opV = a
+	}
+	op := n.text(opV, true)
 	if objType == "" || op == "" {
 		return ""
 	}
@@ -22,6 +33,13 @@ func normalizeTheHive(n *normalization) string {
 		return notClosing("thehive case %s", clip(op, 40))
 	}
 	obj, details := n.root.get("object"), n.root.get("details")
+	// field is the case's field in the v1 rendering, else in the v0 one.
+	field := func(v1, v0 string) value {
+		if v := obj.get(v1); v.str() != "" {
+			return v
+		}
+		return obj.get(v0)
+	}
 	pick := func(key string) value {
 		if d := details.get(key); d.str() != "" {
 			return d
@@ -42,7 +60,7 @@ func normalizeTheHive(n *normalization) string {
 		id = n.root.get("objectId")
 	}
 	n.externalID(id.str(), id)
-	if num := obj.get("number").str(); num != "" {
+	if num := field("number", "caseId").str(); num != "" {
 		n.note("TheHive case #%s", clip(num, 20))
 	}
 	n.title(obj.get("title"))
@@ -55,10 +73,14 @@ func normalizeTheHive(n *normalization) string {
 	closedAt := n.requiredTime(end)
 	if !details.get("endDate").present {
 		// endDate not part of this change may be left from before a reopen.
-		closedAt = n.latest(closedAt, end.ptr, n.time(obj.get("_updatedAt")), "the update time /object/_updatedAt")
+		updated := field("_updatedAt", "updatedAt")
+		if !updated.present && n.root.get("action").present {
+			updated = n.root.get("_createdAt") // format 1: when the audited change was made
+		}
+		closedAt = n.latest(closedAt, end.ptr, n.time(updated), "the update time "+updated.ptr)
 	}
 	n.inc.Timestamps.StartedAt = n.time(obj.get("startDate"))
-	n.inc.Timestamps.ReportedAt = n.time(obj.get("_createdAt"))
+	n.inc.Timestamps.ReportedAt = n.time(field("_createdAt", "createdAt"))
 	n.inc.Timestamps.ResolvedAt = closedAt
 	n.closeAt(closedAt, end)
 
@@ -81,11 +103,15 @@ func normalizeTheHive(n *normalization) string {
 		n.inc.Impact = &events.Impact{Final: &events.ImpactAssessment{Level: lvl, Description: "TheHive impact status " + impact}}
 	}
 	n.person(firstNonEmpty(obj.get("assignee").str(), obj.get("owner").str()), "", events.RoleResponder, "")
-	n.person(obj.get("_createdBy").str(), "", events.RoleReporter, "")
+	n.person(field("_createdBy", "createdBy").str(), "", events.RoleReporter, "")
 	action := "Case closed"
 	if resolution != "" {
 		action = "Case closed as " + resolution
 	}
-	n.event(closedAt, events.PhasePostIncident, obj.get("_updatedBy").str(), action, pick("summary").str())
+	actor := field("_updatedBy", "updatedBy").str()
+	if actor == "" && n.root.get("action").present {
+		actor = n.root.get("_createdBy").str() // format 1: who made the audited change
+	}
+	n.event(closedAt, events.PhasePostIncident, actor, action, pick("summary").str())
 	return ""
 }

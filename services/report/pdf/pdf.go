@@ -8,14 +8,16 @@
 // characters are removed and characters the fonts lack are replaced by a
 // visible "[U+XXXX]", so hostile input neither panics nor vanishes.
 //
-// Font cost: codeberg.org/go-pdf/fpdf keeps a parsed UTF-8 font inside each
+// Cost: codeberg.org/go-pdf/fpdf keeps a parsed UTF-8 font inside each
 // document and offers no way to share it, so every document parses and
-// subsets the faces it registers. A Renderer therefore keeps what can be kept
-// (the TTF bytes, unparsed and uncopied, and the per-rune coverage computed
-// once from the fonts' cmaps) and registers only the two faces the layout
-// uses (regular and bold), after AliasNbPages so fpdf starts from its
-// smallest subset. Each face costs about 2 ms to parse plus its subsetting and
-// compression; BenchmarkRender and BenchmarkRenderCoreFont measure the whole.
+// subsets the faces it registers, and compresses each subset with a zlib
+// writer of its own. A Renderer keeps what can be kept (the TTF bytes,
+// unparsed and uncopied, the per-rune coverage computed once from the fonts'
+// cmaps, and the zlib writers that compress the pages: fpdf writes pages
+// uncompressed and deflatePages compresses them afterwards) and registers only
+// the two faces the layout uses (regular and bold), after AliasNbPages so fpdf
+// starts from its smallest subset. BenchmarkRender and
+// BenchmarkRenderCoreFont measure the whole.
 package pdf
 
 import (
@@ -50,6 +52,9 @@ type Input struct {
 	DataSHA256 string
 	// GeneratedAt is printed on the cover and used as the PDF's creation date.
 	GeneratedAt time.Time
+	// CertSubject and CertSHA256 name the certificate that will sign the
+	// PDF, printed in the document-integrity block.
+	CertSubject, CertSHA256 string
 }
 
 // Output is a rendered report.
@@ -64,6 +69,7 @@ type Renderer struct {
 	regular, bold []byte
 	family        string // "" means the registered Go fonts
 	cover         coverage
+	writers       zlibWriters
 }
 
 // NewRenderer returns a Renderer using the Go fonts (Latin, Greek, Cyrillic).
@@ -73,13 +79,13 @@ func NewRenderer() (*Renderer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("font coverage: %w", err)
 	}
-	return &Renderer{regular: goregular.TTF, bold: gobold.TTF, cover: cov}, nil
+	return &Renderer{regular: goregular.TTF, bold: gobold.TTF, cover: cov, writers: newZlibWriters()}, nil
 }
 
 // newCoreFontRenderer draws with the PDF core font Helvetica and ASCII only.
 // It exists as the baseline of BenchmarkRenderCoreFont.
 func newCoreFontRenderer() *Renderer {
-	return &Renderer{family: "Helvetica", cover: asciiCoverage()}
+	return &Renderer{family: "Helvetica", cover: asciiCoverage(), writers: newZlibWriters()}
 }
 
 // Render renders in. Errors (including a panic inside the PDF library) wrap
@@ -96,7 +102,11 @@ func (r *Renderer) Render(in Input) (out Output, err error) {
 	if err := d.f.Output(&buf); err != nil {
 		return Output{}, fmt.Errorf("%w: report %s v%d: %v", ErrRender, in.ReportID, in.Version, err)
 	}
-	return Output{PDF: buf.Bytes(), Pages: d.f.PageCount()}, nil
+	doc, err := deflatePages(buf.Bytes(), r.writers)
+	if err != nil {
+		return Output{}, fmt.Errorf("%w: report %s v%d: %v", ErrRender, in.ReportID, in.Version, err)
+	}
+	return Output{PDF: doc, Pages: d.f.PageCount()}, nil
 }
 
 // Layout constants, in millimetres and points.
@@ -138,7 +148,7 @@ func (r *Renderer) newDoc(in Input) *doc {
 	f.SetCreationDate(created)
 	f.SetModificationDate(created)
 	f.SetCatalogSort(true)
-	f.SetCompression(true)
+	f.SetCompression(false) // deflatePages compresses the pages afterwards
 	f.SetProducer(Producer, true)
 	f.SetCreator("afteraction", true)
 	f.SetTitle(d.line("Incident report: "+in.Review.Incident.Title), true)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/schemas"
+	"github.com/afteraction/afteraction/services/report/pades/padestest"
 )
 
 func exampleReview(t testing.TB) events.ReviewCompleted {
@@ -57,22 +58,7 @@ func renderer(t testing.TB) *Renderer {
 }
 
 // pdfText returns the text of a PDF via pdftotext, or skips when it is not installed.
-func pdfText(t *testing.T, pdf []byte) string {
-	t.Helper()
-	bin, err := exec.LookPath("pdftotext")
-	if err != nil {
-		t.Skip("pdftotext not installed (apt-get install poppler-utils); cannot check the text layer")
-	}
-	path := filepath.Join(t.TempDir(), "report.pdf")
-	if err := os.WriteFile(path, pdf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "-enc", "UTF-8", path, "-").Output()
-	if err != nil {
-		t.Fatalf("pdftotext: %v", err)
-	}
-	return string(out)
-}
+func pdfText(t *testing.T, pdf []byte) string { return padestest.Text(t, pdf) }
 
 func qpdfCheck(t *testing.T, pdf []byte) {
 	t.Helper()

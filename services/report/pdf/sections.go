@@ -590,21 +590,27 @@ func (d *doc) participants() {
 
 func (d *doc) integrity() {
 	d.heading(HeadingIntegrity)
-	d.kv([][2]string{
+	rows := [][2]string{
 		{"Report id", d.in.ReportID},
 		{"Report version", strconv.Itoa(d.in.Version)},
 		{"Incident id", d.rv.IncidentID},
 		{"Review id", d.rv.ReviewID},
 		{"Generated", fmtTime(d.in.GeneratedAt)},
 		{"Data SHA-256", d.in.DataSHA256},
-	})
+	}
+	if d.in.CertSHA256 != "" {
+		rows = append(rows, [2]string{"Signed by", d.in.CertSubject},
+			[2]string{"Certificate SHA-256", d.in.CertSHA256})
+	}
+	d.kv(rows)
 	if d.rv.Amendment > 0 {
 		d.para("This version renders amendment " + strconv.Itoa(d.rv.Amendment) + " of the review: " +
 			d.rv.AmendmentReason + " Earlier versions stay as they were published and remain verifiable.")
 	}
 	d.para("The data SHA-256 is the digest of the canonical JSON of the completed review this report was " +
-		"rendered from. The SHA-256 of this PDF file itself and an Ed25519 signature over the report id, " +
-		"version, PDF digest and data digest are recorded by afteraction when the version is published; a " +
-		"PDF cannot contain its own digest. Anyone can check that a copy of this file is an authentic, " +
-		"unaltered version with `afteraction verify <file.pdf>` (or POST /v1/verify on the report service).")
+		"rendered from. This file carries a digital signature (PDF signature with a CMS SignedData over " +
+		"every byte of the file but the signature itself) made with the certificate named above: any PDF " +
+		"reader, Poppler's pdfsig, or `afteraction verify --cert <certificate.pem> <file.pdf>` checks it " +
+		"offline; one changed byte breaks it. afteraction also records the SHA-256 of this file and an " +
+		"Ed25519 signature over the report id, version, PDF digest and data digest when the version is published.")
 }

@@ -39,6 +39,9 @@ func Migrations() fs.FS {
 const (
 	StatusOpen      = "open"
 	StatusCompleted = "completed"
+	// StatusAwaitingApproval: signed off by the facilitator, waiting for the
+	// second approval the configuration requires for the review.
+	StatusAwaitingApproval = "awaiting_approval"
 )
 
 // Review is one stored review with its participants. Historical says the
@@ -71,6 +74,21 @@ type Review struct {
 	// Amendments is how many amendments the review has had.
 	Amendments   int
 	Participants []Participant
+	SignOff      SignOff
+}
+
+// SignOff records who signed a completion off and, where a second approval
+// is required, who approved or rejected it. Pending is the outcome (JSON)
+// waiting for approval while the status is StatusAwaitingApproval.
+type SignOff struct {
+	SignedOffBy     string     `json:"signed_off_by,omitempty"`
+	SignedOffAt     *time.Time `json:"signed_off_at,omitempty"`
+	Pending         string     `json:"-"`
+	ApprovedBy      string     `json:"approved_by,omitempty"`
+	ApprovedAt      *time.Time `json:"approved_at,omitempty"`
+	RejectedBy      string     `json:"rejected_by,omitempty"`
+	RejectedAt      *time.Time `json:"rejected_at,omitempty"`
+	RejectionReason string     `json:"rejection_reason,omitempty"`
 }
 
 // Stale reports whether the review is completed and its incident has been
@@ -80,6 +98,9 @@ func (r Review) Stale() bool {
 }
 
 // Participant is a person invited to a review; Key identifies them within it.
+// AddedBy says where they came from ("incident", "rule:<name>" or
+// "person:<login>"); Generation is signed into their invitation token, so
+// revoking or resending (which bump it) invalidates only their earlier links.
 type Participant struct {
 	ID          string
 	Key         string
@@ -87,6 +108,11 @@ type Participant struct {
 	Email       string
 	Role        events.Role
 	SubmittedAt *time.Time
+	AddedBy     string
+	InvitedAt   time.Time
+	RemindedAt  *time.Time
+	Generation  int
+	RevokedAt   *time.Time
 }
 
 // Response is one participant's current answers.
@@ -146,7 +172,9 @@ const selectReview = `SELECT review_id::text, incident_id::text, incident_revisi
 	due_at, historical, opened_at, completed_at, title, severity, questionnaire_version, facilitator_name, facilitator_email,
 	incident, summary, findings, action_items, coalesce(completed_event_id, ''),
 	coalesce(completed_incident_revision, 0),
-	(SELECT count(*) FROM amendments a WHERE a.review_id = reviews.review_id)
+	(SELECT count(*) FROM amendments a WHERE a.review_id = reviews.review_id),
+	signed_off_by, signed_off_at, coalesce(pending_completion::text, ''), approved_by, approved_at,
+	rejected_by, rejected_at, rejection_reason
 FROM reviews`
 
 func scanReview(row pgx.CollectableRow) (Review, error) {
@@ -155,7 +183,9 @@ func scanReview(row pgx.CollectableRow) (Review, error) {
 	err := row.Scan(&r.ID, &r.IncidentID, &r.IncidentRevision, &r.Status, &r.Required, &r.Exercise,
 		&r.DueAt, &r.Historical, &r.OpenedAt, &r.CompletedAt, &r.Title, &r.Severity, &r.QuestionnaireVersion,
 		&r.Facilitator.Name, &r.Facilitator.Email, &incident, &r.Summary, &findings, &items, &r.CompletedEventID,
-		&r.CompletedIncidentRevision, &r.Amendments)
+		&r.CompletedIncidentRevision, &r.Amendments,
+		&r.SignOff.SignedOffBy, &r.SignOff.SignedOffAt, &r.SignOff.Pending, &r.SignOff.ApprovedBy, &r.SignOff.ApprovedAt,
+		&r.SignOff.RejectedBy, &r.SignOff.RejectedAt, &r.SignOff.RejectionReason)
 	if err != nil {
 		return r, err
 	}
@@ -191,9 +221,11 @@ func oneReview(ctx context.Context, q querier, sql string, arg any) (Review, err
 	return r, err
 }
 
-const selectParticipants = `SELECT p.participant_id::text, p.key, p.name, p.email, p.role, s.submitted_at
+const selectParticipants = `SELECT p.participant_id::text, p.key, p.name, p.email, p.role, s.submitted_at,
+	p.added_by, p.invited_at, (SELECT max(m.reminded_at) FROM reminders m WHERE m.participant_id = p.participant_id),
+	p.invitation_generation, p.invitation_revoked_at
 FROM participants p LEFT JOIN responses s USING (participant_id)
-WHERE p.review_id = $1 ORDER BY p.position`
+WHERE p.review_id = $1 AND p.removed_at IS NULL ORDER BY p.position`
 
 func participants(ctx context.Context, q querier, reviewID string) ([]Participant, error) {
 	rows, err := q.Query(ctx, selectParticipants, reviewID)
@@ -202,7 +234,8 @@ func participants(ctx context.Context, q querier, reviewID string) ([]Participan
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Participant, error) {
 		var p Participant
-		err := row.Scan(&p.ID, &p.Key, &p.Name, &p.Email, &p.Role, &p.SubmittedAt)
+		err := row.Scan(&p.ID, &p.Key, &p.Name, &p.Email, &p.Role, &p.SubmittedAt,
+			&p.AddedBy, &p.InvitedAt, &p.RemindedAt, &p.Generation, &p.RevokedAt)
 		return p, err
 	})
 }
@@ -282,22 +315,35 @@ func (t *Tx) InsertReview(ctx context.Context, r Review) error {
 	return err
 }
 
-const insertParticipant = `INSERT INTO participants (participant_id, review_id, key, name, email, role, position, added_at)
-VALUES ($1, $2, $3, $4, $5, $6, (SELECT count(*) FROM participants WHERE review_id = $2), $7)
-ON CONFLICT (review_id, key) DO NOTHING`
+const insertParticipant = `INSERT INTO participants (participant_id, review_id, key, name, email, role, position,
+	added_at, added_by, invited_at)
+VALUES ($1, $2, $3, $4, $5, $6, (SELECT count(*) FROM participants WHERE review_id = $2), $7, $8, $7)
+ON CONFLICT (review_id, key) DO UPDATE SET removed_at = NULL, name = excluded.name, email = excluded.email,
+	role = excluded.role, added_by = excluded.added_by, invited_at = excluded.invited_at,
+	invitation_revoked_at = NULL, invitation_generation = participants.invitation_generation + 1
+WHERE participants.removed_at IS NOT NULL AND excluded.added_by LIKE 'person:%'
+RETURNING participant_id::text, invitation_generation`
 
 // AddParticipants invites ps to a review, skipping anyone whose Key is already
-// invited, and returns those actually added.
+// invited (a removed participant with the same Key is invited again, with a
+// new invitation, only when a person adds them: never by incident or rule), and returns those actually added with their stored ids.
+// AddedBy defaults to "incident".
 func (t *Tx) AddParticipants(ctx context.Context, reviewID string, at time.Time, ps []Participant) ([]Participant, error) {
 	var added []Participant
 	for _, p := range ps {
-		tag, err := t.tx.Exec(ctx, insertParticipant, p.ID, reviewID, p.Key, p.Name, p.Email, string(p.Role), at)
+		if p.AddedBy == "" {
+			p.AddedBy = "incident"
+		}
+		err := t.tx.QueryRow(ctx, insertParticipant, p.ID, reviewID, p.Key, p.Name, p.Email, string(p.Role), at, p.AddedBy).
+			Scan(&p.ID, &p.Generation)
+		if pg.IsNoRows(err) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("add participant to review %s: %w", reviewID, err)
 		}
-		if tag.RowsAffected() == 1 {
-			added = append(added, p)
-		}
+		p.InvitedAt = at
+		added = append(added, p)
 	}
 	return added, nil
 }
@@ -354,8 +400,8 @@ ON CONFLICT (participant_id) DO UPDATE SET answers = excluded.answers,
 const insertSubmission = `INSERT INTO response_submissions (review_id, participant_id, submitted_at, submitted_by, channel, body)
 VALUES ($1, $2, $3, $4, $5, $6)`
 
-// SaveResponse replaces a participant's answers and appends the submission,
-// with the body exactly as received, to the audit log.
+// SaveResponse replaces a participant's answers, appends the submission,
+// with the body exactly as received, to the audit log, and clears their draft.
 func (t *Tx) SaveResponse(ctx context.Context, reviewID string, resp Response, channel string, body []byte) error {
 	answers, err := json.Marshal(resp.Answers)
 	if err != nil {
@@ -367,23 +413,29 @@ func (t *Tx) SaveResponse(ctx context.Context, reviewID string, resp Response, c
 	if _, err := t.tx.Exec(ctx, insertSubmission, reviewID, resp.ParticipantID, resp.SubmittedAt, resp.SubmittedBy, channel, string(body)); err != nil {
 		return fmt.Errorf("audit response of %s: %w", resp.ParticipantID, err)
 	}
+	if _, err := t.tx.Exec(ctx, `DELETE FROM drafts WHERE participant_id = $1`, resp.ParticipantID); err != nil {
+		return fmt.Errorf("clear draft of %s: %w", resp.ParticipantID, err)
+	}
 	return nil
 }
 
 const completeReview = `UPDATE reviews SET status = 'completed', completed_at = $2, facilitator_name = $3,
 	facilitator_email = $4, summary = $5, findings = $6, action_items = $7, completed_event_id = $8,
-	completed_incident_revision = incident_revision
-WHERE review_id = $1 AND status = 'open'`
+	completed_incident_revision = incident_revision, signed_off_by = $9, signed_off_at = $10,
+	approved_by = $11, approved_at = $12, pending_completion = NULL
+WHERE review_id = $1 AND status IN ('open', 'awaiting_approval')`
 
-// Complete marks an open review completed with its outcome, based on the
-// incident revision it holds; it returns ErrConflict when the review is not open.
+// Complete marks an open (or awaiting approval) review completed with its
+// outcome and sign-off, based on the incident revision it holds; it returns
+// ErrConflict when the review is already completed.
 func (t *Tx) Complete(ctx context.Context, r Review) error {
 	findings, items, err := marshalOutcome(r)
 	if err != nil {
 		return err
 	}
 	tag, err := t.tx.Exec(ctx, completeReview, r.ID, r.CompletedAt, r.Facilitator.Name, r.Facilitator.Email,
-		r.Summary, findings, items, r.CompletedEventID)
+		r.Summary, findings, items, r.CompletedEventID, r.SignOff.SignedOffBy, r.SignOff.SignedOffAt,
+		r.SignOff.ApprovedBy, r.SignOff.ApprovedAt)
 	if err != nil {
 		return fmt.Errorf("complete review %s: %w", r.ID, err)
 	}
@@ -549,6 +601,7 @@ const selectReminderCandidates = `SELECT r.review_id::text, r.incident_id::text,
 	CASE WHEN r.due_at <= $1 THEN 'overdue' ELSE 'due_soon' END AS reason
 FROM reviews r JOIN participants p USING (review_id)
 WHERE r.status = 'open' AND r.due_at IS NOT NULL AND r.due_at <= $2
+	AND p.removed_at IS NULL AND p.invitation_revoked_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM responses s WHERE s.participant_id = p.participant_id)
 	AND NOT EXISTS (SELECT 1 FROM reminders m WHERE m.participant_id = p.participant_id AND m.due_at = r.due_at
 		AND m.reason = CASE WHEN r.due_at <= $1 THEN 'overdue' ELSE 'due_soon' END)

@@ -58,6 +58,8 @@ type Action struct {
 	Description   string                `json:"description,omitempty"`
 	Category      events.ActionCategory `json:"category"`
 	Owner         *events.Owner         `json:"owner,omitempty"`
+	// Facilitator is the facilitator of the review the action came from.
+	Facilitator *events.Owner `json:"facilitator,omitempty"`
 	// DueDate is YYYY-MM-DD or "".
 	DueDate  string          `json:"due_date,omitempty"`
 	Priority events.Priority `json:"priority,omitempty"`
@@ -148,16 +150,19 @@ func (t *Tx) Enqueue(ctx context.Context, subject string, env events.Envelope) e
 
 const actionColumns = `action_id::text, incident_id::text, incident_title, review_id::text, key, title, description,
 category, owner_name, owner_email, coalesce(due_date::text, ''), priority, status, status_changed_at,
-coalesce(tracker, ''), coalesce(external_key, ''), created_at, updated_at`
+coalesce(tracker, ''), coalesce(external_key, ''), created_at, updated_at, facilitator_name, facilitator_email`
 
 func scanAction(row pgx.CollectableRow) (Action, error) {
 	var a Action
-	var ownerName, ownerEmail string
+	var ownerName, ownerEmail, facName, facEmail string
 	err := row.Scan(&a.ActionID, &a.IncidentID, &a.IncidentTitle, &a.ReviewID, &a.Key, &a.Title, &a.Description,
 		&a.Category, &ownerName, &ownerEmail, &a.DueDate, &a.Priority, &a.Status, &a.StatusChangedAt,
-		&a.Tracker, &a.ExternalKey, &a.CreatedAt, &a.UpdatedAt)
+		&a.Tracker, &a.ExternalKey, &a.CreatedAt, &a.UpdatedAt, &facName, &facEmail)
 	if ownerName != "" || ownerEmail != "" {
 		a.Owner = &events.Owner{Name: ownerName, Email: ownerEmail}
+	}
+	if facName != "" || facEmail != "" {
+		a.Facilitator = &events.Owner{Name: facName, Email: facEmail}
 	}
 	return a, err
 }
@@ -177,19 +182,24 @@ func collectOne(rows pgx.Rows, err error, what string) (Action, error) {
 }
 
 const insertAction = `INSERT INTO actions (action_id, incident_id, incident_title, review_id, key, title, description,
-	category, owner_name, owner_email, due_date, priority, status, status_changed_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, '')::date, $12, $13, $14, $15, $15)
+	category, owner_name, owner_email, due_date, priority, status, status_changed_at, created_at, updated_at,
+	facilitator_name, facilitator_email)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, nullif($11, '')::date, $12, $13, $14, $15, $15, $16, $17)
 ON CONFLICT DO NOTHING`
 
 // InsertAction creates a; it returns false (and changes nothing) when an
 // action with the same id or (review_id, key) exists already.
 func (t *Tx) InsertAction(ctx context.Context, a Action) (bool, error) {
-	var ownerName, ownerEmail string
+	var ownerName, ownerEmail, facName, facEmail string
 	if a.Owner != nil {
 		ownerName, ownerEmail = a.Owner.Name, a.Owner.Email
 	}
+	if a.Facilitator != nil {
+		facName, facEmail = a.Facilitator.Name, a.Facilitator.Email
+	}
 	tag, err := t.tx.Exec(ctx, insertAction, a.ActionID, a.IncidentID, a.IncidentTitle, a.ReviewID, a.Key, a.Title,
-		a.Description, a.Category, ownerName, ownerEmail, a.DueDate, a.Priority, a.Status, a.StatusChangedAt, a.CreatedAt)
+		a.Description, a.Category, ownerName, ownerEmail, a.DueDate, a.Priority, a.Status, a.StatusChangedAt, a.CreatedAt,
+		facName, facEmail)
 	if err != nil {
 		return false, fmt.Errorf("insert action %s: %w", a.ActionID, err)
 	}
