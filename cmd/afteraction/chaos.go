@@ -180,6 +180,16 @@ func (h *harness) intn(n int) int {
 	return h.rng.IntN(n)
 }
 
+func (h *harness) total() int {
+	h.faultsMu.Lock()
+	defer h.faultsMu.Unlock()
+	n := 0
+	for _, c := range h.faults {
+		n += c
+	}
+	return n
+}
+
 func (h *harness) count(kind string) {
 	h.faultsMu.Lock()
 	defer h.faultsMu.Unlock()
@@ -522,6 +532,9 @@ func (h *harness) injectFaults(ctx context.Context, until time.Time) {
 		case <-time.After(h.cfg.FaultEvery):
 		}
 		kind := h.cfg.Faults[h.intn(len(h.cfg.Faults))]
+		if n := h.total(); n < len(h.cfg.Faults) { // every kind once first, then at random
+			kind = h.cfg.Faults[n]
+		}
 		switch kind {
 		case "kill":
 			p := h.procs[h.intn(len(h.procs))]

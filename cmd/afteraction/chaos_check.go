@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/afteraction/afteraction/pkg/postgres"
 )
 
 // chaosSchemas are the services' schemas; each has the platform tables
@@ -90,11 +92,21 @@ func (h *harness) check(ctx context.Context, completed *sync.Map) (chaosReport, 
 			violate("%s: %d events both dead-lettered and applied", s, n)
 		}
 		r.DeadLetters += count(fmt.Sprintf(`SELECT count(*) FROM %s.dead_letters`, s))
-		unsent := count(fmt.Sprintf(`SELECT count(*) FROM %s.outbox WHERE sent_at IS NULL AND dead_at IS NULL`, s))
-		if unsent != 0 {
-			violate("%s: %d outbox rows not published", s, unsent)
+		if _, err := conn.Exec(ctx, "SET search_path TO "+s); err != nil {
+			return r, fmt.Errorf("checker: %w", err)
 		}
-		r.UnsentOutbox += unsent
+		unsent, err := postgres.CountUnsent(ctx, conn)
+		if err != nil {
+			violate("%s: %v", s, err)
+		}
+		setAside, err := postgres.CountSetAside(ctx, conn)
+		if err != nil {
+			violate("%s: %v", s, err)
+		}
+		if unsent+setAside != 0 {
+			violate("%s: %d outbox rows not published, %d set aside", s, unsent, setAside)
+		}
+		r.UnsentOutbox += unsent + setAside
 	}
 	if r.DeadLetters != 0 {
 		violate("%d messages dead-lettered: the load holds no poison, so an outage or a kill dead-lettered them", r.DeadLetters)
