@@ -8,7 +8,7 @@ FUZZTIME   ?= 3s
 BENCHTIME  ?= 2s
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/afteraction?sslmode=disable
 
-.PHONY: all build test fuzz bench lint tidy demo dev up down clean
+.PHONY: all build test fuzz bench bench-all lint tidy demo dev up down clean
 
 all: lint build test
 
@@ -27,8 +27,13 @@ test:
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME) $(MODULES)
 
-## bench: benchmarks, each measured against its raw baseline in the same run
+## bench: the performance figures, each against its baseline in the same run: a table,
+## bench/results.json, and regressions over 20% against bench/baseline.json (bench/run.sh)
 bench:
+	@bench/run.sh
+
+## bench-all: every benchmark of every module (BENCHTIME each)
+bench-all:
 	@set -e; for m in $(MODULES); do (cd $$m && go test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./... | grep -Ev '^(PASS|ok|\?)' || true); done
 
 ## lint: gofmt and go vet on every module
