@@ -294,6 +294,35 @@ func TestConsoleWithoutJavaScript(t *testing.T) {
 		t.Errorf("completed: action items %+v, facilitator %+v", ev.ActionItems, ev.Facilitator)
 	}
 
+	// The facilitator amends the completed review with a reason; without one it is refused.
+	fac.get(page)
+	if code := fac.post(page+"/amendments", url.Values{"summary": {"Corrected."}, "findings": {"Call-back was skipped"}}); code != http.StatusUnprocessableEntity {
+		t.Errorf("amendment without a reason: %d, want 422", code)
+	}
+	fac.contains("amendment 422", "reason: required")
+	fac.get(page)
+	if code := fac.post(page+"/amendments", url.Values{"reason": {"Summary <wrong>"}, "summary": {"Corrected."},
+		"findings": {"Call-back was skipped"}}); code != http.StatusOK {
+		t.Fatalf("amend: %d", code)
+	}
+	fac.contains("amended", "Amendment recorded", "person:fac", "Summary &lt;wrong&gt;")
+	if n := len(f.outbox(events.TypeReviewCompleted)); n != 2 {
+		t.Errorf("review.completed events after the amendment = %d, want 2", n)
+	}
+
+	// Compliance reads but may not change anything.
+	comp := newClient(t, base)
+	if code := comp.login("comp", "compliance password"); code != http.StatusOK {
+		t.Fatalf("compliance sign-in: %d", code)
+	}
+	comp.get(page)
+	if strings.Contains(comp.last, "?token=") {
+		t.Error("compliance sees invitation links")
+	}
+	if code := comp.post(page+"/amendments", url.Values{"reason": {"x"}}); code != http.StatusForbidden {
+		t.Errorf("compliance amending: %d, want 403", code)
+	}
+
 	// Signing out ends the session.
 	fac.get(page)
 	if code := fac.post("/console/logout", url.Values{}); code != http.StatusOK {
