@@ -16,7 +16,7 @@ all: lint build test
 build:
 	@set -e; for m in $(MODULES); do echo "build $${m#$(CURDIR)/}"; (cd $$m && go build ./...); done
 	@mkdir -p bin
-	go build -o bin/ ./cmd/afteraction ./services/intake/cmd/intake ./services/review/cmd/review ./services/report/cmd/report ./services/tracker/cmd/tracker
+	go build -o bin/ ./cmd/afteraction ./services/intake/cmd/intake ./services/review/cmd/review ./services/report/cmd/report ./services/tracker/cmd/tracker ./services/notify/cmd/notify
 
 ## test: every test of every module with -race -shuffle=on, a count per module, then brief fuzzing
 test:

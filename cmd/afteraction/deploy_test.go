@@ -25,7 +25,7 @@ import (
 // older and not know sync_interval), the single node fsyncs every write, and
 // every service has its own user.
 func TestDeployNATSConfigs(t *testing.T) {
-	for _, v := range []string{"INTAKE", "REVIEW", "REPORT", "TRACKER", "UPSTREAM", "TRACKERS", "OPERATOR"} {
+	for _, v := range []string{"INTAKE", "REVIEW", "REPORT", "TRACKER", "NOTIFY", "UPSTREAM", "TRACKERS", "OPERATOR"} {
 		t.Setenv(v+"_NATS_PASSWORD", "secret-"+v)
 	}
 	t.Setenv("NATS_SERVER_NAME", "nats-0")
@@ -52,7 +52,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 			for _, u := range opts.Users {
 				users[u.Username] = u.Permissions != nil && u.Password != ""
 			}
-			for _, want := range []string{"intake", "review", "report", "tracker", "upstream", "trackers"} {
+			for _, want := range []string{"intake", "review", "report", "tracker", "notify", "upstream", "trackers"} {
 				if !users[want] {
 					t.Errorf("no user %q with a password and permissions", want)
 				}
@@ -66,7 +66,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 // with every service, and the publisher, connected as its own user. A denied
 // subject would show up as a timeout (NATS reports it only asynchronously).
 func TestPipelineRunsUnderTheDeployedNATSPermissions(t *testing.T) {
-	users := []string{"intake", "review", "report", "tracker", "upstream", "trackers", "operator"}
+	users := []string{"intake", "review", "report", "tracker", "notify", "upstream", "trackers", "operator"}
 	serviceEnv := map[string]map[string]string{}
 	for _, u := range users {
 		pw := "pw-" + u + "-0123456789"
@@ -247,6 +247,7 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 			return err
 		})
 	}
+	notifyPrivateStreamIsNotifysAlone(t, as, operator)
 	trackers := as("trackers")
 	trackers.refused(t, "read INCIDENTS", "$JS.API.CONSUMER.CREATE.INCIDENTS", func(ctx context.Context) error {
 		_, err := trackers.js.CreateOrUpdateConsumer(ctx, bus.StreamIncidents, jetstream.ConsumerConfig{Durable: "trackers", FilterSubject: "incidents.closed.>"})
@@ -282,5 +283,59 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 	}
 	if _, err := report.js.Consumer(ctx, bus.StreamAfteraction, "report-actions"); err != nil {
 		t.Errorf("report's durable after the attempts: %v", err)
+	}
+}
+
+// Issue 8: invitation links are bearer secrets. Only review may publish to
+// the private NOTIFY stream and only notify may read it: not even the
+// operator, who may do everything else with the JetStream API.
+func notifyPrivateStreamIsNotifysAlone(t *testing.T, as func(string) *natsUser, operator *natsUser) {
+	t.Helper()
+	ctx := context.Background()
+	review, notify := as("review"), as("notify")
+	if _, err := review.js.Publish(ctx, "notify.review.invitation", []byte(`{"form_url":"secret"}`)); err != nil {
+		t.Fatalf("review publishing an invitation: %v", err)
+	}
+	for _, u := range []*natsUser{operator, as("tracker")} {
+		u.refused(t, "publish an invitation", "notify.review.invitation", func(ctx context.Context) error {
+			return u.nc.Publish("notify.review.invitation", []byte(`{}`))
+		})
+	}
+	operator.refused(t, "create a consumer on NOTIFY", "$JS.API.CONSUMER.CREATE.NOTIFY", func(ctx context.Context) error {
+		_, err := operator.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{Durable: "peek", FilterSubject: "notify.>"})
+		return err
+	})
+	operator.refused(t, "pull from notify's durable", "$JS.API.CONSUMER.MSG.NEXT.NOTIFY.notify-private", func(context.Context) error {
+		return operator.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.NOTIFY.notify-private", operator.nc.NewInbox(), []byte(`{"batch":1}`))
+	})
+	operator.refused(t, "get a NOTIFY message", "$JS.API.STREAM.MSG.GET.NOTIFY", func(ctx context.Context) error {
+		s, err := operator.js.Stream(ctx, "NOTIFY")
+		if err == nil {
+			_, err = s.GetMsg(ctx, 1)
+		}
+		return err
+	})
+	operator.refused(t, "direct-get a NOTIFY message", "$JS.API.DIRECT.GET.NOTIFY", func(ctx context.Context) error {
+		return operator.nc.PublishRequest("$JS.API.DIRECT.GET.NOTIFY", operator.nc.NewInbox(), []byte(`{"seq":1}`))
+	})
+	// notify reads it through its own durable
+	cons, err := notify.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{Durable: "notify-private",
+		FilterSubjects: []string{"notify.review.invitation", "notify.review.meeting"}, AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("notify creating its durable: %v", err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		got++
+		if err := m.Ack(); err != nil {
+			t.Errorf("notify acking: %v", err)
+		}
+	}
+	if got != 1 {
+		t.Errorf("notify read %d invitations, want 1", got)
 	}
 }

@@ -64,6 +64,7 @@ var DefaultLimits = map[string]StreamLimits{
 	StreamAfteraction: {MaxBytes: 2 << 30, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 	StreamActions:     {MaxBytes: 256 << 20, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 	StreamDLQ:         {MaxBytes: 512 << 20, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20},
+	StreamNotify:      {MaxBytes: 256 << 20, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 }
 
 func (t Topology) limits(stream string) StreamLimits {

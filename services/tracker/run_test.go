@@ -444,9 +444,13 @@ func TestRunWebhookBridge(t *testing.T) {
 	}
 	var detail struct {
 		tracker.Action
+		Deliveries []tracker.Delivery `json:"deliveries"`
 	}
 	if code := e.get("/v1/actions/"+id, &detail); code != http.StatusOK || detail.Status != events.StatusDone || detail.Tracker != "hook" {
 		t.Errorf("after the receiver's status: %d %+v", code, detail.Action)
+	}
+	if len(detail.Deliveries) != 1 || detail.Deliveries[0].ExternalURL == "" || detail.Deliveries[0].RemoteUpdatedAt == nil {
+		t.Errorf("deliveries of the action: %+v", detail.Deliveries)
 	}
 	var fl struct {
 		Failures []tracker.Failure `json:"failures"`

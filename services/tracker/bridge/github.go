@@ -133,10 +133,14 @@ type githubIssuesEvent struct {
 	} `json:"sender"`
 }
 
-// Inbound implements Bridge for the "issues" webhook: closed as completed →
+// Inbound implements Bridge for the "issues" webhook (refused unless a
+// webhook secret is configured and X-Hub-Signature-256 matches): closed as completed →
 // done, closed as not planned or duplicate → won't do, reopened → in
 // progress; every other event and action is ignored.
 func (g *GitHub) Inbound(h http.Header, body []byte, _ time.Time) (Inbound, error) {
+	if len(g.cfg.WebhookSecret) == 0 {
+		return Inbound{}, fmt.Errorf("%w: no webhook secret is configured for bridge %s", ErrSignature, g.cfg.Name)
+	}
 	if err := VerifyGitHub(g.cfg.WebhookSecret, h.Get("X-Hub-Signature-256"), body); err != nil {
 		return Inbound{}, err
 	}

@@ -227,13 +227,15 @@ type jiraEvent struct {
 }
 
 // Inbound implements Bridge for jira:issue_updated webhooks whose changelog
-// changes the status. A configured secret requires a matching X-Hub-Signature
-// ("sha256=" + hex HMAC of the body, as Jira Cloud signs webhooks).
+// changes the status. It is refused unless a webhook secret is configured
+// and X-Hub-Signature matches ("sha256=" + hex HMAC of the body, as Jira
+// signs webhooks that have a secret).
 func (j *Jira) Inbound(h http.Header, body []byte, _ time.Time) (Inbound, error) {
-	if len(j.cfg.WebhookSecret) > 0 {
-		if err := VerifyGitHub(j.cfg.WebhookSecret, h.Get("X-Hub-Signature"), body); err != nil {
-			return Inbound{}, fmt.Errorf("%w (X-Hub-Signature)", err)
-		}
+	if len(j.cfg.WebhookSecret) == 0 {
+		return Inbound{}, fmt.Errorf("%w: no webhook secret is configured for bridge %s", ErrSignature, j.cfg.Name)
+	}
+	if err := VerifyGitHub(j.cfg.WebhookSecret, h.Get("X-Hub-Signature"), body); err != nil {
+		return Inbound{}, fmt.Errorf("%w (X-Hub-Signature)", err)
 	}
 	return DecodeJira(j.cfg.StatusNames, body)
 }
