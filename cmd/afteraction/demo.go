@@ -31,6 +31,7 @@ func runDemo(ctx context.Context, args []string) error {
 	dsn := fs.String("database-url", envOr("DEMO_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/afteraction_demo?sslmode=disable"),
 		"Postgres database for the demo; it is dropped and created afresh")
 	verbose := fs.Bool("v", false, "log every service at info level")
+	keep := fs.Bool("keep", false, "keep the stack (and the console) running after the demo until Ctrl-C")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,8 +58,11 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Println("starting embedded NATS, the five services and mailpit ...")
+	// High and critical reviews need a second approval in the demo, so it
+	// shows the whole sign-off.
 	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log,
-		Env:  map[string]string{"REPORT_CERT_FILE": certPath, "REPORT_CERT_KEY_FILE": keyPath},
+		Env: map[string]string{"REPORT_CERT_FILE": certPath, "REPORT_CERT_KEY_FILE": keyPath,
+			"REVIEW_APPROVAL_SEVERITIES": "critical,high"},
 		Mail: true, MailDir: filepath.Join(*out, "mailpit")})
 	if err != nil {
 		return err
@@ -93,13 +97,24 @@ actions      %d open action items:
 %s
 written      %s
              %s (the certificate to pin: afteraction verify --cert %s %s)
+console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", password %q)
 `, res.IncidentID, inc.Title, inc.Severity, inc.Source, inc.ExternalID,
 		res.ReviewID, res.Answered, res.Facilitator,
 		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified, offline,
-		len(res.Actions), indentLines(res.Actions, "               - "), path, certPath, certPath, path)
+		len(res.Actions), indentLines(res.Actions, "               - "), path, certPath, certPath, path,
+		stack.URLs["review"], res.ReviewID, stack.ConsolePassword)
 	mails, err := settledDeliveries(ctx, stack)
 	printMails(mails, stack, filepath.Join(*out, "mailpit"))
-	return err
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		fmt.Println("             (the demo stops its stack now; run it with -keep to browse the console)")
+		return nil
+	}
+	fmt.Println("serving until Ctrl-C ...")
+	<-ctx.Done()
+	return nil
 }
 
 // demoSigningCert returns the demo's report signing certificate and key in
@@ -188,28 +203,53 @@ func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *
 	if err := getJSON(ctx, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/questions", tok, &qs); err != nil {
 		return res, err
 	}
+	// Three participants answer through their invitation links' web form,
+	// as a person does.
 	for i, p := range rv.Participants {
 		if i == 3 {
 			break
 		}
-		body := map[string]any{"answers": answersFor(qs.Questions, i)}
-		if err := call(ctx, http.MethodPut, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/responses/"+p.ParticipantID, p.InvitationToken, body, nil); err != nil {
+		form := newBrowser()
+		if err := form.submit(ctx, p.FormURL, formAnswers(answersFor(qs.Questions, i))); err != nil {
 			return res, fmt.Errorf("answers of %s: %w", p.Name, err)
 		}
 		res.Answered++
-		fmt.Printf("  %s (%s) answered %d questions\n", p.Name, p.Role, len(qs.Questions))
+		fmt.Printf("  %s (%s) answered through the web form\n", p.Name, p.Role)
 	}
 
+	// The facilitator signs in to the console, signs off, and (where a second
+	// approval is required) the approver approves.
 	facilitator := rv.Participants[0]
 	if rv.Facilitator != nil {
 		facilitator = *rv.Facilitator
 	}
-	res.Facilitator = facilitator.Name
 	completion := demoCompletion(facilitator, inc)
-	if err := call(ctx, http.MethodPost, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/complete", tok, completion, nil); err != nil {
+	page := s.URLs["review"] + "/console/reviews/" + rv.ReviewID
+	fac := newBrowser()
+	if err := fac.signIn(ctx, s.URLs["review"], consoleFacilitator, s.ConsolePassword); err != nil {
 		return res, err
 	}
-	fmt.Printf("review completed by %s with %d action items\n", facilitator.Name, len(completion.ActionItems))
+	if err := fac.open(ctx, page); err != nil {
+		return res, err
+	}
+	if err := fac.submit(ctx, page+"/signoff", signOffForm(completion)); err != nil {
+		return res, fmt.Errorf("sign off: %w", err)
+	}
+	res.Facilitator = "Dev Facilitator (console account " + consoleFacilitator + ")"
+	if strings.Contains(fac.page, "Waiting for the second approval") {
+		appr := newBrowser()
+		if err := appr.signIn(ctx, s.URLs["review"], consoleApprover, s.ConsolePassword); err != nil {
+			return res, err
+		}
+		if err := appr.open(ctx, page); err != nil {
+			return res, err
+		}
+		if err := appr.submit(ctx, page+"/approval", url.Values{"decision": {"approve"}}); err != nil {
+			return res, fmt.Errorf("approve: %w", err)
+		}
+		res.Facilitator += ", approved by Dev Approver"
+	}
+	fmt.Printf("review signed off in the console with %d action items: %s\n", len(completion.ActionItems), page)
 
 	var rep reportView
 	err = poll(ctx, "the report", 60*time.Second, func() (bool, error) {
@@ -273,6 +313,7 @@ type participantView struct {
 	Email           string `json:"email"`
 	Role            string `json:"role"`
 	InvitationToken string `json:"invitation_token"`
+	FormURL         string `json:"form_url"`
 }
 
 type reviewView struct {

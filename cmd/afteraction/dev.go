@@ -34,10 +34,11 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	stack, err := StartStack(ctx, StackConfig{
 		DatabaseURL: *dsn, NATSPort: *natsPort, StoreDir: *store, HTTPHost: *host,
-		HTTPPorts:  map[string]int{"intake": 8081, "review": 8082, "report": 8083, "tracker": 8084, "notify": 8085},
-		AdminToken: devToken(),
-		Log:        log,
-		Mail:       true, MailSMTPPort: *mailSMTP, MailUIPort: *mailUI,
+		HTTPPorts:       map[string]int{"intake": 8081, "review": 8082, "report": 8083, "tracker": 8084, "notify": 8085},
+		AdminToken:      devToken(),
+		ConsolePassword: envOr("AFTERACTION_CONSOLE_PASSWORD", "dev-console-password"),
+		Log:             log,
+		Mail:            true, MailSMTPPort: *mailSMTP, MailUIPort: *mailUI,
 	})
 	if err != nil {
 		return err
@@ -51,8 +52,10 @@ func runDev(ctx context.Context, args []string) error {
   notify    %s
   mail      %s
   token     %s  (admin; set AFTERACTION_TOKEN to choose it)
+  console   %s/console  sign in as "facilitator" or "approver" with password %q
+            (set AFTERACTION_CONSOLE_PASSWORD to choose it)
 `, stack.NATSURL, *store, stack.URLs["intake"], stack.URLs["review"], stack.URLs["report"], stack.URLs["tracker"],
-		stack.URLs["notify"], mailLine(stack), devToken())
+		stack.URLs["notify"], mailLine(stack), devToken(), stack.URLs["review"], stack.ConsolePassword)
 	select {
 	case <-ctx.Done():
 	case <-waitErr(stack):

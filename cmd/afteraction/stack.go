@@ -42,6 +42,9 @@ type StackConfig struct {
 	Env map[string]string
 	// AdminToken is the admin bearer token the services accept; empty picks a random one.
 	AdminToken string
+	// ConsolePassword is the password of the console accounts "facilitator"
+	// and "approver" (written to StoreDir); empty picks a random one.
+	ConsolePassword string
 	// NATSConfigFile, when set, configures the embedded server (users,
 	// permissions); ServiceEnv then gives each service its own NATS_USER and
 	// NATS_PASSWORD, and Client the identity the CLI publishes with.
@@ -63,6 +66,8 @@ type Stack struct {
 	NATSURL    string
 	URLs       map[string]string // service → base URL
 	AdminToken string
+	// ConsolePassword signs the accounts "facilitator" and "approver" in to the review console.
+	ConsolePassword string
 	// Client is how the CLI connects to the stack's NATS (see StackConfig.Client).
 	Client bus.Options
 	// MailURL is the web UI of the stack's mailpit ("" when none runs);
@@ -116,6 +121,14 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 			return nil, err
 		}
 	}
+	s.ConsolePassword = orDefault(cfg.ConsolePassword, randomToken())
+	accounts, err := writeConsoleAccounts(cfg.StoreDir, s.ConsolePassword)
+	if err != nil {
+		closeAll(listeners)
+		ns.Shutdown()
+		return nil, fmt.Errorf("console accounts: %w", err)
+	}
+	env["REVIEW_CONSOLE_ACCOUNTS_FILE"] = accounts
 	for k, v := range cfg.Env {
 		env[k] = v
 	}

@@ -33,23 +33,27 @@ type Subscription struct {
 	Handler bus.Handler
 }
 
-// Subscriptions returns every consumer of the service. The review consumer's
-// ack wait leaves room for rendering and the object-store put.
+// Subscriptions returns every consumer of the service; each runs in batches,
+// one transaction per batch and each message in a savepoint of it
+// (bus.ConsumeInTx). The read-model consumers take bus.TxBatchSize messages at a
+// time; the review consumer takes one, because a report's render and
+// object-store put dwarf its commit, and its ack wait leaves room for them.
 func Subscriptions(svc *Service, proj Projector) []Subscription {
 	return []Subscription{
 		{
 			Config: bus.ConsumerConfig{Durable: DurableReviewCompleted, Stream: bus.StreamAfteraction,
-				Subjects: []string{events.SubjectReviewCompleted}, AckWait: 2 * time.Minute},
+				Subjects: []string{events.SubjectReviewCompleted}, AckWait: 2 * time.Minute, BatchSize: 1},
 			Handler: bus.Typed(events.TypeReviewCompleted, svc.HandleReviewCompleted),
 		},
 		{
 			Config: bus.ConsumerConfig{Durable: DurableIncidentRegistered, Stream: bus.StreamAfteraction,
-				Subjects: []string{events.SubjectIncidentRegistered}},
+				Subjects: []string{events.SubjectIncidentRegistered}, BatchSize: bus.TxBatchSize,
+				Prepare: bus.PrepareTyped[events.IncidentRegistered](events.TypeIncidentRegistered)},
 			Handler: bus.Typed(events.TypeIncidentRegistered, proj.IncidentRegistered),
 		},
 		{
 			Config: bus.ConsumerConfig{Durable: DurableActions, Stream: bus.StreamAfteraction,
-				Subjects: []string{"afteraction.action.>"}},
+				Subjects: []string{"afteraction.action.>"}, BatchSize: bus.TxBatchSize},
 			Handler: actionHandler(proj),
 		},
 	}

@@ -34,16 +34,24 @@ const (
 // IncidentRegisteredConsumer describes the durable consumer of registered incidents.
 func IncidentRegisteredConsumer() bus.ConsumerConfig {
 	return bus.ConsumerConfig{
-		Durable:  DurableIncidentRegistered,
-		Stream:   bus.StreamAfteraction,
-		Subjects: []string{events.SubjectIncidentRegistered},
-		AckWait:  30 * time.Second,
+		Durable:   DurableIncidentRegistered,
+		Stream:    bus.StreamAfteraction,
+		Subjects:  []string{events.SubjectIncidentRegistered},
+		AckWait:   30 * time.Second,
+		BatchSize: bus.TxBatchSize,
+		Prepare:   bus.PrepareTyped[events.IncidentRegistered](events.TypeIncidentRegistered),
 	}
 }
 
-// Subscribe runs the service's consumers on b until ctx is cancelled.
+// Subscribe runs the service's consumers on b until ctx is cancelled. Each
+// batch is handled in one transaction, each message in a savepoint of it
+// (bus.InOneTx).
 func (s *Service) Subscribe(ctx context.Context, b *bus.Bus) error {
-	return b.Consume(ctx, IncidentRegisteredConsumer(), bus.Typed(events.TypeIncidentRegistered, s.onIncidentRegistered))
+	return s.subscribe(ctx, b, IncidentRegisteredConsumer())
+}
+
+func (s *Service) subscribe(ctx context.Context, b *bus.Bus, cfg bus.ConsumerConfig) error {
+	return b.ConsumeInTx(ctx, cfg, s.store.Pool(), bus.Typed(events.TypeIncidentRegistered, s.onIncidentRegistered))
 }
 
 // onIncidentRegistered applies a registered incident exactly once; database

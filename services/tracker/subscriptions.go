@@ -47,22 +47,27 @@ type consumer struct {
 	handler bus.Handler
 }
 
-// consumers lists everything the tracker consumes.
+// consumers lists everything the tracker consumes. Each runs in batches of
+// bus.TxBatchSize messages per transaction, each message in a savepoint of it
+// (bus.ConsumeInTx), so one that fails never fails its neighbours.
 func (s *Service) consumers() []consumer {
 	return []consumer{
 		{
 			cfg: bus.ConsumerConfig{
-				Durable:  DurableReviewCompleted,
-				Stream:   bus.StreamAfteraction,
-				Subjects: []string{events.SubjectReviewCompleted},
+				Durable:   DurableReviewCompleted,
+				Stream:    bus.StreamAfteraction,
+				Subjects:  []string{events.SubjectReviewCompleted},
+				BatchSize: bus.TxBatchSize,
+				Prepare:   bus.PrepareTyped[events.ReviewCompleted](events.TypeReviewCompleted),
 			},
 			handler: bus.Typed(events.TypeReviewCompleted, s.onReviewCompleted),
 		},
 		{
 			cfg: bus.ConsumerConfig{
-				Durable:  DurableActionStatus,
-				Stream:   bus.StreamActions,
-				Subjects: []string{events.SubjectActionStatusAll},
+				Durable:   DurableActionStatus,
+				Stream:    bus.StreamActions,
+				Subjects:  []string{events.SubjectActionStatusAll},
+				BatchSize: bus.TxBatchSize,
 			},
 			// Not bus.Typed: trackers may publish plain JSON without ce-* headers.
 			// ReceiveStatus checks the type (absent means action.status.v1) and
