@@ -259,6 +259,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	workers = append(workers, func(ctx context.Context) error {
 		return httpapi.Serve(ctx, ln, httpapi.Logged(mux, log), log)
 	})
+	workers = append(workers, func(ctx context.Context) error { return postgres.RunRetention(ctx, pool, cfg.Retention, log) })
 	err = relay.RunAlongside(ctx, workers...)
 	log.Info("stopped", zap.Error(err))
 	return err

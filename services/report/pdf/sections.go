@@ -204,6 +204,7 @@ func (d *doc) summary() {
 		}
 		d.bullets(items)
 	}
+	d.meeting()
 }
 
 func (d *doc) whatHappened() {
