@@ -57,12 +57,24 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	env := map[string]string{"REPORT_CERT_FILE": certPath, "REPORT_CERT_KEY_FILE": keyPath,
+		// High and critical reviews need a second approval in the demo, so it
+		// shows the whole sign-off.
+		"REVIEW_APPROVAL_SEVERITIES": "critical,high"}
+	// Without a bridge configured, the tracker delivers to a local generic
+	// webhook receiver; TRACKER_BRIDGES(_FILE) points it at a real tracker.
+	var hook *demoReceiver
+	if os.Getenv("TRACKER_BRIDGES") == "" && os.Getenv("TRACKER_BRIDGES_FILE") == "" {
+		if hook, err = startDemoReceiver(); err != nil {
+			return err
+		}
+		defer hook.Close() //nolint:errcheck
+		for k, v := range hook.bridgesEnv() {
+			env[k] = v
+		}
+	}
 	fmt.Println("starting embedded NATS, the five services and mailpit ...")
-	// High and critical reviews need a second approval in the demo, so it
-	// shows the whole sign-off.
-	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log,
-		Env: map[string]string{"REPORT_CERT_FILE": certPath, "REPORT_CERT_KEY_FILE": keyPath,
-			"REVIEW_APPROVAL_SEVERITIES": "critical,high"},
+	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log, Env: env,
 		Mail: true, MailDir: filepath.Join(*out, "mailpit")})
 	if err != nil {
 		return err
@@ -86,6 +98,10 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	bridged, err := demoBridge(ctx, stack, hook, res)
+	if err != nil {
+		return err
+	}
 	fmt.Printf(`
 incident     %s  %q (%s, source %s/%s)
 review       %s  %d participants answered, completed by %s
@@ -95,22 +111,22 @@ report       %s  version %d, %d bytes
              in the pdf  %s
 actions      %d open action items:
 %s
+bridge       %s
 written      %s
              %s (the certificate to pin: afteraction verify --cert %s %s)
 console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", password %q)
 `, res.IncidentID, inc.Title, inc.Severity, inc.Source, inc.ExternalID,
 		res.ReviewID, res.Answered, res.Facilitator,
 		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified, offline,
-		len(res.Actions), indentLines(res.Actions, "               - "), path, certPath, certPath, path,
+		len(res.Actions), indentLines(res.Actions, "               - "), bridged, path, certPath, certPath, path,
 		stack.URLs["review"], res.ReviewID, stack.ConsolePassword)
 	mails, err := settledDeliveries(ctx, stack)
 	printMails(mails, stack, filepath.Join(*out, "mailpit"))
-	if err != nil {
+	if err != nil || !*keep {
+		if err == nil {
+			fmt.Println("             (the demo stops its stack now; run it with -keep to browse the console and the mail)")
+		}
 		return err
-	}
-	if !*keep {
-		fmt.Println("             (the demo stops its stack now; run it with -keep to browse the console)")
-		return nil
 	}
 	fmt.Println("serving until Ctrl-C ...")
 	<-ctx.Done()
@@ -344,4 +360,51 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// demoBridge waits until the local receiver has every action item, sends
+// the first one's status back as done through the bridge's signed inbound
+// endpoint, and says what happened. With a real bridge configured it lists
+// the deliveries the tracker recorded instead.
+func demoBridge(ctx context.Context, s *Stack, hook *demoReceiver, res Scenario) (string, error) {
+	tok := s.AdminToken
+	var ds struct {
+		Deliveries []struct {
+			ActionID    string `json:"action_id"`
+			Bridge      string `json:"bridge"`
+			State       string `json:"state"`
+			ExternalID  string `json:"external_id"`
+			ExternalURL string `json:"external_url"`
+			LastError   string `json:"last_error"`
+		} `json:"deliveries"`
+	}
+	if hook == nil {
+		if err := getJSON(ctx, s.URLs["tracker"]+"/v1/bridges/deliveries?limit=20", tok, &ds); err != nil {
+			return "", err
+		}
+		lines := []string{}
+		for _, d := range ds.Deliveries {
+			lines = append(lines, fmt.Sprintf("%s → %s: %s %s %s", d.ActionID, d.Bridge, d.State, d.ExternalURL, d.LastError))
+		}
+		return "configured bridges (GET /v1/bridges/deliveries, GET /v1/bridges/failures):\n" +
+			indentLines(lines, "               - "), nil
+	}
+	if err := poll(ctx, "the webhook deliveries", 30*time.Second, func() (bool, error) {
+		return len(hook.deliveries()) >= len(res.Actions), nil
+	}); err != nil {
+		return "", err
+	}
+	got := hook.deliveries()
+	first := got[0].Action.ActionID
+	if err := hook.sendStatus(ctx, s.URLs["tracker"], first, "done"); err != nil {
+		return "", err
+	}
+	var a struct {
+		Status string `json:"status"`
+	}
+	if err := getJSON(ctx, s.URLs["tracker"]+"/v1/actions/"+first, tok, &a); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d signed deliveries verified by the local receiver at %s;\n"+
+		"             its signed status back made action %s %s", len(got), hook.url, first, a.Status), nil
 }

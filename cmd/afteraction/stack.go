@@ -114,13 +114,6 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		s.URLs[name] = "http://" + ln.Addr().String()
 	}
 	env["REVIEW_PUBLIC_URL"] = s.URLs["review"]
-	if cfg.Mail {
-		if err := s.startMail(ctx, cfg, env); err != nil {
-			closeAll(listeners)
-			ns.Shutdown()
-			return nil, err
-		}
-	}
 	s.ConsolePassword = orDefault(cfg.ConsolePassword, randomToken())
 	accounts, err := writeConsoleAccounts(cfg.StoreDir, s.ConsolePassword)
 	if err != nil {
@@ -129,6 +122,13 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		return nil, fmt.Errorf("console accounts: %w", err)
 	}
 	env["REVIEW_CONSOLE_ACCOUNTS_FILE"] = accounts
+	if cfg.Mail {
+		if err := s.startMail(ctx, cfg, env); err != nil {
+			closeAll(listeners)
+			ns.Shutdown()
+			return nil, err
+		}
+	}
 	for k, v := range cfg.Env {
 		env[k] = v
 	}
