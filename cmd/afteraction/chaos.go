@@ -29,6 +29,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/config"
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/services/intake"
+	"github.com/afteraction/afteraction/services/notify"
 	"github.com/afteraction/afteraction/services/report"
 	"github.com/afteraction/afteraction/services/review"
 	"github.com/afteraction/afteraction/services/tracker"
@@ -60,6 +61,10 @@ func serveChaosChild() (code int, ok bool) {
 	case "tracker":
 		return config.Main("tracker", tracker.LoadConfig, func(ctx context.Context, cfg tracker.Config, log *zap.Logger) error {
 			return tracker.Run(ctx, cfg, tracker.Deps{Log: log})
+		}), true
+	case "notify":
+		return config.Main("notify", notify.LoadConfig, func(ctx context.Context, cfg notify.Config, log *zap.Logger) error {
+			return notify.Run(ctx, cfg, notify.Deps{Log: log})
 		}), true
 	default:
 		fmt.Fprintf(os.Stderr, "%s=%q: not a service\n", chaosServiceEnv, os.Getenv(chaosServiceEnv))

@@ -12,7 +12,7 @@ import (
 
 // chaosSchemas are the services' schemas; each has the platform tables
 // processed_events, outbox and dead_letters.
-var chaosSchemas = []string{"intake", "review", "report", "tracker"}
+var chaosSchemas = []string{"intake", "review", "report", "tracker", "notify"}
 
 // check reads every service's schema directly and returns the figures and
 // every invariant that does not hold:
