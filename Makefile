@@ -6,9 +6,11 @@ MODULES    := $(shell go list -m -f '{{.Dir}}')
 TESTFLAGS  ?= -race -shuffle=on -count=1 -timeout=20m
 FUZZTIME   ?= 3s
 BENCHTIME  ?= 2s
+CHAOS_DURATION ?= 5m
+CHAOS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/afteraction_chaos?sslmode=disable
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/afteraction?sslmode=disable
 
-.PHONY: all build test fuzz bench lint tidy demo dev up down clean
+.PHONY: all build test fuzz bench bench-all lint tidy demo dev up down clean chaos
 
 all: lint build test
 
@@ -27,9 +29,21 @@ test:
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME) $(MODULES)
 
-## bench: benchmarks, each measured against its raw baseline in the same run
+## bench: the performance figures, each against its baseline in the same run: a table,
+## bench/results.json, and regressions over 20% against bench/baseline.json (bench/run.sh)
 bench:
+	@bench/run.sh
+
+## bench-all: every benchmark of every module (BENCHTIME each)
+bench-all:
 	@set -e; for m in $(MODULES); do (cd $$m && go test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./... | grep -Ev '^(PASS|ok|\?)' || true); done
+
+## chaos: the fault suite for CHAOS_DURATION over a three-node NATS cluster, two replicas of every
+## service as processes; prints the invariant report and fails when one is violated
+chaos:
+	@mkdir -p bin
+	go build -o bin/afteraction ./cmd/afteraction
+	bin/afteraction chaos -duration $(CHAOS_DURATION) -database-url '$(CHAOS_DATABASE_URL)'
 
 ## lint: gofmt and go vet on every module
 lint:

@@ -94,6 +94,10 @@ func runDemo(ctx context.Context, args []string) error {
 	if err := os.WriteFile(path, res.PDF, 0o644); err != nil {
 		return err
 	}
+	redactedPath := filepath.Join(*out, inc.ExternalID+"-redacted.pdf")
+	if err := os.WriteFile(redactedPath, res.RedactedPDF, 0o644); err != nil {
+		return err
+	}
 	offline, err := verifyOffline(res.PDF, res.CertPEM)
 	if err != nil {
 		return err
@@ -113,12 +117,13 @@ actions      %d open action items:
 %s
 bridge       %s
 written      %s
+             %s (redacted rendition, for outside the organisation)
              %s (the certificate to pin: afteraction verify --cert %s %s)
 console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", password %q)
 `, res.IncidentID, inc.Title, inc.Severity, inc.Source, inc.ExternalID,
 		res.ReviewID, res.Answered, res.Facilitator,
 		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified, offline,
-		len(res.Actions), indentLines(res.Actions, "               - "), bridged, path, certPath, certPath, path,
+		len(res.Actions), indentLines(res.Actions, "               - "), bridged, path, redactedPath, certPath, certPath, path,
 		stack.URLs["review"], res.ReviewID, stack.ConsolePassword)
 	mails, err := settledDeliveries(ctx, stack)
 	printMails(mails, stack, filepath.Join(*out, "mailpit"))
@@ -169,7 +174,9 @@ type Scenario struct {
 	PDF                                                           []byte
 	// CertPEM is the certificate that signed inside the PDF.
 	CertPEM []byte
-	Actions []string
+	// RedactedPDF is the version's redacted rendition.
+	RedactedPDF []byte
+	Actions     []string
 }
 
 // runScenario publishes inc, answers the review as three participants,
@@ -294,6 +301,10 @@ func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *
 	}
 	res.Version, res.PDFSHA256, res.KeyID, res.Verified = v.Version, v.PDFSHA256, v.KeyID, v.Valid
 	if err := call(ctx, http.MethodGet, s.URLs["report"]+"/v1/certificates/current.pem", tok, nil, &res.CertPEM); err != nil {
+		return res, err
+	}
+	redactedURL := fmt.Sprintf("%s/v1/reports/%s/versions/%d/redacted.pdf", s.URLs["report"], rep.ReportID, res.Version)
+	if err := call(ctx, http.MethodGet, redactedURL, tok, nil, &res.RedactedPDF); err != nil {
 		return res, err
 	}
 

@@ -233,7 +233,7 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 		n.refused(t, "delete a stream", "$JS.API.STREAM.DELETE.INCIDENTS", func(ctx context.Context) error {
 			return n.js.DeleteStream(ctx, bus.StreamIncidents)
 		})
-		for _, durable := range []string{"notify", "notify-invitations", u} {
+		for _, durable := range []string{"notify-private", "notify", u} {
 			n.refused(t, "create a consumer on NOTIFY", "$JS.API.CONSUMER.CREATE.NOTIFY."+durable, func(ctx context.Context) error {
 				_, err := n.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{Durable: durable, FilterSubject: "notify.>"})
 				return err
@@ -257,6 +257,22 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 		_, err := trackers.js.CreateOrUpdateConsumer(ctx, bus.StreamAfteraction, jetstream.ConsumerConfig{Durable: "trackers", FilterSubject: "afteraction.review.>"})
 		return err
 	})
+
+	// Only notify reads NOTIFY, through its own durable.
+	notify := as("notify")
+	if _, err := notify.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{
+		Durable: "notify-private", FilterSubjects: []string{"notify.review.invitation"}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Errorf("notify creating its own durable on NOTIFY: %v", err)
+	}
+	for _, u := range []string{"intake", "report", "tracker", "notify", "trackers", "upstream"} {
+		n := as(u)
+		n.refused(t, "publish an invitation", "notify.review.invitation", func(ctx context.Context) error {
+			if err := n.nc.Publish("notify.review.invitation", []byte("{}")); err != nil {
+				return err
+			}
+			return n.nc.Flush()
+		})
+	}
 
 	// What trackers may do still works: its own durable, on action events.
 	if _, err := operator.js.Publish(ctx, "afteraction.action.created", []byte(`{}`)); err != nil {
@@ -337,5 +353,49 @@ func notifyPrivateStreamIsNotifysAlone(t *testing.T, as func(string) *natsUser, 
 	}
 	if got != 1 {
 		t.Errorf("notify read %d invitations, want 1", got)
+	}
+}
+
+// Service users create the streams but cannot change them: a changed
+// configuration leaves the stream as it is (and is logged), until the
+// operator applies it (afteraction topology).
+func TestOnlyTheOperatorChangesStreams(t *testing.T) {
+	url, pw := deployedNATS(t)
+	ctx := context.Background()
+	connectAs := func(user string) *bus.Bus {
+		b, err := bus.Connect(ctx, url, user, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), bus.Options{User: user, Password: pw[user]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		return b
+	}
+	smaller := bus.Topology{Limits: map[string]bus.StreamLimits{bus.StreamAfteraction: {MaxBytes: 1 << 30}}}
+	intakeBus := connectAs("intake")
+	if err := intakeBus.EnsureTopology(ctx, bus.Topology{}); err != nil {
+		t.Fatalf("intake creating the topology: %v", err)
+	}
+	if err := intakeBus.EnsureTopology(ctx, smaller); err != nil {
+		t.Fatalf("intake ensuring a changed topology: %v, want a logged warning only", err)
+	}
+	maxBytes := func() int64 {
+		js, err := jetstream.New(dialAs(t, url, "operator", pw["operator"]).nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := js.Stream(ctx, bus.StreamAfteraction)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.MaxBytes
+	}
+	if got := maxBytes(); got != bus.DefaultLimits[bus.StreamAfteraction].MaxBytes {
+		t.Errorf("after intake: AFTERACTION max bytes = %d, want unchanged", got)
+	}
+	if err := connectAs("operator").ApplyTopology(ctx, smaller); err != nil {
+		t.Fatalf("operator applying the topology: %v", err)
+	}
+	if got := maxBytes(); got != 1<<30 {
+		t.Errorf("after the operator: AFTERACTION max bytes = %d, want 1 GiB", got)
 	}
 }

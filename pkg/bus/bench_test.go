@@ -33,6 +33,9 @@ func BenchmarkConsume(b *testing.B) {
 				if _, err := js.PublishMsgAsync(m); err != nil {
 					b.Fatal(err)
 				}
+				if i%1000 == 999 { // stay under the client's limit of outstanding async publishes
+					<-js.PublishAsyncComplete()
+				}
 			}
 			select {
 			case <-js.PublishAsyncComplete():

@@ -221,6 +221,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			return svc.RunReminders(ctx, min(5*time.Second, cfg.ReminderInterval), cfg.ReminderInterval)
 		},
 		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+		func(ctx context.Context) error { return pg.RunRetention(ctx, pool, cfg.Retention, log) },
 	)
 	log.Info("stopped", zap.Error(err))
 	return err
