@@ -47,3 +47,20 @@ CREATE INDEX library_entries_document ON library_entries USING gin (document);
 CREATE INDEX library_entries_tags ON library_entries USING gin (tags);
 CREATE INDEX library_entries_assets ON library_entries USING gin (assets);
 CREATE INDEX library_entries_closed_at ON library_entries (closed_at);
+
+-- The service's runtime role (see 0005_runtime_role.sql) upserts library
+-- entries and replaces an incident's ratings; nothing else.
+DO $$
+DECLARE
+	runtime text;
+BEGIN
+	FOR runtime IN
+		SELECT a.grantee::regrole::text
+		FROM pg_namespace n, aclexplode(n.nspacl) a
+		WHERE n.nspname = current_schema() AND a.privilege_type = 'USAGE'
+			AND a.grantee <> n.nspowner AND a.grantee <> 0
+	LOOP
+		EXECUTE format('GRANT SELECT, INSERT, UPDATE ON library_entries TO %I', runtime);
+		EXECUTE format('GRANT SELECT, INSERT, DELETE ON review_ratings TO %I', runtime);
+	END LOOP;
+END $$;
