@@ -18,6 +18,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/services/report"
+	"github.com/afteraction/afteraction/services/report/pades/padestest"
 )
 
 // secondReview is a malware review of another incident, closed in April.
@@ -166,7 +167,7 @@ func TestLibraryAndProgrammeHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	(&report.API{Reader: f.store, Metrics: f.store, Programme: f.store, Library: f.store, Tokens: tokens,
+	(&report.API{Reader: f.store, Metrics: f.store, Programme: f.store, Library: f.store, Training: renderer, Tokens: tokens,
 		Log: zaptest.NewLogger(t)}).Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -192,6 +193,18 @@ func TestLibraryAndProgrammeHTTP(t *testing.T) {
 		if code, body := get("/v1/library?" + bad); code != http.StatusBadRequest {
 			t.Errorf("library?%s: %d %s, want 400", bad, code, body)
 		}
+	}
+
+	code, body = get("/v1/library/training-pack.pdf?category=phishing")
+	if code != http.StatusOK {
+		t.Fatalf("training pack: %d %s", code, body)
+	}
+	if text := strings.Join(strings.Fields(padestest.Text(t, body)), " "); !strings.Contains(text, "Case 1: "+rv.Incident.Title[:30]) ||
+		!strings.Contains(text, "number matching") || strings.Contains(text, "Case 2") {
+		t.Errorf("training pack text = %q", text)
+	}
+	if code, _ := get("/v1/library/training-pack.pdf"); code != http.StatusBadRequest {
+		t.Errorf("training pack without category: %d, want 400", code)
 	}
 
 	code, body = get("/v1/metrics/programme?period=month&from=2026-02-01&to=2026-04-01")

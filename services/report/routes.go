@@ -20,6 +20,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/services/report/custody"
 	"github.com/afteraction/afteraction/services/report/pades"
+	"github.com/afteraction/afteraction/services/report/pdf"
 )
 
 // Reader is what the HTTP API reads.
@@ -45,6 +46,8 @@ type API struct {
 	// Programme computes the programme time series; Library searches the case library.
 	Programme ProgrammeSource
 	Library   Library
+	// Training renders the training packs of the case library.
+	Training *pdf.Renderer
 	// Trusted are the keys POST /v1/verify accepts signatures of.
 	Trusted TrustedKeys
 	// TrustedCerts are the certificates whose signatures inside a PDF verify.
@@ -71,6 +74,7 @@ type API struct {
 //	GET  /v1/metrics/programme?period=&from=&to=  programme metrics over incidents closed in [from, to),
 //	                                         with the time series per month or quarter
 //	GET  /v1/library?q=&category=&severity=&tag=&asset=&from=&to=&limit=  the case library
+//	GET  /v1/library/training-pack.pdf?category=  the training pack of one category (PDF)
 //
 // /healthz, /readyz and /metrics are registered by Run.
 func (a *API) Routes(mux *http.ServeMux) {
@@ -91,6 +95,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	handle("GET /v1/certificates/current.pem", a.currentCertificate)
 	handle("GET /v1/metrics/programme", a.programme)
 	handle("GET /v1/library", a.library)
+	handle("GET /v1/library/training-pack.pdf", a.trainingPack)
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/services/report/pdf"
 )
 
 // programmeSeries computes the time series of GET /v1/metrics/programme.
@@ -70,4 +72,36 @@ func (a *API) library(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"entries": orEmpty(entries)})
+}
+
+// trainingPack serves the training pack of one category: its newest
+// MaxLibraryLimit library entries, newest first, rendered on request.
+func (a *API) trainingPack(w http.ResponseWriter, r *http.Request) {
+	category := strings.TrimSpace(r.URL.Query().Get("category"))
+	if category == "" || len(category) > 200 {
+		a.fail(w, r, badParam("category", "required, at most 200 bytes"))
+		return
+	}
+	entries, err := a.Library.SearchLibrary(r.Context(), LibraryQuery{Category: category, Limit: MaxLibraryLimit})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	pack := pdf.TrainingPack{Category: category, GeneratedAt: time.Now().UTC().Truncate(time.Second)}
+	for _, e := range entries {
+		pack.Cases = append(pack.Cases, pdf.TrainingCase{Title: e.Title, Severity: e.Severity, Subcategory: e.Subcategory,
+			ClosedAt: e.ClosedAt, Summary: e.Summary, Findings: e.Findings, Lessons: e.Lessons, ReportID: e.ReportID,
+			Exercise: e.Exercise})
+	}
+	out, err := a.Training.RenderTrainingPack(pack)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pdf")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out.PDF)))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment",
+		map[string]string{"filename": "training-pack-" + category + ".pdf"}))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(out.PDF)
 }

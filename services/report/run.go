@@ -241,7 +241,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	api := &API{Reader: store, Metrics: store, Programme: store, Library: store, Trusted: trusted, TrustedCerts: signing.Trusted, Tokens: cfg.APITokens, Log: log}
+	api := &API{Reader: store, Metrics: store, Programme: store, Library: store, Training: renderer, Trusted: trusted, TrustedCerts: signing.Trusted, Tokens: cfg.APITokens, Log: log}
 	api.Routes(mux)
 	httpapi.Health(mux, map[string]httpapi.Check{
 		"postgres": store.Ping,
