@@ -20,6 +20,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/services/report/custody"
 	"github.com/afteraction/afteraction/services/report/pades"
+	"github.com/afteraction/afteraction/services/report/pdf"
 )
 
 // Reader is what the HTTP API reads.
@@ -42,6 +43,11 @@ const MaxVerifyBytes = 20 << 20
 type API struct {
 	Reader  Reader
 	Metrics ReadModel
+	// Programme computes the programme time series; Library searches the case library.
+	Programme ProgrammeSource
+	Library   Library
+	// Training renders the training packs of the case library.
+	Training *pdf.Renderer
 	// Trusted are the keys POST /v1/verify accepts signatures of.
 	Trusted TrustedKeys
 	// TrustedCerts are the certificates whose signatures inside a PDF verify.
@@ -65,7 +71,10 @@ type API struct {
 //	GET  /v1/keys                            the public keys that sign report manifests
 //	GET  /v1/certificates                    the certificates that sign inside report PDFs (JSON with PEM)
 //	GET  /v1/certificates/current.pem        the current signing certificate, PEM, to pin for offline checks
-//	GET  /v1/metrics/programme?from=&to=     programme metrics over incidents closed in [from, to)
+//	GET  /v1/metrics/programme?period=&from=&to=  programme metrics over incidents closed in [from, to),
+//	                                         with the time series per month or quarter
+//	GET  /v1/library?q=&category=&severity=&tag=&asset=&from=&to=&limit=  the case library
+//	GET  /v1/library/training-pack.pdf?category=  the training pack of one category (PDF)
 //
 // /healthz, /readyz and /metrics are registered by Run.
 func (a *API) Routes(mux *http.ServeMux) {
@@ -85,6 +94,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	handle("GET /v1/certificates", a.certificates)
 	handle("GET /v1/certificates/current.pem", a.currentCertificate)
 	handle("GET /v1/metrics/programme", a.programme)
+	handle("GET /v1/library", a.library)
+	handle("GET /v1/library/training-pack.pdf", a.trainingPack)
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -371,10 +382,23 @@ func (a *API) programme(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badParam("from", "must be before to"))
 		return
 	}
+	period, err := ParsePeriod(q.Get("period"))
+	if err != nil {
+		a.fail(w, r, badParam("period", "want month or quarter"))
+		return
+	}
 	m, err := a.Metrics.ProgrammeMetrics(r.Context(), from, to)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, m)
+	p, err := a.programmeSeries(r.Context(), period, from, to)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, struct {
+		ProgrammeMetrics
+		Programme
+	}{m, p})
 }

@@ -207,6 +207,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(NewProgrammeCollector(store, log))
 
 	b, err := bus.Connect(ctx, cfg.NATSURL, ServiceName, log, cfg.BusOptions(reg))
 	if err != nil {
@@ -240,7 +241,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	api := &API{Reader: store, Metrics: store, Trusted: trusted, TrustedCerts: signing.Trusted, Tokens: cfg.APITokens, Log: log}
+	api := &API{Reader: store, Metrics: store, Programme: store, Library: store, Training: renderer, Trusted: trusted, TrustedCerts: signing.Trusted, Tokens: cfg.APITokens, Log: log}
 	api.Routes(mux)
 	httpapi.Health(mux, map[string]httpapi.Check{
 		"postgres": store.Ping,

@@ -20,14 +20,18 @@ ON CONFLICT (incident_id) DO UPDATE SET revision = excluded.revision, severity =
 WHERE incidents.revision < excluded.revision`
 
 // upsertIncidentFromReview records the incident a review carries, as revision
-// rc.IncidentRevision, so metrics know it even if incident.registered is late.
+// rc.IncidentRevision, so metrics know it even if incident.registered is late,
+// and what the programme figures and the case library need from the review.
 func upsertIncidentFromReview(ctx context.Context, tx pgx.Tx, rc events.ReviewCompleted) error {
 	inc := rc.Incident
 	if _, err := tx.Exec(ctx, upsertIncident, rc.IncidentID, rc.IncidentRevision, string(inc.Severity), inc.Category,
 		inc.Exercise, inc.Timestamps.StartedAt, inc.Timestamps.DetectedAt, inc.Timestamps.ClosedAt, rc.CompletedAt); err != nil {
 		return fmt.Errorf("record incident %s: %w", rc.IncidentID, err)
 	}
-	return nil
+	if err := recordIncidentMilestones(ctx, tx, rc.IncidentID, rc.IncidentRevision, inc); err != nil {
+		return err
+	}
+	return recordReviewFacts(ctx, tx, rc)
 }
 
 func (s *PostgresStore) apply(ctx context.Context, eventID string, fn func(tx pgx.Tx) error) error {
@@ -48,7 +52,7 @@ func (s *PostgresStore) ApplyIncidentRegistered(ctx context.Context, eventID str
 			inc.Exercise, inc.Timestamps.StartedAt, inc.Timestamps.DetectedAt, inc.Timestamps.ClosedAt, e.RegisteredAt); err != nil {
 			return fmt.Errorf("record incident %s: %w", e.IncidentID, err)
 		}
-		return nil
+		return recordIncidentMilestones(ctx, tx, e.IncidentID, e.Revision, inc)
 	})
 }
 

@@ -1,0 +1,4 @@
+package report
+
+// NewProgrammeCollectorAt is newProgrammeCollector for tests, with a clock.
+var NewProgrammeCollectorAt = newProgrammeCollector

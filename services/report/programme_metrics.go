@@ -1,0 +1,94 @@
+package report
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// ProgrammeCollector exports the programme figures of the current month and
+// quarter (UTC, up to the scrape) as Prometheus gauges, computed from the
+// read model at each scrape. Exercises are left out, as in the JSON API.
+type ProgrammeCollector struct {
+	source  ProgrammeSource
+	log     *zap.Logger
+	now     func() time.Time
+	timeout time.Duration
+
+	incidents, backfilled, durations, actions, rating, problems *prometheus.Desc
+}
+
+// NewProgrammeCollector returns a collector reading source.
+func NewProgrammeCollector(source ProgrammeSource, log *zap.Logger) *ProgrammeCollector {
+	return newProgrammeCollector(source, log, time.Now)
+}
+
+func newProgrammeCollector(source ProgrammeSource, log *zap.Logger, now func() time.Time) *ProgrammeCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("afteraction_programme_"+name, help, append([]string{"period"}, labels...), nil)
+	}
+	return &ProgrammeCollector{source: source, log: log, now: now, timeout: 10 * time.Second,
+		incidents:  d("incidents", "Incidents closed in the current period, exercises excluded.", "severity"),
+		backfilled: d("backfilled_incidents", "Incidents of the current period registered long after closure (historical back-fills)."),
+		durations:  d("duration_hours", "Time per incident of the current period, by figure and statistic.", "figure", "stat"),
+		actions:    d("actions", "Improvement actions of the current period's incidents, by state.", "state"),
+		rating:     d("rating_mean", "Mean of the review rating answers (1-5) of the current period."),
+		problems:   d("data_quality_excluded", "Figures left out of the current period for a future or out-of-order timestamp.", "figure"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *ProgrammeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.incidents, c.backfilled, c.durations, c.actions, c.rating, c.problems} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector. A failed read is reported as an
+// invalid metric, so the scrape shows the error.
+func (c *ProgrammeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	now := c.now().UTC()
+	for _, period := range []Period{PeriodMonth, PeriodQuarter} {
+		p, err := ComputeProgramme(ctx, c.source, ProgrammeOptions{Period: period, From: period.Start(now),
+			To: now.Add(time.Nanosecond), Now: now})
+		if err != nil {
+			c.log.Warn("programme metrics failed", zap.Error(err))
+			ch <- prometheus.NewInvalidMetric(c.incidents, err)
+			return
+		}
+		c.collect(ch, string(period), p.Series[len(p.Series)-1])
+	}
+}
+
+func (c *ProgrammeCollector) collect(ch chan<- prometheus.Metric, period string, pf PeriodFigures) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{period}, labels...)...)
+	}
+	f := pf.Total
+	gauge(c.incidents, float64(f.Incidents), "all")
+	for sev, sf := range pf.BySeverity {
+		gauge(c.incidents, float64(sf.Incidents), sev)
+	}
+	gauge(c.backfilled, float64(f.Backfilled))
+	durations := map[string]Duration{FigureActionCompletion: f.Actions.CompletionTime}
+	for name, d := range f.Durations {
+		durations[name] = d
+	}
+	for name, d := range durations {
+		if d.MeanHours != nil {
+			gauge(c.durations, *d.MeanHours, name, "mean")
+			gauge(c.durations, *d.MedianHours, name, "median")
+		}
+		gauge(c.problems, float64(d.Excluded), name)
+	}
+	gauge(c.actions, float64(f.Actions.Created), "created")
+	gauge(c.actions, float64(f.Actions.Done), "done")
+	gauge(c.actions, float64(f.Actions.Overdue), "overdue")
+	if f.Ratings.Mean != nil {
+		gauge(c.rating, *f.Ratings.Mean)
+	}
+}

@@ -1,0 +1,207 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/afteraction/afteraction/pkg/events"
+)
+
+// recordIncidentMilestones stores the milestones and subcategory of inc on
+// the incident row, if that row holds this revision (an older revision
+// arriving late changes nothing).
+func recordIncidentMilestones(ctx context.Context, tx pgx.Tx, incidentID string, revision int, inc events.IncidentClosed) error {
+	ts := inc.Timestamps
+	if _, err := tx.Exec(ctx, `UPDATE incidents SET subcategory = $3, contained_at = $4, recovered_at = $5
+WHERE incident_id = $1 AND revision = $2`, incidentID, revision, inc.Subcategory, ts.ContainedAt, ts.RecoveredAt); err != nil {
+		return fmt.Errorf("record milestones of incident %s: %w", incidentID, err)
+	}
+	return nil
+}
+
+// LessonTopics are the questionnaire topics whose text answers are the
+// lessons a library entry shows and searches.
+var LessonTopics = []string{"do_differently", "training", "preventive_measures", "containment_eradication",
+	"precursors_indicators", "tools_resources"}
+
+// recordReviewFacts stores what the programme figures and the case library
+// need from a completed review: its rating answers and its library entry.
+// Only the latest amendment is kept; an older one arriving late changes nothing.
+func recordReviewFacts(ctx context.Context, tx pgx.Tx, rc events.ReviewCompleted) error {
+	e := libraryEntryOf(rc)
+	tag, err := tx.Exec(ctx, `INSERT INTO library_entries (incident_id, review_id, amendment, title, summary, findings,
+	lessons, category, subcategory, severity, exercise, tags, assets, closed_at, completed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+ON CONFLICT (incident_id) DO UPDATE SET review_id = excluded.review_id, amendment = excluded.amendment,
+	title = excluded.title, summary = excluded.summary, findings = excluded.findings, lessons = excluded.lessons,
+	category = excluded.category, subcategory = excluded.subcategory, severity = excluded.severity,
+	exercise = excluded.exercise, tags = excluded.tags, assets = excluded.assets, closed_at = excluded.closed_at,
+	completed_at = excluded.completed_at
+WHERE library_entries.amendment <= excluded.amendment`,
+		rc.IncidentID, rc.ReviewID, rc.Amendment, e.Title, e.Summary, e.Findings, e.Lessons, e.Category, e.Subcategory,
+		e.Severity, e.Exercise, e.Tags, e.Assets, e.ClosedAt, rc.CompletedAt)
+	if err != nil {
+		return fmt.Errorf("record library entry of incident %s: %w", rc.IncidentID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM review_ratings WHERE incident_id = $1`, rc.IncidentID); err != nil {
+		return fmt.Errorf("replace ratings of incident %s: %w", rc.IncidentID, err)
+	}
+	for _, r := range ratingsOf(rc) {
+		if _, err := tx.Exec(ctx, `INSERT INTO review_ratings (incident_id, question_id, topic, rating_sum, rating_count)
+VALUES ($1, $2, $3, $4, $5)`, rc.IncidentID, r.QuestionID, r.Topic, r.Sum, r.Count); err != nil {
+			return fmt.Errorf("record rating %s of incident %s: %w", r.QuestionID, rc.IncidentID, err)
+		}
+	}
+	return nil
+}
+
+type questionRatings struct {
+	QuestionID, Topic string
+	Sum, Count        int
+}
+
+// ratingsOf sums the rating answers of rc per rating question, in question order.
+func ratingsOf(rc events.ReviewCompleted) []questionRatings {
+	var out []questionRatings
+	for _, q := range rc.Questions {
+		if q.Kind != events.QuestionRating {
+			continue
+		}
+		r := questionRatings{QuestionID: q.ID, Topic: q.Topic}
+		for _, resp := range rc.Responses {
+			for _, a := range resp.Answers {
+				if a.QuestionID == q.ID && a.Rating != nil {
+					r.Sum += *a.Rating
+					r.Count++
+				}
+			}
+		}
+		if r.Count > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// libraryEntryOf is the library entry of a completed review: tags and asset
+// names lower-cased and deduplicated, findings and lessons as searchable text.
+func libraryEntryOf(rc events.ReviewCompleted) LibraryEntry {
+	inc := rc.Incident
+	e := LibraryEntry{IncidentID: rc.IncidentID, Title: inc.Title, Summary: rc.Summary, Category: inc.Category,
+		Subcategory: inc.Subcategory, Severity: string(inc.Severity), Exercise: inc.Exercise,
+		ClosedAt: inc.Timestamps.ClosedAt, Tags: []string{}, Assets: []string{}}
+	if e.Summary == "" {
+		e.Summary = inc.Summary
+	}
+	add := func(set []string, v string) []string {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if v == "" || slices.Contains(set, v) {
+			return set
+		}
+		return append(set, v)
+	}
+	for _, t := range inc.Tags {
+		e.Tags = add(e.Tags, t)
+	}
+	for _, a := range inc.AffectedAssets {
+		e.Assets = add(e.Assets, a.Name)
+		e.Assets = add(e.Assets, a.Identifier)
+	}
+	var findings []string
+	for _, f := range rc.Findings {
+		findings = append(findings, strings.TrimSpace(f.Summary+" "+f.Detail))
+	}
+	e.Findings = strings.Join(findings, "\n")
+	lessonQuestion := map[string]bool{}
+	for _, q := range rc.Questions {
+		if q.Kind == events.QuestionText && slices.Contains(LessonTopics, q.Topic) {
+			lessonQuestion[q.ID] = true
+		}
+	}
+	var lessons []string
+	for _, resp := range rc.Responses {
+		for _, a := range resp.Answers {
+			if lessonQuestion[a.QuestionID] && strings.TrimSpace(a.Text) != "" {
+				lessons = append(lessons, strings.TrimSpace(a.Text))
+			}
+		}
+	}
+	e.Lessons = strings.Join(lessons, "\n")
+	return e
+}
+
+const selectIncidentFacts = `SELECT i.incident_id::text, i.severity, i.category, i.subcategory, i.exercise,
+	i.started_at, i.detected_at, i.contained_at, i.recovered_at, i.closed_at, i.registered_at, c.completed_at
+FROM incidents i LEFT JOIN review_completions c USING (incident_id)
+WHERE i.closed_at >= $1 AND i.closed_at < $2
+ORDER BY i.closed_at, i.incident_id`
+
+const selectRatingFacts = `SELECT r.incident_id::text, r.question_id, r.rating_sum, r.rating_count
+FROM review_ratings r JOIN incidents i USING (incident_id)
+WHERE i.closed_at >= $1 AND i.closed_at < $2`
+
+const selectActionFacts = `SELECT a.action_id::text, a.incident_id::text, a.status, a.status_at, a.created_at,
+	a.overdue_at IS NOT NULL AND a.status NOT IN ('done', 'wont_do')
+FROM actions a JOIN incidents i USING (incident_id)
+WHERE i.closed_at >= $1 AND i.closed_at < $2`
+
+// ProgrammeFacts implements ProgrammeSource: the incidents closed in
+// [from, to) and their actions.
+func (s *PostgresStore) ProgrammeFacts(ctx context.Context, from, to time.Time) ([]IncidentFacts, []ActionFacts, error) {
+	rows, err := s.pool.Query(ctx, selectIncidentFacts, from, to)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read incident facts: %w", err)
+	}
+	incidents, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (IncidentFacts, error) {
+		var f IncidentFacts
+		err := row.Scan(&f.IncidentID, &f.Severity, &f.Category, &f.Subcategory, &f.Exercise, &f.StartedAt,
+			&f.DetectedAt, &f.ContainedAt, &f.RecoveredAt, &f.ClosedAt, &f.RegisteredAt, &f.ReviewCompletedAt)
+		return f, err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read incident facts: %w", err)
+	}
+	byID := make(map[string]*IncidentFacts, len(incidents))
+	for i := range incidents {
+		byID[incidents[i].IncidentID] = &incidents[i]
+	}
+	rows, err = s.pool.Query(ctx, selectRatingFacts, from, to)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read rating facts: %w", err)
+	}
+	var id, question string
+	var sum, count int
+	_, err = pgx.ForEachRow(rows, []any{&id, &question, &sum, &count}, func() error {
+		if f := byID[id]; f != nil {
+			if f.Ratings == nil {
+				f.Ratings = map[string]RatingTotal{}
+			}
+			f.Ratings[question] = RatingTotal{Sum: sum, Count: count}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read rating facts: %w", err)
+	}
+	rows, err = s.pool.Query(ctx, selectActionFacts, from, to)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read action facts: %w", err)
+	}
+	actions, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ActionFacts, error) {
+		var a ActionFacts
+		err := row.Scan(&a.ActionID, &a.IncidentID, &a.Status, &a.StatusAt, &a.CreatedAt, &a.Overdue)
+		return a, err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read action facts: %w", err)
+	}
+	return incidents, actions, nil
+}
