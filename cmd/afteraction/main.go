@@ -1,5 +1,5 @@
 // Command afteraction is the operator CLI: `dev` runs an embedded NATS and all
-// four services in one process, `demo` runs the pipeline end to end and leaves a
+// five services in one process, `demo` runs the pipeline end to end and leaves a
 // report PDF, `publish` sends a closed incident, `import` back-fills historical
 // incidents, and `verify` checks that a report PDF is an authentic, unaltered
 // version, and `dlq` lists or replays what consumers gave up on.
@@ -17,13 +17,14 @@ import (
 const usage = `usage: afteraction <command> [flags]
 
 commands:
-  dev       run embedded NATS + intake, review, report and tracker in one process
+  dev       run embedded NATS + intake, review, report, tracker and notify in one process
   demo      run the pipeline end to end once and write the report PDF (what make demo runs)
   publish   publish a closed incident (canonical JSON) from a file
   import    back-fill historical closed incidents from a JSON array or JSON lines file
   verify    check offline that a report PDF is authentic and unaltered (--cert); --api: and published
   dlq       list the messages consumers gave up on, or replay them once the cause is fixed
   topology  create the streams and apply a changed configuration (as the operator user)
+  console-account  print a review console account line (argon2id hash of the password on stdin)
   chaos     the fault suite: every service as processes, kills, NATS and Postgres faults, invariant report
 
 run "afteraction <command> -h" for a command's flags
@@ -54,6 +55,8 @@ func main() {
 		err = runVerify(ctx, args)
 	case "dlq":
 		err = runDLQ(ctx, args)
+	case "console-account":
+		err = runAccount(args)
 	case "chaos":
 		err = runChaos(ctx, args)
 	case "topology":

@@ -217,6 +217,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		func(ctx context.Context) error { return svc.RunSender(ctx, cfg.Poll) },
 		func(ctx context.Context) error { return svc.RunReminders(ctx, cfg.ReminderInterval) },
 		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+		func(ctx context.Context) error { return pg.RunRetention(ctx, pool, cfg.Retention, log) },
 	)
 	log.Info("stopped", zap.Error(err))
 	return err
