@@ -6,9 +6,11 @@ MODULES    := $(shell go list -m -f '{{.Dir}}')
 TESTFLAGS  ?= -race -shuffle=on -count=1 -timeout=20m
 FUZZTIME   ?= 3s
 BENCHTIME  ?= 2s
+CHAOS_DURATION ?= 5m
+CHAOS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/afteraction_chaos?sslmode=disable
 DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/afteraction?sslmode=disable
 
-.PHONY: all build test fuzz bench bench-all lint tidy demo dev up down clean
+.PHONY: all build test fuzz bench bench-all lint tidy demo dev up down clean chaos
 
 all: lint build test
 
@@ -16,7 +18,7 @@ all: lint build test
 build:
 	@set -e; for m in $(MODULES); do echo "build $${m#$(CURDIR)/}"; (cd $$m && go build ./...); done
 	@mkdir -p bin
-	go build -o bin/ ./cmd/afteraction ./services/intake/cmd/intake ./services/review/cmd/review ./services/report/cmd/report ./services/tracker/cmd/tracker
+	go build -o bin/ ./cmd/afteraction ./services/intake/cmd/intake ./services/review/cmd/review ./services/report/cmd/report ./services/tracker/cmd/tracker ./services/notify/cmd/notify
 
 ## test: every test of every module with -race -shuffle=on, a count per module, then brief fuzzing
 test:
@@ -35,6 +37,13 @@ bench:
 ## bench-all: every benchmark of every module (BENCHTIME each)
 bench-all:
 	@set -e; for m in $(MODULES); do (cd $$m && go test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./... | grep -Ev '^(PASS|ok|\?)' || true); done
+
+## chaos: the fault suite for CHAOS_DURATION over a three-node NATS cluster, two replicas of every
+## service as processes; prints the invariant report and fails when one is violated
+chaos:
+	@mkdir -p bin
+	go build -o bin/afteraction ./cmd/afteraction
+	bin/afteraction chaos -duration $(CHAOS_DURATION) -database-url '$(CHAOS_DATABASE_URL)'
 
 ## lint: gofmt and go vet on every module
 lint:

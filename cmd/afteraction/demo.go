@@ -31,6 +31,7 @@ func runDemo(ctx context.Context, args []string) error {
 	dsn := fs.String("database-url", envOr("DEMO_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/afteraction_demo?sslmode=disable"),
 		"Postgres database for the demo; it is dropped and created afresh")
 	verbose := fs.Bool("v", false, "log every service at info level")
+	keep := fs.Bool("keep", false, "keep the stack (and the console) running after the demo until Ctrl-C")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,9 +57,25 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("starting embedded NATS and the four services ...")
-	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log,
-		Env: map[string]string{"REPORT_CERT_FILE": certPath, "REPORT_CERT_KEY_FILE": keyPath}})
+	env := map[string]string{"REPORT_CERT_FILE": certPath, "REPORT_CERT_KEY_FILE": keyPath,
+		// High and critical reviews need a second approval in the demo, so it
+		// shows the whole sign-off.
+		"REVIEW_APPROVAL_SEVERITIES": "critical,high"}
+	// Without a bridge configured, the tracker delivers to a local generic
+	// webhook receiver; TRACKER_BRIDGES(_FILE) points it at a real tracker.
+	var hook *demoReceiver
+	if os.Getenv("TRACKER_BRIDGES") == "" && os.Getenv("TRACKER_BRIDGES_FILE") == "" {
+		if hook, err = startDemoReceiver(); err != nil {
+			return err
+		}
+		defer hook.Close() //nolint:errcheck
+		for k, v := range hook.bridgesEnv() {
+			env[k] = v
+		}
+	}
+	fmt.Println("starting embedded NATS, the five services and mailpit ...")
+	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log, Env: env,
+		Mail: true, MailDir: filepath.Join(*out, "mailpit")})
 	if err != nil {
 		return err
 	}
@@ -77,7 +94,15 @@ func runDemo(ctx context.Context, args []string) error {
 	if err := os.WriteFile(path, res.PDF, 0o644); err != nil {
 		return err
 	}
+	redactedPath := filepath.Join(*out, inc.ExternalID+"-redacted.pdf")
+	if err := os.WriteFile(redactedPath, res.RedactedPDF, 0o644); err != nil {
+		return err
+	}
 	offline, err := verifyOffline(res.PDF, res.CertPEM)
+	if err != nil {
+		return err
+	}
+	bridged, err := demoBridge(ctx, stack, hook, res)
 	if err != nil {
 		return err
 	}
@@ -90,12 +115,26 @@ report       %s  version %d, %d bytes
              in the pdf  %s
 actions      %d open action items:
 %s
+bridge       %s
 written      %s
+             %s (redacted rendition, for outside the organisation)
              %s (the certificate to pin: afteraction verify --cert %s %s)
+console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", password %q)
 `, res.IncidentID, inc.Title, inc.Severity, inc.Source, inc.ExternalID,
 		res.ReviewID, res.Answered, res.Facilitator,
 		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified, offline,
-		len(res.Actions), indentLines(res.Actions, "               - "), path, certPath, certPath, path)
+		len(res.Actions), indentLines(res.Actions, "               - "), bridged, path, redactedPath, certPath, certPath, path,
+		stack.URLs["review"], res.ReviewID, stack.ConsolePassword)
+	mails, err := settledDeliveries(ctx, stack)
+	printMails(mails, stack, filepath.Join(*out, "mailpit"))
+	if err != nil || !*keep {
+		if err == nil {
+			fmt.Println("             (the demo stops its stack now; run it with -keep to browse the console and the mail)")
+		}
+		return err
+	}
+	fmt.Println("serving until Ctrl-C ...")
+	<-ctx.Done()
 	return nil
 }
 
@@ -135,7 +174,9 @@ type Scenario struct {
 	PDF                                                           []byte
 	// CertPEM is the certificate that signed inside the PDF.
 	CertPEM []byte
-	Actions []string
+	// RedactedPDF is the version's redacted rendition.
+	RedactedPDF []byte
+	Actions     []string
 }
 
 // runScenario publishes inc, answers the review as three participants,
@@ -177,33 +218,61 @@ func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *
 	}
 	res.ReviewID = rv.ReviewID
 	fmt.Printf("review %s opened with %d participants, due %s\n", rv.ReviewID, len(rv.Participants), rv.DueAt)
+	if err := scheduleDemoMeeting(ctx, s, rv.ReviewID); err != nil {
+		return res, err
+	}
 
 	var qs questionnaire
 	if err := getJSON(ctx, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/questions", tok, &qs); err != nil {
 		return res, err
 	}
+	// Three participants answer through their invitation links' web form,
+	// as a person does.
 	for i, p := range rv.Participants {
 		if i == 3 {
 			break
 		}
-		body := map[string]any{"answers": answersFor(qs.Questions, i)}
-		if err := call(ctx, http.MethodPut, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/responses/"+p.ParticipantID, p.InvitationToken, body, nil); err != nil {
+		form := newBrowser()
+		if err := form.submit(ctx, p.FormURL, formAnswers(answersFor(qs.Questions, i))); err != nil {
 			return res, fmt.Errorf("answers of %s: %w", p.Name, err)
 		}
 		res.Answered++
-		fmt.Printf("  %s (%s) answered %d questions\n", p.Name, p.Role, len(qs.Questions))
+		fmt.Printf("  %s (%s) answered through the web form\n", p.Name, p.Role)
 	}
 
+	// The facilitator signs in to the console, signs off, and (where a second
+	// approval is required) the approver approves.
 	facilitator := rv.Participants[0]
 	if rv.Facilitator != nil {
 		facilitator = *rv.Facilitator
 	}
-	res.Facilitator = facilitator.Name
 	completion := demoCompletion(facilitator, inc)
-	if err := call(ctx, http.MethodPost, s.URLs["review"]+"/v1/reviews/"+rv.ReviewID+"/complete", tok, completion, nil); err != nil {
+	page := s.URLs["review"] + "/console/reviews/" + rv.ReviewID
+	fac := newBrowser()
+	if err := fac.signIn(ctx, s.URLs["review"], consoleFacilitator, s.ConsolePassword); err != nil {
 		return res, err
 	}
-	fmt.Printf("review completed by %s with %d action items\n", facilitator.Name, len(completion.ActionItems))
+	if err := fac.open(ctx, page); err != nil {
+		return res, err
+	}
+	if err := fac.submit(ctx, page+"/signoff", signOffForm(completion)); err != nil {
+		return res, fmt.Errorf("sign off: %w", err)
+	}
+	res.Facilitator = "Dev Facilitator (console account " + consoleFacilitator + ")"
+	if strings.Contains(fac.page, "Waiting for the second approval") {
+		appr := newBrowser()
+		if err := appr.signIn(ctx, s.URLs["review"], consoleApprover, s.ConsolePassword); err != nil {
+			return res, err
+		}
+		if err := appr.open(ctx, page); err != nil {
+			return res, err
+		}
+		if err := appr.submit(ctx, page+"/approval", url.Values{"decision": {"approve"}}); err != nil {
+			return res, fmt.Errorf("approve: %w", err)
+		}
+		res.Facilitator += ", approved by Dev Approver"
+	}
+	fmt.Printf("review signed off in the console with %d action items: %s\n", len(completion.ActionItems), page)
 
 	var rep reportView
 	err = poll(ctx, "the report", 60*time.Second, func() (bool, error) {
@@ -232,6 +301,10 @@ func runScenario(ctx context.Context, s *Stack, inc events.IncidentClosed, log *
 	}
 	res.Version, res.PDFSHA256, res.KeyID, res.Verified = v.Version, v.PDFSHA256, v.KeyID, v.Valid
 	if err := call(ctx, http.MethodGet, s.URLs["report"]+"/v1/certificates/current.pem", tok, nil, &res.CertPEM); err != nil {
+		return res, err
+	}
+	redactedURL := fmt.Sprintf("%s/v1/reports/%s/versions/%d/redacted.pdf", s.URLs["report"], rep.ReportID, res.Version)
+	if err := call(ctx, http.MethodGet, redactedURL, tok, nil, &res.RedactedPDF); err != nil {
 		return res, err
 	}
 
@@ -267,6 +340,7 @@ type participantView struct {
 	Email           string `json:"email"`
 	Role            string `json:"role"`
 	InvitationToken string `json:"invitation_token"`
+	FormURL         string `json:"form_url"`
 }
 
 type reviewView struct {
@@ -297,4 +371,51 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// demoBridge waits until the local receiver has every action item, sends
+// the first one's status back as done through the bridge's signed inbound
+// endpoint, and says what happened. With a real bridge configured it lists
+// the deliveries the tracker recorded instead.
+func demoBridge(ctx context.Context, s *Stack, hook *demoReceiver, res Scenario) (string, error) {
+	tok := s.AdminToken
+	var ds struct {
+		Deliveries []struct {
+			ActionID    string `json:"action_id"`
+			Bridge      string `json:"bridge"`
+			State       string `json:"state"`
+			ExternalID  string `json:"external_id"`
+			ExternalURL string `json:"external_url"`
+			LastError   string `json:"last_error"`
+		} `json:"deliveries"`
+	}
+	if hook == nil {
+		if err := getJSON(ctx, s.URLs["tracker"]+"/v1/bridges/deliveries?limit=20", tok, &ds); err != nil {
+			return "", err
+		}
+		lines := []string{}
+		for _, d := range ds.Deliveries {
+			lines = append(lines, fmt.Sprintf("%s → %s: %s %s %s", d.ActionID, d.Bridge, d.State, d.ExternalURL, d.LastError))
+		}
+		return "configured bridges (GET /v1/bridges/deliveries, GET /v1/bridges/failures):\n" +
+			indentLines(lines, "               - "), nil
+	}
+	if err := poll(ctx, "the webhook deliveries", 30*time.Second, func() (bool, error) {
+		return len(hook.deliveries()) >= len(res.Actions), nil
+	}); err != nil {
+		return "", err
+	}
+	got := hook.deliveries()
+	first := got[0].Action.ActionID
+	if err := hook.sendStatus(ctx, s.URLs["tracker"], first, "done"); err != nil {
+		return "", err
+	}
+	var a struct {
+		Status string `json:"status"`
+	}
+	if err := getJSON(ctx, s.URLs["tracker"]+"/v1/actions/"+first, tok, &a); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d signed deliveries verified by the local receiver at %s;\n"+
+		"             its signed status back made action %s %s", len(got), hook.url, first, a.Status), nil
 }

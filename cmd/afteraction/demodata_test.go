@@ -11,14 +11,14 @@ import (
 // answers has an answer of its own from each persona.
 func TestDemoAnswersAreDistinct(t *testing.T) {
 	t.Parallel()
-	sql, err := os.ReadFile("../../services/review/postgres/migrations/0002_questionnaire_2026_11_1.sql")
+	sql, err := os.ReadFile("../../services/review/postgres/migrations/0007_questionnaire_2026_12_1.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`"id": "([a-z_.]+)", "topic": "[a-z_]+", "kind": "(?:text|action_items)"`)
+	re := regexp.MustCompile(`"id": "([a-z_.]+)", "topic": "[a-z_]+", "kind": "(?:text|action_items)"`) // the questionnaire the review service opens now
 	ids := re.FindAllSubmatch(sql, -1)
 	if len(ids) < 10 {
-		t.Fatalf("found %d free-text questions in the questionnaire, want the 2026-11.1 set", len(ids))
+		t.Fatalf("found %d free-text questions in the questionnaire, want the 2026-12.1 set", len(ids))
 	}
 	seen := map[string]string{}
 	for i, p := range personas {

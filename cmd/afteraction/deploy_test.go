@@ -25,7 +25,7 @@ import (
 // older and not know sync_interval), the single node fsyncs every write, and
 // every service has its own user.
 func TestDeployNATSConfigs(t *testing.T) {
-	for _, v := range []string{"INTAKE", "REVIEW", "REPORT", "TRACKER", "UPSTREAM", "TRACKERS", "OPERATOR"} {
+	for _, v := range []string{"INTAKE", "REVIEW", "REPORT", "TRACKER", "NOTIFY", "UPSTREAM", "TRACKERS", "OPERATOR"} {
 		t.Setenv(v+"_NATS_PASSWORD", "secret-"+v)
 	}
 	t.Setenv("NATS_SERVER_NAME", "nats-0")
@@ -52,7 +52,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 			for _, u := range opts.Users {
 				users[u.Username] = u.Permissions != nil && u.Password != ""
 			}
-			for _, want := range []string{"intake", "review", "report", "tracker", "upstream", "trackers"} {
+			for _, want := range []string{"intake", "review", "report", "tracker", "notify", "upstream", "trackers"} {
 				if !users[want] {
 					t.Errorf("no user %q with a password and permissions", want)
 				}
@@ -66,7 +66,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 // with every service, and the publisher, connected as its own user. A denied
 // subject would show up as a timeout (NATS reports it only asynchronously).
 func TestPipelineRunsUnderTheDeployedNATSPermissions(t *testing.T) {
-	users := []string{"intake", "review", "report", "tracker", "upstream", "trackers", "operator"}
+	users := []string{"intake", "review", "report", "tracker", "notify", "upstream", "trackers", "operator"}
 	serviceEnv := map[string]map[string]string{}
 	for _, u := range users {
 		pw := "pw-" + u + "-0123456789"
@@ -233,7 +233,7 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 		n.refused(t, "delete a stream", "$JS.API.STREAM.DELETE.INCIDENTS", func(ctx context.Context) error {
 			return n.js.DeleteStream(ctx, bus.StreamIncidents)
 		})
-		for _, durable := range []string{"notify", "notify-invitations", u} {
+		for _, durable := range []string{"notify-private", "notify", u} {
 			n.refused(t, "create a consumer on NOTIFY", "$JS.API.CONSUMER.CREATE.NOTIFY."+durable, func(ctx context.Context) error {
 				_, err := n.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{Durable: durable, FilterSubject: "notify.>"})
 				return err
@@ -247,6 +247,7 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 			return err
 		})
 	}
+	notifyPrivateStreamIsNotifysAlone(t, as, operator)
 	trackers := as("trackers")
 	trackers.refused(t, "read INCIDENTS", "$JS.API.CONSUMER.CREATE.INCIDENTS", func(ctx context.Context) error {
 		_, err := trackers.js.CreateOrUpdateConsumer(ctx, bus.StreamIncidents, jetstream.ConsumerConfig{Durable: "trackers", FilterSubject: "incidents.closed.>"})
@@ -256,6 +257,22 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 		_, err := trackers.js.CreateOrUpdateConsumer(ctx, bus.StreamAfteraction, jetstream.ConsumerConfig{Durable: "trackers", FilterSubject: "afteraction.review.>"})
 		return err
 	})
+
+	// Only notify reads NOTIFY, through its own durable.
+	notify := as("notify")
+	if _, err := notify.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{
+		Durable: "notify-private", FilterSubjects: []string{"notify.review.invitation"}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Errorf("notify creating its own durable on NOTIFY: %v", err)
+	}
+	for _, u := range []string{"intake", "report", "tracker", "notify", "trackers", "upstream"} {
+		n := as(u)
+		n.refused(t, "publish an invitation", "notify.review.invitation", func(ctx context.Context) error {
+			if err := n.nc.Publish("notify.review.invitation", []byte("{}")); err != nil {
+				return err
+			}
+			return n.nc.Flush()
+		})
+	}
 
 	// What trackers may do still works: its own durable, on action events.
 	if _, err := operator.js.Publish(ctx, "afteraction.action.created", []byte(`{}`)); err != nil {
@@ -282,5 +299,103 @@ func TestDeployedNATSPermissionsRefuseTrespass(t *testing.T) {
 	}
 	if _, err := report.js.Consumer(ctx, bus.StreamAfteraction, "report-actions"); err != nil {
 		t.Errorf("report's durable after the attempts: %v", err)
+	}
+}
+
+// Issue 8: invitation links are bearer secrets. Only review may publish to
+// the private NOTIFY stream and only notify may read it: not even the
+// operator, who may do everything else with the JetStream API.
+func notifyPrivateStreamIsNotifysAlone(t *testing.T, as func(string) *natsUser, operator *natsUser) {
+	t.Helper()
+	ctx := context.Background()
+	review, notify := as("review"), as("notify")
+	if _, err := review.js.Publish(ctx, "notify.review.invitation", []byte(`{"form_url":"secret"}`)); err != nil {
+		t.Fatalf("review publishing an invitation: %v", err)
+	}
+	for _, u := range []*natsUser{operator, as("tracker")} {
+		u.refused(t, "publish an invitation", "notify.review.invitation", func(ctx context.Context) error {
+			return u.nc.Publish("notify.review.invitation", []byte(`{}`))
+		})
+	}
+	operator.refused(t, "create a consumer on NOTIFY", "$JS.API.CONSUMER.CREATE.NOTIFY", func(ctx context.Context) error {
+		_, err := operator.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{Durable: "peek", FilterSubject: "notify.>"})
+		return err
+	})
+	operator.refused(t, "pull from notify's durable", "$JS.API.CONSUMER.MSG.NEXT.NOTIFY.notify-private", func(context.Context) error {
+		return operator.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.NOTIFY.notify-private", operator.nc.NewInbox(), []byte(`{"batch":1}`))
+	})
+	operator.refused(t, "get a NOTIFY message", "$JS.API.STREAM.MSG.GET.NOTIFY", func(ctx context.Context) error {
+		s, err := operator.js.Stream(ctx, "NOTIFY")
+		if err == nil {
+			_, err = s.GetMsg(ctx, 1)
+		}
+		return err
+	})
+	operator.refused(t, "direct-get a NOTIFY message", "$JS.API.DIRECT.GET.NOTIFY", func(ctx context.Context) error {
+		return operator.nc.PublishRequest("$JS.API.DIRECT.GET.NOTIFY", operator.nc.NewInbox(), []byte(`{"seq":1}`))
+	})
+	// notify reads it through its own durable
+	cons, err := notify.js.CreateOrUpdateConsumer(ctx, "NOTIFY", jetstream.ConsumerConfig{Durable: "notify-private",
+		FilterSubjects: []string{"notify.review.invitation", "notify.review.meeting"}, AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("notify creating its durable: %v", err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		got++
+		if err := m.Ack(); err != nil {
+			t.Errorf("notify acking: %v", err)
+		}
+	}
+	if got != 1 {
+		t.Errorf("notify read %d invitations, want 1", got)
+	}
+}
+
+// Service users create the streams but cannot change them: a changed
+// configuration leaves the stream as it is (and is logged), until the
+// operator applies it (afteraction topology).
+func TestOnlyTheOperatorChangesStreams(t *testing.T) {
+	url, pw := deployedNATS(t)
+	ctx := context.Background()
+	connectAs := func(user string) *bus.Bus {
+		b, err := bus.Connect(ctx, url, user, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), bus.Options{User: user, Password: pw[user]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		return b
+	}
+	smaller := bus.Topology{Limits: map[string]bus.StreamLimits{bus.StreamAfteraction: {MaxBytes: 1 << 30}}}
+	intakeBus := connectAs("intake")
+	if err := intakeBus.EnsureTopology(ctx, bus.Topology{}); err != nil {
+		t.Fatalf("intake creating the topology: %v", err)
+	}
+	if err := intakeBus.EnsureTopology(ctx, smaller); err != nil {
+		t.Fatalf("intake ensuring a changed topology: %v, want a logged warning only", err)
+	}
+	maxBytes := func() int64 {
+		js, err := jetstream.New(dialAs(t, url, "operator", pw["operator"]).nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := js.Stream(ctx, bus.StreamAfteraction)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.MaxBytes
+	}
+	if got := maxBytes(); got != bus.DefaultLimits[bus.StreamAfteraction].MaxBytes {
+		t.Errorf("after intake: AFTERACTION max bytes = %d, want unchanged", got)
+	}
+	if err := connectAs("operator").ApplyTopology(ctx, smaller); err != nil {
+		t.Fatalf("operator applying the topology: %v", err)
+	}
+	if got := maxBytes(); got != 1<<30 {
+		t.Errorf("after the operator: AFTERACTION max bytes = %d, want 1 GiB", got)
 	}
 }

@@ -19,6 +19,8 @@ func runDev(ctx context.Context, args []string) error {
 	host := fs.String("host", "127.0.0.1", "address the services listen on")
 	logFormat := fs.String("log-format", "console", "json or console")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	mailSMTP := fs.Int("mail-smtp-port", 1025, "SMTP port of the mailpit started for notify (0 picks a free one)")
+	mailUI := fs.Int("mail-ui-port", 8025, "web UI port of the mailpit started for notify (0 picks a free one)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -32,9 +34,11 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	stack, err := StartStack(ctx, StackConfig{
 		DatabaseURL: *dsn, NATSPort: *natsPort, StoreDir: *store, HTTPHost: *host,
-		HTTPPorts:  map[string]int{"intake": 8081, "review": 8082, "report": 8083, "tracker": 8084},
-		AdminToken: devToken(),
-		Log:        log,
+		HTTPPorts:       map[string]int{"intake": 8081, "review": 8082, "report": 8083, "tracker": 8084, "notify": 8085},
+		AdminToken:      devToken(),
+		ConsolePassword: envOr("AFTERACTION_CONSOLE_PASSWORD", "dev-console-password"),
+		Log:             log,
+		Mail:            true, MailSMTPPort: *mailSMTP, MailUIPort: *mailUI,
 	})
 	if err != nil {
 		return err
@@ -45,14 +49,27 @@ func runDev(ctx context.Context, args []string) error {
   review    %s
   report    %s
   tracker   %s
+  notify    %s
+  mail      %s
   token     %s  (admin; set AFTERACTION_TOKEN to choose it)
-`, stack.NATSURL, *store, stack.URLs["intake"], stack.URLs["review"], stack.URLs["report"], stack.URLs["tracker"], devToken())
+  console   %s/console  sign in as "facilitator" or "approver" with password %q
+            (set AFTERACTION_CONSOLE_PASSWORD to choose it)
+`, stack.NATSURL, *store, stack.URLs["intake"], stack.URLs["review"], stack.URLs["report"], stack.URLs["tracker"],
+		stack.URLs["notify"], mailLine(stack), devToken(), stack.URLs["review"], stack.ConsolePassword)
 	select {
 	case <-ctx.Done():
 	case <-waitErr(stack):
 	}
 	fmt.Println("stopping: draining consumers and outboxes ...")
 	return stack.Stop()
+}
+
+// mailLine says where to read the mail notify sent, or why there is none.
+func mailLine(s *Stack) string {
+	if s.MailURL != "" {
+		return s.MailURL + "  (mailpit: every mail notify sent; SMTP on the port notify uses)"
+	}
+	return "NOT RUNNING: " + s.MailNote
 }
 
 func devToken() string { return envOr("AFTERACTION_TOKEN", "dev-admin-token") }

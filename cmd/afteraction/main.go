@@ -23,11 +23,16 @@ commands:
   import    back-fill historical closed incidents from a JSON array or JSON lines file
   verify    check offline that a report PDF is authentic and unaltered (--cert); --api: and published
   dlq       list the messages consumers gave up on, or replay them once the cause is fixed
+  topology  create the streams and apply a changed configuration (as the operator user)
+  chaos     the fault suite: every service as processes, kills, NATS and Postgres faults, invariant report
 
 run "afteraction <command> -h" for a command's flags
 `
 
 func main() {
+	if code, ok := serveChaosChild(); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
@@ -49,6 +54,10 @@ func main() {
 		err = runVerify(ctx, args)
 	case "dlq":
 		err = runDLQ(ctx, args)
+	case "chaos":
+		err = runChaos(ctx, args)
+	case "topology":
+		err = runTopology(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,13 +20,15 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/services/intake"
+	"github.com/afteraction/afteraction/services/notify"
+	"github.com/afteraction/afteraction/services/notify/mailpit"
 	"github.com/afteraction/afteraction/services/report"
 	"github.com/afteraction/afteraction/services/review"
 	"github.com/afteraction/afteraction/services/tracker"
 )
 
 // StackConfig describes a single-process pipeline: an embedded nats-server and
-// the four services against one Postgres database (each in its own schema).
+// the five services against one Postgres database (each in its own schema).
 type StackConfig struct {
 	DatabaseURL string
 	// NATSPort for the embedded server; 0 picks a free port, never 4222 by accident.
@@ -39,6 +42,9 @@ type StackConfig struct {
 	Env map[string]string
 	// AdminToken is the admin bearer token the services accept; empty picks a random one.
 	AdminToken string
+	// ConsolePassword is the password of the console accounts "facilitator"
+	// and "approver" (written to StoreDir); empty picks a random one.
+	ConsolePassword string
 	// NATSConfigFile, when set, configures the embedded server (users,
 	// permissions); ServiceEnv then gives each service its own NATS_USER and
 	// NATS_PASSWORD, and Client the identity the CLI publishes with.
@@ -46,6 +52,13 @@ type StackConfig struct {
 	ServiceEnv     map[string]map[string]string
 	Client         bus.Options
 	Log            *zap.Logger
+	// Mail starts a mailpit (when installed) as notify's SMTP server, on
+	// MailSMTPPort and MailUIPort (0: free ports), keeping its messages in
+	// StoreDir/mailpit. Without mailpit, notify runs with mail disabled.
+	Mail                     bool
+	MailSMTPPort, MailUIPort int
+	// MailDir, when set, keeps mailpit's messages instead of StoreDir/mailpit.
+	MailDir string
 }
 
 // Stack is a running single-process pipeline.
@@ -53,14 +66,20 @@ type Stack struct {
 	NATSURL    string
 	URLs       map[string]string // service → base URL
 	AdminToken string
+	// ConsolePassword signs the accounts "facilitator" and "approver" in to the review console.
+	ConsolePassword string
 	// Client is how the CLI connects to the stack's NATS (see StackConfig.Client).
 	Client bus.Options
-	nats   *server.Server
-	cancel context.CancelFunc
-	group  *errgroup.Group
+	// MailURL is the web UI of the stack's mailpit ("" when none runs);
+	// MailNote says why none runs when one was asked for.
+	MailURL, MailNote string
+	mailpit           *mailpit.Server
+	nats              *server.Server
+	cancel            context.CancelFunc
+	group             *errgroup.Group
 }
 
-var serviceNames = []string{"intake", "review", "report", "tracker"}
+var serviceNames = []string{"intake", "review", "report", "tracker", "notify"}
 
 // StartStack starts NATS, then every service, and returns once each answers
 // /readyz. Stop shuts everything down.
@@ -95,6 +114,21 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		s.URLs[name] = "http://" + ln.Addr().String()
 	}
 	env["REVIEW_PUBLIC_URL"] = s.URLs["review"]
+	s.ConsolePassword = orDefault(cfg.ConsolePassword, randomToken())
+	accounts, err := writeConsoleAccounts(cfg.StoreDir, s.ConsolePassword)
+	if err != nil {
+		closeAll(listeners)
+		ns.Shutdown()
+		return nil, fmt.Errorf("console accounts: %w", err)
+	}
+	env["REVIEW_CONSOLE_ACCOUNTS_FILE"] = accounts
+	if cfg.Mail {
+		if err := s.startMail(ctx, cfg, env); err != nil {
+			closeAll(listeners)
+			ns.Shutdown()
+			return nil, err
+		}
+	}
 	for k, v := range cfg.Env {
 		env[k] = v
 	}
@@ -123,6 +157,7 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		{"review", runner(getenvOf("review"), review.LoadConfig, review.Run, review.Deps{Log: log.Named("review"), Listener: listeners["review"]})},
 		{"report", runner(getenvOf("report"), report.LoadConfig, report.Run, report.Deps{Log: log.Named("report"), Listener: listeners["report"]})},
 		{"tracker", runner(getenvOf("tracker"), tracker.LoadConfig, tracker.Run, tracker.Deps{Log: log.Named("tracker"), Listener: listeners["tracker"]})},
+		{"notify", runner(getenvOf("notify"), notify.LoadConfig, notify.Run, notify.Deps{Log: log.Named("notify"), Listener: listeners["notify"]})},
 	}
 	for _, svc := range start {
 		g.Go(func() error {
@@ -170,10 +205,36 @@ func (s *Stack) Stop() error {
 	err := s.group.Wait()
 	s.nats.Shutdown()
 	s.nats.WaitForShutdown()
+	if s.mailpit != nil {
+		s.mailpit.Stop()
+	}
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// startMail starts mailpit and points notify at it; a missing binary is not
+// an error (MailNote says so and notify runs with mail disabled).
+func (s *Stack) startMail(ctx context.Context, cfg StackConfig, env map[string]string) error {
+	dir := cfg.MailDir
+	if dir == "" {
+		dir = filepath.Join(cfg.StoreDir, "mailpit")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	mp, err := mailpit.Start(ctx, mailpit.Options{SMTPPort: cfg.MailSMTPPort, HTTPPort: cfg.MailUIPort, Dir: dir})
+	if errors.Is(err, mailpit.ErrNotInstalled) {
+		s.MailNote = err.Error() + "; mail is disabled, every mail delivery is recorded dead"
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mailpit: %w", err)
+	}
+	s.mailpit, s.MailURL = mp, mp.WebURL
+	env["NOTIFY_SMTP_HOST"], env["NOTIFY_SMTP_PORT"], env["NOTIFY_SMTP_TLS"] = "127.0.0.1", fmt.Sprint(mp.SMTPPort), "none"
+	return nil
 }
 
 // runner loads a service's configuration through getenv and runs it with deps.

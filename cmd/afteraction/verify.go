@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/afteraction/afteraction/services/report/custody"
 	"github.com/afteraction/afteraction/services/report/pades"
 )
 
@@ -63,14 +65,18 @@ func verifyCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Var(&certFiles, "cert", "PEM file of a trusted signing certificate (repeat, or a bundle, for earlier rotations); default $AFTERACTION_REPORT_CERT")
 	api := fs.String("api", "", "also confirm with this report service (e.g. http://127.0.0.1:8083) that the file is a published version")
 	token := fs.String("token", envOr("AFTERACTION_TOKEN", "dev-admin-token"), "bearer token for --api (compliance role)")
+	custodyFile := fs.String("custody", "", "instead of a PDF, check a custody log export (GET /v1/reports/{id}/custody) and say where its chain breaks")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *custodyFile != "" {
+		return verifyCustody(*custodyFile, stdout)
 	}
 	if len(certFiles) == 0 && os.Getenv("AFTERACTION_REPORT_CERT") != "" {
 		certFiles = append(certFiles, os.Getenv("AFTERACTION_REPORT_CERT"))
 	}
 	if fs.NArg() != 1 || len(certFiles) == 0 {
-		return errors.New("usage: afteraction verify --cert certificate.pem [--cert earlier.pem] [--api URL] <report.pdf>")
+		return errors.New("usage: afteraction verify --cert certificate.pem [--cert earlier.pem] [--api URL] <report.pdf>\n       afteraction verify --custody custody.json")
 	}
 	var trusted []*x509.Certificate
 	for _, f := range certFiles {
@@ -116,6 +122,29 @@ func verifyCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		return &exitError{exitNotPublished, "NOT PUBLISHED: the signature is authentic, but the service does not vouch for this file: " + v.Reason}
 	}
 	fmt.Fprintf(stdout, "published    report %s version %d at %s (data sha256 %s)\n", v.ReportID, v.Version, v.PublishedAt, v.DataSHA256)
+	return nil
+}
+
+// verifyCustody recomputes the hash chain of a custody export: INTACT (exit
+// 0), or BROKEN with the first entry that does not follow (exit 1).
+func verifyCustody(path string, stdout io.Writer) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var export struct {
+		ReportID string          `json:"report_id"`
+		Entries  []custody.Entry `json:"entries"`
+	}
+	if err := json.Unmarshal(b, &export); err != nil {
+		return fmt.Errorf("custody export %s: %w", path, err)
+	}
+	c := custody.Verify(export.Entries)
+	fmt.Fprintf(stdout, "custody log  report %s, %d entries\n", export.ReportID, c.Entries)
+	if !c.Valid {
+		return &exitError{exitAltered, fmt.Sprintf("BROKEN at entry %d: %s", c.BrokenAt, c.Reason)}
+	}
+	fmt.Fprintf(stdout, "result       INTACT: %s\n", c.Reason)
 	return nil
 }
 

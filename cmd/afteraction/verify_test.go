@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/schemas"
+	"github.com/afteraction/afteraction/services/report/custody"
 	"github.com/afteraction/afteraction/services/report/pades"
 	"github.com/afteraction/afteraction/services/report/pades/padestest"
 	reportpdf "github.com/afteraction/afteraction/services/report/pdf"
@@ -114,5 +116,32 @@ func TestVerifyOffline(t *testing.T) {
 	if err := verifyCommand(context.Background(), []string{writeTemp(t, "r.pdf", genuine)}, &bytes.Buffer{}); err == nil ||
 		!strings.Contains(err.Error(), "--cert") {
 		t.Errorf("without --cert: %v, want a usage error naming --cert", err)
+	}
+}
+
+func TestVerifyCustodyExport(t *testing.T) {
+	t.Parallel()
+	var entries []custody.Entry
+	for i, a := range []string{custody.Rendered, custody.Published, custody.Downloaded, custody.Delivered} {
+		var prev *custody.Entry
+		if i > 0 {
+			prev = &entries[i-1]
+		}
+		entries = append(entries, custody.Next(prev, custody.Entry{ReportID: "r-1", At: time.Now(), Action: a, Version: 1,
+			Actor: "compliance", Detail: a}))
+	}
+	export := func(es []custody.Entry) string {
+		b, err := json.Marshal(map[string]any{"report_id": "r-1", "entries": es})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writeTemp(t, "custody.json", b)
+	}
+	if code, out := verifyExit(t, "--custody", export(entries)); code != 0 || !strings.Contains(out, "INTACT") {
+		t.Errorf("intact export: exit %d\n%s", code, out)
+	}
+	entries[2].Actor = "someone else"
+	if code, out := verifyExit(t, "--custody", export(entries)); code != exitAltered || !strings.Contains(out, "BROKEN at entry 3") {
+		t.Errorf("edited export: exit %d\n%s", code, out)
 	}
 }

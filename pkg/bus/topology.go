@@ -64,6 +64,7 @@ var DefaultLimits = map[string]StreamLimits{
 	StreamAfteraction: {MaxBytes: 2 << 30, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 	StreamActions:     {MaxBytes: 256 << 20, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 	StreamDLQ:         {MaxBytes: 512 << 20, MaxAge: 90 * 24 * time.Hour, MaxMsgSize: 1 << 20},
+	StreamNotify:      {MaxBytes: 256 << 20, MaxAge: 30 * 24 * time.Hour, MaxMsgSize: 1 << 20, DiscardNew: true},
 }
 
 func (t Topology) limits(stream string) StreamLimits {
@@ -78,7 +79,21 @@ func (t Topology) limits(stream string) StreamLimits {
 // EnsureTopology creates or updates the INCIDENTS, AFTERACTION, ACTIONS, DLQ
 // and NOTIFY streams and the reports object store. It is idempotent and safe to call from
 // every replica of every service at start-up.
+//
+// A stream whose configuration differs from t is updated; when the update is
+// refused (service users may not update streams), EnsureTopology logs a
+// warning and carries on with the stream as it is. ApplyTopology fails instead.
 func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
+	return b.ensureTopology(ctx, t, false)
+}
+
+// ApplyTopology is EnsureTopology for an operator: a stream update that fails
+// is an error (`afteraction topology` runs it as the operator user).
+func (b *Bus) ApplyTopology(ctx context.Context, t Topology) error {
+	return b.ensureTopology(ctx, t, true)
+}
+
+func (b *Bus) ensureTopology(ctx context.Context, t Topology, strict bool) error {
 	b.topology = t
 	storage := jetstream.FileStorage
 	if t.Memory {
@@ -109,7 +124,7 @@ func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
 		if l.DiscardNew {
 			sc.Discard = jetstream.DiscardNew
 		}
-		if err := b.ensureStream(ctx, sc); err != nil {
+		if err := b.ensureStream(ctx, sc, strict); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
@@ -138,7 +153,7 @@ func (b *Bus) EnsureTopology(ctx context.Context, t Topology) error {
 // are already creating consumers; an update the stream does not need is not
 // free (nats-server 2.15 rewrites the store's configuration under consumers
 // being created, which its race detector reports).
-func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
+func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig, strict bool) error {
 	s, err := b.js.Stream(ctx, want.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
@@ -165,6 +180,9 @@ func (b *Bus) ensureStream(ctx context.Context, want jetstream.StreamConfig) err
 	uctx, cancel := context.WithTimeout(ctx, updateTimeout)
 	defer cancel()
 	if _, err = b.js.UpdateStream(uctx, want); err != nil {
+		if strict {
+			return fmt.Errorf("update: %w", err)
+		}
 		b.log.Warn("stream configuration differs and could not be updated; it stays as it is until an operator applies it",
 			zap.String("stream", want.Name), zap.Error(err))
 	}

@@ -1,6 +1,10 @@
 package events
 
-import "time"
+import (
+	"net/mail"
+	"strings"
+	"time"
+)
 
 // Events of the notify service's contract. The invitation and meeting events
 // carry bearer secrets (the personal form link, a meeting's video link) and
@@ -125,4 +129,16 @@ type Meeting struct {
 	Location        string    `json:"location,omitempty"`
 	Attended        []string  `json:"attended,omitempty"`
 	Minutes         string    `json:"minutes,omitempty"`
+}
+
+// ValidEmail reports whether addr is a bare e-mail address that is safe to
+// mail and to put in a header: local@domain.tld, no display name, no spaces,
+// angle brackets, quotes or line breaks, at most 254 bytes.
+func ValidEmail(addr string) bool {
+	if addr == "" || len(addr) > 254 || strings.ContainsAny(addr, " \t\r\n<>\"(),;:\\") {
+		return false
+	}
+	a, err := mail.ParseAddress(addr)
+	at := strings.LastIndexByte(addr, '@')
+	return err == nil && a.Address == addr && at > 0 && strings.Contains(addr[at+1:], ".") && !strings.HasSuffix(addr, ".")
 }

@@ -42,7 +42,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, migrations 
 		return fmt.Errorf("lock migrations: %w", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('afteraction.migrate.' || $1))`, schema) //nolint:errcheck
-	setup := fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS %[1]s;
+	// CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+	// schema exists; a deployed role owns its schema but may not have that
+	// (deploy/postgres/roles.sql), so the schema is created only when missing.
+	setup := fmt.Sprintf(`DO $$ BEGIN IF to_regnamespace('%[1]s') IS NULL THEN CREATE SCHEMA %[1]s; END IF; END $$;
 SET search_path TO %[1]s;
 CREATE TABLE IF NOT EXISTS schema_migrations (
 	version    text PRIMARY KEY,

@@ -177,6 +177,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			return b.ConsumeBatch(ctx, incidentsClosedConsumer(cfg.BatchSize), svc.HandleClosed)
 		},
 		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+		func(ctx context.Context) error { return pg.RunRetention(ctx, pool, cfg.Retention, log) },
 	)
 	log.Info("intake stopped", zap.Error(err))
 	return err

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/services/intake/postgres"
 	"github.com/afteraction/afteraction/services/intake/webhook"
 )
 
@@ -46,13 +49,13 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 			p = httpapi.NewProblem(http.StatusInternalServerError, "internal error", "the error was logged")
 			s.log.Error("webhook failed", zap.String("source", source), zap.Error(err))
 		}
-		keep := 0 // an authenticated sender's request is kept whole
+		keep, headers := 0, redactHeaders(r.Header) // an authenticated sender's request is kept whole
 		if p.Status == http.StatusUnauthorized || p.Status == http.StatusNotFound {
 			// Anyone who reaches intake can send these: keep a bounded digest, and only so many.
 			if limited := s.limitUnauthenticated(w, r, source, p.Status); limited {
 				return
 			}
-			keep = unauthenticatedKeepBytes
+			keep, headers = unauthenticatedKeepBytes, boundHeaders(headers)
 		}
 		inv := &Invalid{Status: p.Status, Reason: p.Title}
 		if p.Detail != "" {
@@ -62,7 +65,7 @@ func (s *Service) postWebhook(w http.ResponseWriter, r *http.Request) {
 			inv.Problems = append(inv.Problems, events.Problem{Field: fe.Field, Reason: fe.Reason})
 		}
 		out := *p
-		if rejectID, err := s.reject(r.Context(), route, source, body, inv, redactHeaders(r.Header), keep); err != nil {
+		if rejectID, err := s.reject(r.Context(), route, source, body, inv, headers, keep); err != nil {
 			s.log.Error("record reject failed", zap.String("route", route), zap.Error(err))
 		} else {
 			out.Extra = map[string]any{"reject_id": rejectID}
@@ -122,9 +125,35 @@ func redactHeaders(h http.Header) map[string][]string {
 	return out
 }
 
-// unauthenticatedKeepBytes is how much of a request failing authentication a
-// reject keeps (with the size and SHA-256 of the whole).
-const unauthenticatedKeepBytes = 256
+// Bounds of what a reject keeps of a request failing authentication: the
+// first bytes of the body (with the size and SHA-256 of the whole), and at
+// most so many headers, values and characters (Go accepts 1 MB of headers).
+const (
+	unauthenticatedKeepBytes = 256
+	maxKeptHeaders           = 32
+	maxKeptHeaderValues      = 4
+	maxKeptHeaderRunes       = 256
+)
+
+// boundHeaders returns h with at most maxKeptHeaders names (the first in
+// sorted order), maxKeptHeaderValues values each, each cut to
+// maxKeptHeaderRunes characters; a name "…" says how many were left out.
+func boundHeaders(h map[string][]string) map[string][]string {
+	names := slices.Sorted(maps.Keys(h))
+	out := make(map[string][]string, min(len(names), maxKeptHeaders)+1)
+	for _, k := range names[:min(len(names), maxKeptHeaders)] {
+		vs := h[k][:min(len(h[k]), maxKeptHeaderValues)]
+		kept := make([]string, len(vs))
+		for i, v := range vs {
+			kept[i] = postgres.Clean(v, maxKeptHeaderRunes)
+		}
+		out[postgres.Clean(k, maxKeptHeaderRunes)] = kept
+	}
+	if n := len(names) - maxKeptHeaders; n > 0 {
+		out["…"] = []string{fmt.Sprintf("%d more headers not kept", n)}
+	}
+	return out
+}
 
 // Outcomes of a webhook request that failed authentication (metric labels).
 const (

@@ -425,3 +425,31 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// HandleDigest sends a person their weekly outstanding-work digest, once per
+// digest.
+func (s *Service) HandleDigest(ctx context.Context, eventID string, e events.ActionDigest) (int, error) {
+	return s.handle(ctx, eventID, func(tx *postgres.Tx) ([]notice, error) {
+		lines := func(items []events.DigestItem) []string {
+			out := make([]string, 0, len(items))
+			for _, it := range items {
+				l := it.Title
+				if it.DueDate != "" {
+					l += " (due " + it.DueDate
+					if it.DaysOverdue > 0 {
+						l += fmt.Sprintf(", %d day(s) overdue", it.DaysOverdue)
+					}
+					l += ")"
+				}
+				if e.Role == events.DigestRoleFacilitator && it.Owner != nil {
+					l += ", owner " + it.Owner.Name
+				}
+				out = append(out, l)
+			}
+			return out
+		}
+		return []notice{{key: "action_digest:" + e.DigestID, reason: ReasonActionDigest, to: e.Recipient,
+			v: view{Week: e.Week, Role: e.Role, Overdue: lines(e.Overdue), DueSoon: lines(e.DueSoon), Done: lines(e.DoneThisWeek),
+				OverdueCount: e.OverdueCount, DueSoonCount: e.DueSoonCount, DoneCount: e.DoneCount}}}, nil
+	})
+}

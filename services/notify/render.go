@@ -25,12 +25,13 @@ const (
 	ReasonMeetingCancelled Reason = "meeting_cancelled" // iCalendar CANCEL
 	ReasonActionAssigned   Reason = "action_assigned"   // to the action's owner
 	ReasonActionOverdue    Reason = "action_overdue"    // to the action's owner
+	ReasonActionDigest     Reason = "action_digest"     // weekly, to owners and facilitators
 )
 
 // Reasons returns every reason, for configuration checks.
 func Reasons() []Reason {
 	return []Reason{ReasonReviewOpened, ReasonInvitation, ReasonReminder, ReasonDueSoon, ReasonOverdue, ReasonEscalation,
-		ReasonAllAnswered, ReasonMeeting, ReasonMeetingCancelled, ReasonActionAssigned, ReasonActionOverdue}
+		ReasonAllAnswered, ReasonMeeting, ReasonMeetingCancelled, ReasonActionAssigned, ReasonActionOverdue, ReasonActionDigest}
 }
 
 // view is what the templates see. Link is the participant's personal form
@@ -42,6 +43,10 @@ type view struct {
 	Duration, Sequence                           int
 	Action, ActionDescription, ActionDue         string
 	DaysOverdue                                  int
+	// the weekly digest
+	Week, Role                            string
+	Overdue, DueSoon, Done                []string
+	OverdueCount, DueSoonCount, DoneCount int
 }
 
 // Rendered is a notice as it goes out: mail subject and bodies, and the
@@ -141,6 +146,21 @@ Due: {{.ActionDue}}
 the improvement action "{{.Action}}" was due on {{.ActionDue}} and is {{.DaysOverdue}} day(s) overdue. Please finish it or agree a new date.
 {{end}}
 {{define "chat"}}Overdue action ({{.DaysOverdue}} day(s)): {{.Action}}, owner {{.Name}}.{{end}}`,
+	ReasonActionDigest: `{{define "subject"}}Improvement actions, week {{.Week}}: {{.OverdueCount}} overdue, {{.DueSoonCount}} due soon{{end}}
+{{define "text"}}Hello {{.Name}},
+
+the improvement actions {{if eq .Role "facilitator"}}of the reviews you facilitated{{else}}you own{{end}}, week {{.Week}}.
+{{if .Overdue}}
+Overdue ({{.OverdueCount}}):
+{{range .Overdue}}- {{.}}
+{{end}}{{end}}{{if .DueSoon}}
+Due within seven days ({{.DueSoonCount}}):
+{{range .DueSoon}}- {{.}}
+{{end}}{{end}}{{if .Done}}
+Done this week ({{.DoneCount}}):
+{{range .Done}}- {{.}}
+{{end}}{{end}}{{end}}
+{{define "chat"}}Improvement actions of {{.Name}}, week {{.Week}}: {{.OverdueCount}} overdue, {{.DueSoonCount}} due soon, {{.DoneCount}} done.{{end}}`,
 }
 
 // htmlBody is the HTML version of every mail: the text body's paragraphs,
@@ -148,7 +168,7 @@ the improvement action "{{.Action}}" was due on {{.ActionDue}} and is {{.DaysOve
 const htmlBody = `<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{{.Subject}}</title></head>
 <body style="font-family: sans-serif; line-height: 1.5; max-width: 40em">
-{{range .Paragraphs}}<p>{{.}}</p>
+{{range .Paragraphs}}<p style="white-space: pre-line">{{.}}</p>
 {{end}}{{if .Link}}<p><a href="{{.Link}}" style="display: inline-block; padding: .6em 1.2em; background: #1f4e79; color: #fff; text-decoration: none; border-radius: 4px">Answer the questionnaire</a></p>
 {{end}}<p style="color: #666; font-size: small">Sent by afteraction, the post-incident review service.</p>
 </body></html>

@@ -240,7 +240,7 @@ func TestRunKilledBetweenSendingAndSent(t *testing.T) {
 	for _, stage := range []string{"before", "after"} {
 		t.Run(stage, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, mailpit.Options{}, map[string]string{"NOTIFY_SENDING_LEASE": "2s", "NOTIFY_SMTP_TIMEOUT": "1s"})
+			e := newEnv(t, mailpit.Options{}, map[string]string{"NOTIFY_SENDING_LEASE": "5s", "NOTIFY_SMTP_TIMEOUT": "4s"})
 			killed := make(chan struct{})
 			e.start(Deps{hooks: hooks{abandon: func(s string, d postgres.Delivery) bool {
 				if s != stage {

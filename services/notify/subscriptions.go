@@ -20,7 +20,7 @@ import (
 //     (review.meeting.v1);
 //   - stream AFTERACTION, durable DurableEvents: afteraction.review.opened,
 //     .reminder, .answered, .completed and afteraction.action.created,
-//     .overdue.
+//     .overdue, .digest.
 //
 // Every event is handled in one transaction that records its id in
 // processed_events and the deliveries it calls for (one per person, reason
@@ -50,7 +50,7 @@ func EventsConsumer() bus.ConsumerConfig {
 	return bus.ConsumerConfig{
 		Durable: DurableEvents, Stream: bus.StreamAfteraction,
 		Subjects: []string{events.SubjectReviewOpened, events.SubjectReviewReminder, events.SubjectReviewAnswered,
-			events.SubjectReviewCompleted, events.SubjectActionCreated, events.SubjectActionOverdue},
+			events.SubjectReviewCompleted, events.SubjectActionCreated, events.SubjectActionOverdue, events.SubjectActionDigest},
 		AckWait: 30 * time.Second,
 	}
 }
@@ -72,6 +72,7 @@ func (s *Service) Subscribe(ctx context.Context, b *bus.Bus) error {
 			events.TypeReviewCompleted: typed(s, events.TypeReviewCompleted, s.HandleCompleted),
 			events.TypeActionCreated:   typed(s, events.TypeActionCreated, s.HandleActionCreated),
 			events.TypeActionOverdue:   typed(s, events.TypeActionOverdue, s.HandleActionOverdue),
+			events.TypeActionDigest:    typed(s, events.TypeActionDigest, s.HandleDigest),
 		}))
 	})
 	return g.Wait()

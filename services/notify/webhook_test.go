@@ -3,6 +3,7 @@ package notify
 import (
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/servicetest"
+	"github.com/afteraction/afteraction/schemas"
 	"github.com/afteraction/afteraction/services/notify/mailpit"
 	"github.com/afteraction/afteraction/services/notify/postgres"
 )
@@ -171,5 +173,29 @@ func TestRunOverdueNoticeAndEscalationOnce(t *testing.T) {
 	}
 	if got["invitation"] != "otto@ok.example" || got["overdue"] != "otto@ok.example" || got["escalation"] != inv.Facilitator.Email {
 		t.Errorf("deliveries by reason = %v", got)
+	}
+}
+
+// The weekly digest reaches its recipient once, with every list.
+func TestRunDigest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, mailpit.Options{}, nil)
+	e.start(Deps{})
+	b, err := fs.ReadFile(schemas.FS(), "events/examples/afteraction.action.digest.v1.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := events.Decode[events.ActionDigest](events.TypeActionDigest, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(events.TypeActionDigest, d.DigestID, d)
+	e.publish(events.TypeActionDigest, d.DigestID, d)
+	ms := e.messages(1)
+	if len(ms) != 1 || ms[0].To[0].Address != d.Recipient.Email || !strings.Contains(ms[0].Text, d.Overdue[0].Title) {
+		t.Fatalf("digest mail: %+v", ms)
+	}
+	if ds := e.deliveries("reason=action_digest"); len(ds) != 1 {
+		t.Errorf("digest deliveries = %d, want 1", len(ds))
 	}
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/services/report/custody"
 	"github.com/afteraction/afteraction/services/report/pades"
 	"github.com/afteraction/afteraction/services/report/pdf"
 )
@@ -166,6 +167,17 @@ type Publication struct {
 	Version Version
 	PDF     []byte
 	Event   events.Envelope
+	// Redacted is the version's redacted rendition (nil without a Redactor).
+	Redacted *Rendition
+}
+
+// Rendition is the redacted rendition of a version: rendered from the
+// redacted review data, marked REDACTED on every page, signed like the full one.
+type Rendition struct {
+	PDF        []byte
+	PDFSHA256  string
+	DataSHA256 string
+	Pages      int
 }
 
 // Draft is the id and number the store allocated for a new version.
@@ -208,6 +220,7 @@ type Service struct {
 	renderer *pdf.Renderer
 	signer   *Signer
 	pdfSig   *pades.Signer
+	redactor *Redactor
 	log      *zap.Logger
 	now      func() time.Time
 
@@ -242,6 +255,47 @@ func NewService(store Store, objects ObjectStore, renderer *pdf.Renderer, signer
 	return s, nil
 }
 
+// RedactWith makes every version published from now on come with a redacted
+// rendition made by r.
+func (s *Service) RedactWith(r *Redactor) { s.redactor = r }
+
+// render renders and signs one rendition of a version.
+func (s *Service) render(in pdf.Input) (pdf.Output, error) {
+	cert := s.pdfSig.Certificate()
+	in.CertSubject, in.CertSHA256 = cert.Subject.String(), s.pdfSig.Fingerprint()
+	out, err := s.renderer.Render(in)
+	if err != nil {
+		return out, err
+	}
+	reason := "Incident report " + in.ReportID + " version " + strconv.Itoa(in.Version)
+	if in.Redacted {
+		reason = "Redacted rendition of " + reason
+	}
+	if out.PDF, err = s.pdfSig.Sign(out.PDF, pades.Info{Name: cert.Subject.CommonName, Date: in.GeneratedAt, Reason: reason}); err != nil {
+		return out, fmt.Errorf("%w: %v", pdf.ErrRender, err)
+	}
+	return out, nil
+}
+
+// redacted renders the redacted rendition of version d of rc.
+func (s *Service) redacted(rc events.ReviewCompleted, d Draft, generatedAt time.Time) (*Rendition, error) {
+	red, err := s.redactor.Redact(rc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", pdf.ErrRender, err)
+	}
+	dataSHA, err := DataSHA256(red)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", pdf.ErrRender, err)
+	}
+	out, err := s.render(pdf.Input{Review: red, ReportID: d.ReportID, Version: d.Version, DataSHA256: dataSHA,
+		GeneratedAt: generatedAt, Redacted: true})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(out.PDF)
+	return &Rendition{PDF: out.PDF, PDFSHA256: hex.EncodeToString(sum[:]), DataSHA256: dataSHA, Pages: out.Pages}, nil
+}
+
 // HandleReviewCompleted publishes a new report version for rc, unless the
 // event was handled before or a version of this report was already rendered
 // from identical data (both: nil, nothing published). A render failure is
@@ -263,16 +317,16 @@ func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc 
 	generatedAt = generatedAt.UTC().Truncate(time.Second)
 	v, err := s.store.PublishVersion(ctx, m.Envelope.ID, rc, dataSHA, func(ctx context.Context, d Draft) (Publication, error) {
 		start := time.Now()
-		cert := s.pdfSig.Certificate()
-		out, err := s.renderer.Render(pdf.Input{Review: rc, ReportID: d.ReportID, Version: d.Version,
-			DataSHA256: dataSHA, GeneratedAt: generatedAt,
-			CertSubject: cert.Subject.String(), CertSHA256: s.pdfSig.Fingerprint()})
+		out, err := s.render(pdf.Input{Review: rc, ReportID: d.ReportID, Version: d.Version,
+			DataSHA256: dataSHA, GeneratedAt: generatedAt})
 		if err != nil {
 			return Publication{}, err
 		}
-		if out.PDF, err = s.pdfSig.Sign(out.PDF, pades.Info{Name: cert.Subject.CommonName, Date: generatedAt,
-			Reason: "Incident report " + d.ReportID + " version " + strconv.Itoa(d.Version)}); err != nil {
-			return Publication{}, fmt.Errorf("%w: %v", pdf.ErrRender, err)
+		var red *Rendition
+		if s.redactor != nil {
+			if red, err = s.redacted(rc, d, generatedAt); err != nil {
+				return Publication{}, err
+			}
 		}
 		s.renderTime.Observe(time.Since(start).Seconds())
 		_ = m.InProgress()
@@ -295,7 +349,7 @@ func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc 
 		if err != nil {
 			return Publication{}, err
 		}
-		return Publication{Version: v, PDF: out.PDF, Event: env}, nil
+		return Publication{Version: v, PDF: out.PDF, Event: env, Redacted: red}, nil
 	})
 	if errors.Is(err, pdf.ErrRender) || errors.Is(err, ErrVersionTaken) {
 		s.renderFailed.Inc()
@@ -313,6 +367,29 @@ func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc 
 			zap.String("incident_id", v.IncidentID), zap.String("pdf_sha256", v.PDFSHA256), zap.Int("pages", v.Pages))
 	}
 	return nil
+}
+
+// CustodyActorService names the report service in custody entries.
+const CustodyActorService = "afteraction report service"
+
+// publicationCustody are the custody entries of a version's publication:
+// rendered (from which data, signed with which certificate) and published.
+func publicationCustody(v Version, rc events.ReviewCompleted, eventID string, red *Rendition) []custody.Entry {
+	rendered := fmt.Sprintf("rendered from review %s (amendment %d), data sha256 %s; %d pages; signed inside the PDF with certificate %s; manifest key %s",
+		rc.ReviewID, rc.Amendment, v.DataSHA256, v.Pages, v.CertSHA256, v.KeyID)
+	entries := []custody.Entry{{ReportID: v.ReportID, At: v.PublishedAt, Action: custody.Rendered, Version: v.Version,
+		Actor: CustodyActorService, Detail: rendered, PDFSHA256: v.PDFSHA256}}
+	if red != nil {
+		entries = append(entries, custody.Entry{ReportID: v.ReportID, At: v.PublishedAt, Action: custody.Rendered,
+			Version: v.Version, Actor: CustodyActorService, PDFSHA256: red.PDFSHA256,
+			Detail: fmt.Sprintf("redacted rendition rendered from the redacted review data (sha256 %s), %d pages, signed with certificate %s",
+				red.DataSHA256, red.Pages, v.CertSHA256)})
+	}
+	entries = append(entries, custody.Entry{ReportID: v.ReportID, At: v.PublishedAt, Action: custody.Published,
+		Version: v.Version, Actor: CustodyActorService, PDFSHA256: v.PDFSHA256,
+		Detail: "stored immutably, put in object store " + v.ObjectBucket + "/" + v.ObjectKey +
+			", afteraction.report.published event " + eventID + " queued"})
+	return entries
 }
 
 func reportPublished(v Version) events.ReportPublished {

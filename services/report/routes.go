@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/services/report/custody"
 	"github.com/afteraction/afteraction/services/report/pades"
 )
 
@@ -29,6 +30,9 @@ type Reader interface {
 	VersionByDigest(ctx context.Context, pdfSHA256 string) (Version, error)
 	Keys(ctx context.Context) ([]Key, error)
 	Certificates(ctx context.Context) ([]Certificate, error)
+	Custody(ctx context.Context, reportID string) ([]custody.Entry, error)
+	AppendCustody(ctx context.Context, e custody.Entry) (custody.Entry, error)
+	RedactedPDF(ctx context.Context, reportID string, n int) (Version, string, []byte, error)
 }
 
 // MaxVerifyBytes bounds the PDF POST /v1/verify accepts.
@@ -51,8 +55,12 @@ type API struct {
 //
 //	GET  /v1/reports?incident_id=            reports with their latest version
 //	GET  /v1/reports/{id}                    metadata: every version with digests, signature, key id
-//	GET  /v1/reports/{id}/pdf                the latest version's PDF (ETag = its SHA-256)
+//	GET  /v1/reports/{id}/pdf                the latest version's PDF (ETag = its SHA-256); every
+//	                                         download is recorded in the custody log first
 //	GET  /v1/reports/{id}/versions/{n}/pdf   version n's PDF
+//	GET  /v1/reports/{id}/versions/{n}/redacted.pdf  version n's redacted rendition (for external distribution)
+//	GET  /v1/reports/{id}/custody            the chain of custody and its check (?format=text: a plain-text export)
+//	POST /v1/reports/{id}/custody/deliveries record a delivery of a version outside afteraction
 //	POST /v1/verify                          body: a PDF (raw or multipart, ≤ 20 MiB) → VerifyResult
 //	GET  /v1/keys                            the public keys that sign report manifests
 //	GET  /v1/certificates                    the certificates that sign inside report PDFs (JSON with PEM)
@@ -69,6 +77,9 @@ func (a *API) Routes(mux *http.ServeMux) {
 	handle("GET /v1/reports/{id}", a.getReport)
 	handle("GET /v1/reports/{id}/pdf", a.getPDF)
 	handle("GET /v1/reports/{id}/versions/{n}/pdf", a.getPDF)
+	handle("GET /v1/reports/{id}/versions/{n}/redacted.pdf", a.getRedacted)
+	handle("GET /v1/reports/{id}/custody", a.getCustody)
+	handle("POST /v1/reports/{id}/custody/deliveries", a.recordDelivery)
 	handle("POST /v1/verify", a.verify)
 	handle("GET /v1/keys", a.keys)
 	handle("GET /v1/certificates", a.certificates)
@@ -161,6 +172,12 @@ func (a *API) getPDF(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	if _, err := a.Reader.AppendCustody(r.Context(), custody.Entry{ReportID: v.ReportID, At: time.Now(),
+		Action: custody.Downloaded, Version: v.Version, Actor: a.caller(r), Detail: r.Method + " " + r.URL.Path,
+		PDFSHA256: v.PDFSHA256}); err != nil {
+		a.fail(w, r, err) // a download that cannot be recorded is not served
+		return
+	}
 	w.Header().Set("Content-Type", "application/pdf")
 	w.Header().Set("Content-Length", strconv.Itoa(len(pdf)))
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment",
@@ -241,6 +258,18 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if res.ReportID != "" {
+		outcome := "invalid: " + res.Reason
+		if res.Valid {
+			outcome = "valid: " + res.Reason
+		}
+		if _, err := a.Reader.AppendCustody(r.Context(), custody.Entry{ReportID: res.ReportID, At: time.Now(),
+			Action: custody.Verified, Version: res.Version, Actor: a.caller(r), Detail: outcome,
+			PDFSHA256: res.PDFSHA256}); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, res)
 }

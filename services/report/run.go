@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -52,6 +53,17 @@ type Config struct {
 	// TrustedCertsFile (REPORT_TRUSTED_CERTS_FILE) is a PEM bundle of the
 	// certificates of earlier rotations: PDFs they signed keep verifying.
 	TrustedCertsFile string
+	// MigrateDatabaseURL (REPORT_MIGRATE_DATABASE_URL, secret) connects as the
+	// role that owns the report schema, for migrations only; the service then
+	// runs as DATABASE_URL's role, which cannot change what it wrote. Empty:
+	// DATABASE_URL's role migrates and runs (development).
+	MigrateDatabaseURL string
+	// RedactRules (REPORT_REDACT_RULES, comma-separated, default
+	// "names,emails,ips,hosts"; "none" for none) and RedactPatterns
+	// (REPORT_REDACT_PATTERNS, a JSON array of regular expressions, each match
+	// masked as "[redacted]") make the redacted rendition of every version.
+	RedactRules    []string
+	RedactPatterns []string
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
@@ -59,12 +71,30 @@ type Config struct {
 func LoadConfig(getenv func(string) string) (Config, error) {
 	l := config.NewLoader(getenv)
 	c := Config{
-		Common:           l.Common(":8083"),
-		SigningKeyFile:   l.Raw("REPORT_SIGNING_KEY_FILE"),
-		DevSigningKey:    l.Bool("REPORT_DEV_SIGNING_KEY", false),
-		CertFile:         l.Raw("REPORT_CERT_FILE"),
-		CertKeyFile:      l.Raw("REPORT_CERT_KEY_FILE"),
-		TrustedCertsFile: l.Raw("REPORT_TRUSTED_CERTS_FILE"),
+		Common:             l.Common(":8083"),
+		SigningKeyFile:     l.Raw("REPORT_SIGNING_KEY_FILE"),
+		DevSigningKey:      l.Bool("REPORT_DEV_SIGNING_KEY", false),
+		CertFile:           l.Raw("REPORT_CERT_FILE"),
+		CertKeyFile:        l.Raw("REPORT_CERT_KEY_FILE"),
+		TrustedCertsFile:   l.Raw("REPORT_TRUSTED_CERTS_FILE"),
+		MigrateDatabaseURL: l.Raw("REPORT_MIGRATE_DATABASE_URL"),
+		RedactRules:        DefaultRedactRules,
+	}
+	if s := strings.TrimSpace(l.Raw("REPORT_REDACT_RULES")); s != "" {
+		c.RedactRules = nil
+		for r := range strings.SplitSeq(s, ",") {
+			if r = strings.TrimSpace(r); r != "" && r != "none" {
+				c.RedactRules = append(c.RedactRules, r)
+			}
+		}
+	}
+	if s := l.Raw("REPORT_REDACT_PATTERNS"); s != "" {
+		if err := json.Unmarshal([]byte(s), &c.RedactPatterns); err != nil {
+			l.Fail(fmt.Errorf("REPORT_REDACT_PATTERNS: want a JSON array of regular expressions: %w", err))
+		}
+	}
+	if _, err := NewRedactor(c.RedactRules, c.RedactPatterns); err != nil {
+		l.Fail(fmt.Errorf("REPORT_REDACT_RULES or REPORT_REDACT_PATTERNS: %w", err))
 	}
 	if (c.CertFile == "") != (c.CertKeyFile == "") {
 		l.Fail(errors.New("REPORT_CERT_FILE and REPORT_CERT_KEY_FILE: set both or neither"))
@@ -115,7 +145,12 @@ func (c Config) fields() []zap.Field {
 	if c.CertFile != "" {
 		certSource = "file " + c.CertFile
 	}
+	migrateAs := "DATABASE_URL"
+	if c.MigrateDatabaseURL != "" {
+		migrateAs = postgres.Redact(c.MigrateDatabaseURL)
+	}
 	return append(c.Common.Fields(), zap.String("signing_key_source", keySource), zap.Strings("trusted_public_keys", trusted),
+		zap.String("migrate_database_url", migrateAs),
 		zap.String("signing_cert_source", certSource), zap.String("trusted_certs_file", c.TrustedCertsFile))
 }
 
@@ -142,14 +177,14 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	log := deps.Log.Named(ServiceName)
 	log.Info("starting", cfg.fields()...)
 
+	if err := migrate(ctx, cfg); err != nil {
+		return err
+	}
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, reportpg.Schema)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, reportpg.Schema, reportpg.Migrations()); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
 	store := NewPostgresStore(pool)
 
 	signer, err := loadSigner(ctx, cfg, store, log)
@@ -194,6 +229,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err != nil {
 		return err
 	}
+	redactor, err := NewRedactor(cfg.RedactRules, cfg.RedactPatterns)
+	if err != nil {
+		return err
+	}
+	svc.RedactWith(redactor)
 
 	ln, err := httpapi.Listen(deps.Listener, cfg.HTTPAddr)
 	if err != nil {
@@ -219,9 +259,28 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	workers = append(workers, func(ctx context.Context) error {
 		return httpapi.Serve(ctx, ln, httpapi.Logged(mux, log), log)
 	})
+	workers = append(workers, func(ctx context.Context) error { return postgres.RunRetention(ctx, pool, cfg.Retention, log) })
 	err = relay.RunAlongside(ctx, workers...)
 	log.Info("stopped", zap.Error(err))
 	return err
+}
+
+// migrate applies the migrations as the schema's owner: the role of
+// REPORT_MIGRATE_DATABASE_URL when set, else DATABASE_URL's.
+func migrate(ctx context.Context, cfg Config) error {
+	dsn := cfg.MigrateDatabaseURL
+	if dsn == "" {
+		dsn = cfg.DatabaseURL
+	}
+	pool, err := postgres.Open(ctx, dsn, reportpg.Schema)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool, reportpg.Schema, reportpg.Migrations()); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
 }
 
 // loadSigner picks the signing key: REPORT_SIGNING_KEY, then

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -244,6 +245,37 @@ func TestRunReviewCompletedToSignedReport(t *testing.T) {
 	if err := json.Unmarshal(body, &list); err != nil || len(list.Reports) != 1 || list.Reports[0].Latest.Version != 2 {
 		t.Errorf("list = %s", body)
 	}
+	resp, red := r.do(http.MethodGet, "/v1/reports/"+ev.ReportID+"/versions/1/redacted.pdf", nil, true)
+	if resp.StatusCode != http.StatusOK || bytes.Equal(red, pdf) {
+		t.Errorf("redacted rendition: %d, %d bytes", resp.StatusCode, len(red))
+	} else {
+		padestest.RequireValid(t, red)
+	}
+
+	// Every download and verification above is in the custody log, chained.
+	resp, body = r.do(http.MethodPost, "/v1/reports/"+ev.ReportID+"/custody/deliveries",
+		[]byte(`{"version": 1, "recipient": "Data protection authority", "channel": "regulator portal", "reference": "HmbBfDI 2026-0311"}`), true)
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("record delivery: %d %s", resp.StatusCode, body)
+	}
+	_, body = r.do(http.MethodGet, "/v1/reports/"+ev.ReportID+"/custody", nil, true)
+	var cv report.CustodyView
+	if err := json.Unmarshal(body, &cv); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range cv.Entries {
+		count[e.Action+" v"+strconv.Itoa(e.Version)]++
+	}
+	if !cv.Check.Valid || count["rendered v1"] != 2 || count["published v2"] != 1 || count["downloaded v1"] < 3 ||
+		count["verified v1"] < 2 || count["delivered v1"] != 1 {
+		t.Errorf("custody = %+v (check %+v)", count, cv.Check)
+	}
+	if _, text := r.do(http.MethodGet, "/v1/reports/"+ev.ReportID+"/custody?format=text", nil, true); !bytes.Contains(text, []byte("Check: INTACT")) ||
+		!bytes.Contains(text, []byte("delivered to Data protection authority")) {
+		t.Errorf("custody export:\n%s", text)
+	}
+
 	resp, body = r.do(http.MethodGet, "/v1/metrics/programme?from=2026-01-01&to=2027-01-01", nil, true)
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"total": 1`)) {
 		t.Errorf("programme metrics: %d %s", resp.StatusCode, body)

@@ -93,6 +93,17 @@ func (s *PostgresStore) PublishVersion(ctx context.Context, eventID string, rc e
 		if err := pg.Enqueue(ctx, tx, events.SubjectReportPublished, p.Event); err != nil {
 			return err
 		}
+		if r := p.Redacted; r != nil {
+			if _, err := tx.Exec(ctx, insertRedaction, v.ReportID, v.Version, r.PDFSHA256, r.DataSHA256, v.CertSHA256,
+				len(r.PDF), r.Pages, r.PDF, v.PublishedAt); err != nil {
+				return fmt.Errorf("insert redacted rendition of %s version %d: %w", v.ReportID, v.Version, err)
+			}
+		}
+		for _, e := range publicationCustody(v, rc, p.Event.ID, p.Redacted) {
+			if _, err := appendCustody(ctx, tx, e); err != nil {
+				return err
+			}
+		}
 		published = &v
 		return nil
 	})
@@ -180,6 +191,27 @@ SELECT seed FROM ins UNION ALL SELECT seed FROM dev_signing_key LIMIT 1`, fresh)
 		return nil, fmt.Errorf("dev signing key: %w", err)
 	}
 	return seed, nil
+}
+
+const insertRedaction = `INSERT INTO report_redactions (report_id, version, pdf_sha256, data_sha256, cert_sha256,
+	size_bytes, pages, pdf, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+
+// RedactedPDF returns the redacted rendition of version n of a report (its
+// version row, the rendition's SHA-256 and bytes); ErrNotFound when there is none.
+func (s *PostgresStore) RedactedPDF(ctx context.Context, reportID string, n int) (Version, string, []byte, error) {
+	var (
+		sum string
+		pdf []byte
+	)
+	v, err := scanVersion(s.pool.QueryRow(ctx, `SELECT v.report_id::text, v.incident_id::text, v.review_id, v.version, v.event_id, v.pdf_sha256, v.data_sha256,
+	v.size_bytes, v.pages, v.object_bucket, v.object_key, v.signature, v.key_id, v.published_at, coalesce(v.cert_sha256, ''),
+	r.pdf_sha256, r.pdf
+FROM report_versions v JOIN report_redactions r USING (report_id, version)
+WHERE v.report_id::text = $1 AND v.version = $2`, reportID, n), &sum, &pdf)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return v, "", nil, fmt.Errorf("get redacted rendition of %s version %d: %w", reportID, n, err)
+	}
+	return v, sum, pdf, err
 }
 
 const versionCols = `report_id::text, incident_id::text, review_id, version, event_id, pdf_sha256, data_sha256,

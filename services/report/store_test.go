@@ -140,7 +140,7 @@ func TestReportVersionsAreImmutable(t *testing.T) {
 		`UPDATE report_versions SET pdf_sha256 = repeat('0', 64)`,
 		`UPDATE report_versions SET pdf = 'forged'::bytea`,
 		`DELETE FROM report_versions`,
-		`TRUNCATE report_versions`,
+		`TRUNCATE report_versions CASCADE`,
 	} {
 		_, err := f.pool.Exec(ctx, stmt)
 		if err == nil || !strings.Contains(err.Error(), "immutable") {

@@ -31,6 +31,8 @@ type ConsoleConfig struct {
 	// out until the window has passed (defaults 5 and 15 minutes).
 	MaxFailures   int
 	FailureWindow time.Duration
+	// OIDC, when set, offers single sign-on with the organisation's provider.
+	OIDC *OIDC
 }
 
 const (
@@ -119,6 +121,7 @@ func (h *handlers) page(fn func(http.ResponseWriter, *http.Request, user), roles
 
 type loginPage struct {
 	CSRF, Next, Login, Error string
+	SSO                      bool
 }
 
 func (h *handlers) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -128,7 +131,7 @@ func (h *handlers) loginForm(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := newSecret()
 	http.SetCookie(w, h.cookie(loginCookie, tok, 3600))
-	h.render(w, http.StatusOK, "login", loginPage{CSRF: tok, Next: safeNext(r.URL.Query().Get("next"))})
+	h.render(w, http.StatusOK, "login", loginPage{CSRF: tok, Next: safeNext(r.URL.Query().Get("next")), SSO: h.console.OIDC != nil})
 }
 
 // safeNext keeps a redirect target inside the console.
@@ -155,7 +158,7 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) {
 		h.message(w, http.StatusRequestEntityTooLarge, "Sign-in failed", "The form could not be read.")
 		return
 	}
-	page := loginPage{Next: safeNext(r.PostForm.Get("next")), Login: strings.TrimSpace(r.PostForm.Get("login"))}
+	page := loginPage{Next: safeNext(r.PostForm.Get("next")), Login: strings.TrimSpace(r.PostForm.Get("login")), SSO: h.console.OIDC != nil}
 	c, err := r.Cookie(loginCookie)
 	if err != nil || c.Value == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostForm.Get("csrf"))) != 1 {
 		h.message(w, http.StatusForbidden, "Form expired",

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -294,6 +295,35 @@ func TestConsoleWithoutJavaScript(t *testing.T) {
 		t.Errorf("completed: action items %+v, facilitator %+v", ev.ActionItems, ev.Facilitator)
 	}
 
+	// The facilitator amends the completed review with a reason; without one it is refused.
+	fac.get(page)
+	if code := fac.post(page+"/amendments", url.Values{"summary": {"Corrected."}, "findings": {"Call-back was skipped"}}); code != http.StatusUnprocessableEntity {
+		t.Errorf("amendment without a reason: %d, want 422", code)
+	}
+	fac.contains("amendment 422", "reason: required")
+	fac.get(page)
+	if code := fac.post(page+"/amendments", url.Values{"reason": {"Summary <wrong>"}, "summary": {"Corrected."},
+		"findings": {"Call-back was skipped"}}); code != http.StatusOK {
+		t.Fatalf("amend: %d", code)
+	}
+	fac.contains("amended", "Amendment recorded", "person:fac", "Summary &lt;wrong&gt;")
+	if n := len(f.outbox(events.TypeReviewCompleted)); n != 2 {
+		t.Errorf("review.completed events after the amendment = %d, want 2", n)
+	}
+
+	// Compliance reads but may not change anything.
+	comp := newClient(t, base)
+	if code := comp.login("comp", "compliance password"); code != http.StatusOK {
+		t.Fatalf("compliance sign-in: %d", code)
+	}
+	comp.get(page)
+	if strings.Contains(comp.last, "?token=") {
+		t.Error("compliance sees invitation links")
+	}
+	if code := comp.post(page+"/amendments", url.Values{"reason": {"x"}}); code != http.StatusForbidden {
+		t.Errorf("compliance amending: %d, want 403", code)
+	}
+
 	// Signing out ends the session.
 	fac.get(page)
 	if code := fac.post("/console/logout", url.Values{}); code != http.StatusOK {
@@ -331,5 +361,57 @@ func TestLoginFormNeedsItsCSRFToken(t *testing.T) {
 	c := newClient(t, f.serveConsole())
 	if code := c.post("/console/login", url.Values{"login": {"fac"}, "password": {facilitatorPassword}, "csrf": {"x"}}); code != http.StatusForbidden {
 		t.Errorf("sign-in without the form's token: %d, want 403", code)
+	}
+}
+
+// TestConsoleListGroupsAndFilters: reviews are listed under overdue, open
+// and historical, and the severity and category filters narrow the list.
+func TestConsoleListGroupsAndFilters(t *testing.T) {
+	t.Parallel()
+	f := setupWith(t, func(c *ServiceConfig) { c.MaxAge = 30 * 24 * time.Hour })
+	overdue := registered(t) // high, phishing: due 5 days after closure
+	overdue.Incident.Timestamps.ClosedAt = f.clock.Now().Add(-10 * 24 * time.Hour)
+	f.open(overdue)
+	open := registered(t)
+	open.Incident.Title = "Laptop lost on a train"
+	open.Incident.Severity, open.Incident.Category = events.SeverityMedium, "lost_device"
+	open.Incident.Timestamps.ClosedAt = f.clock.Now().Add(-time.Hour)
+	f.open(open)
+	old := registered(t)
+	old.Incident.Title = "Old outage from the archive"
+	old.Incident.Timestamps.ClosedAt = f.clock.Now().Add(-90 * 24 * time.Hour)
+	f.handle(old)
+
+	c := newClient(t, f.serveConsole())
+	if code := c.login("fac", facilitatorPassword); code != http.StatusOK {
+		t.Fatalf("sign-in: %d", code)
+	}
+	section := func(id string) string {
+		i := strings.Index(c.last, `id="`+id+`"`)
+		if i < 0 {
+			return ""
+		}
+		rest := c.last[i:]
+		if j := strings.Index(rest, "</section>"); j >= 0 {
+			rest = rest[:j]
+		}
+		return rest
+	}
+	if s := section("overdue"); !strings.Contains(s, overdue.Incident.Title) {
+		t.Errorf("overdue section lacks %q", overdue.Incident.Title)
+	}
+	if s := section("open"); !strings.Contains(s, "Laptop lost on a train") {
+		t.Errorf("open section lacks the laptop")
+	}
+	if s := section("historical"); !strings.Contains(s, "Old outage from the archive") {
+		t.Errorf("historical section lacks the archive outage")
+	}
+	c.get("/console?severity=medium")
+	if !strings.Contains(c.last, "Laptop lost on a train") || strings.Contains(c.last, overdue.Incident.Title) {
+		t.Error("severity filter does not narrow to the medium review")
+	}
+	c.get("/console?category=phishing")
+	if strings.Contains(c.last, "Laptop lost on a train") || !strings.Contains(c.last, overdue.Incident.Title) {
+		t.Error("category filter does not narrow to the phishing reviews")
 	}
 }

@@ -170,7 +170,11 @@ func (h *handlers) loadReviewPage(r *http.Request, u user) (reviewPage, error) {
 	inc := rv.incident
 	p.Facts = []fact{{"Severity", string(inc.Severity)}, {"Category", inc.Category}, {"Source", inc.Source + " " + inc.ExternalID}}
 	if inc.Impact != nil && inc.Impact.Final != nil {
-		p.Facts = append(p.Facts, fact{"Impact", strings.TrimSpace(string(inc.Impact.Final.Level) + " " + inc.Impact.Final.Description)})
+		impact := string(inc.Impact.Final.Level)
+		if d := inc.Impact.Final.Description; d != "" {
+			impact = strings.TrimPrefix(impact+": "+d, ": ")
+		}
+		p.Facts = append(p.Facts, fact{"Impact", impact})
 	}
 	ts := inc.Timestamps
 	for _, t := range []struct {

@@ -2,8 +2,6 @@ package review
 
 import (
 	"context"
-	"net/mail"
-	"strings"
 	"time"
 
 	"github.com/afteraction/afteraction/pkg/events"
@@ -16,16 +14,8 @@ import (
 // transaction that invites them, and an afteraction.review.answered.v1 on
 // AFTERACTION each time a participant's answers are stored.
 
-// ValidEmail reports whether addr is a bare e-mail address (local@domain, no
-// display name, no spaces or line breaks), the only form the review accepts
-// for people it mails.
-func ValidEmail(addr string) bool {
-	if addr == "" || len(addr) > 254 || strings.ContainsAny(addr, " \t\r\n<>\"") {
-		return false
-	}
-	a, err := mail.ParseAddress(addr)
-	return err == nil && a.Address == addr && strings.Contains(addr[strings.LastIndexByte(addr, '@')+1:], ".")
-}
+// ValidEmail reports whether addr is an address the review mails (see events.ValidEmail).
+func ValidEmail(addr string) bool { return events.ValidEmail(addr) }
 
 // checkEmail adds a problem naming field when addr is set and not a valid address.
 func checkEmail(verr *ValidationError, field, addr string, required bool) {

@@ -6,13 +6,11 @@ import (
 
 	"fmt"
 	"net/http"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/services/review/postgres"
@@ -45,9 +43,7 @@ func (p NewParticipant) validate(verr *ValidationError, prefix string) NewPartic
 	default:
 		checkText(verr, prefix+"name", p.Name, 200)
 	}
-	if a, err := mail.ParseAddress(p.Email); err != nil || a.Address != p.Email || len(p.Email) > 254 {
-		verr.add(prefix+"email", "must be an e-mail address like name@example.com")
-	}
+	checkEmail(verr, prefix+"email", p.Email, true)
 	if !slices.Contains(ParticipantRoles, p.Role) {
 		roles := make([]string, len(ParticipantRoles))
 		for i, r := range ParticipantRoles {
@@ -190,7 +186,7 @@ func (s *Service) AddParticipant(ctx context.Context, reviewID, by string, np Ne
 		if err := tx.RecordParticipantChange(ctx, reviewID, added.ID, now, by, postgres.ChangeAdded, string(added.Role)); err != nil {
 			return err
 		}
-		return s.announceInvitation(ctx, tx, r, added)
+		return s.announceInvitation(ctx, tx, r, added, events.InvitationAdded)
 	})
 	if err != nil {
 		return Participant{}, err
@@ -258,7 +254,7 @@ func (s *Service) RenewInvitation(ctx context.Context, reviewID, participantID, 
 		if err := tx.RecordParticipantChange(ctx, reviewID, participantID, now, by, change, ""); err != nil {
 			return err
 		}
-		return s.announceInvitation(ctx, tx, r, p)
+		return s.announceInvitation(ctx, tx, r, p, events.InvitationResent)
 	})
 	if err != nil {
 		return Participant{}, err
@@ -266,15 +262,15 @@ func (s *Service) RenewInvitation(ctx context.Context, reviewID, participantID, 
 	return s.participantView(r, p), nil
 }
 
-// announceInvitation is the hook that tells a newly added participant, or
-// one whose invitation was resent, about their link; it runs in the
-// transaction that added them. Delivering invitations (mail, chat) belongs to
-// the notify service: until its invitation event is merged, the link is
-// handed out in the console and through GET /v1/reviews (facilitators).
-func (s *Service) announceInvitation(_ context.Context, _ *postgres.Tx, r postgres.Review, p postgres.Participant) error {
-	s.metrics.invitations.Inc()
-	s.log.Debug("invitation ready", zap.String("review_id", r.ID), zap.String("participant_id", p.ID))
-	return nil
+// announceInvitation tells a participant added by hand, or one whose
+// invitation was resent, about their link: an invitation event for the
+// notify service (see EnqueueInvitation), in the transaction that added them.
+func (s *Service) announceInvitation(ctx context.Context, tx *postgres.Tx, r postgres.Review, p postgres.Participant, reason events.InvitationReason) error {
+	sent, err := s.EnqueueInvitation(ctx, tx, r, p, reason)
+	if sent {
+		s.metrics.invitations.Inc()
+	}
+	return err
 }
 
 func findParticipant(r postgres.Review, id string) (postgres.Participant, bool) {

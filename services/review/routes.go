@@ -77,6 +77,8 @@ func Routes(svc *Service, tokens httpapi.Tokens, console ConsoleConfig, metrics 
 	mux.Handle("GET /{$}", http.RedirectHandler("/console", http.StatusSeeOther))
 	mux.HandleFunc("GET /console/login", h.loginForm)
 	mux.HandleFunc("POST /console/login", h.login)
+	mux.HandleFunc("GET /console/login/oidc", h.oidcStart)
+	mux.HandleFunc("GET /console/oidc/callback", h.oidcCallback)
 	mux.HandleFunc("POST /console/logout", h.page(h.logout))
 	mux.HandleFunc("GET /console", h.page(h.consoleList))
 	mux.HandleFunc("GET /console/reviews/{id}", h.page(h.consoleReview))

@@ -61,6 +61,12 @@ type Config struct {
 	ApprovalSeverities []events.Severity
 	// ActionDue is REVIEW_ACTION_DUE: due dates by priority for action items without one.
 	ActionDue ActionDuePolicy
+	// OIDC is single sign-on for the console: REVIEW_OIDC_ISSUER (unset: off),
+	// REVIEW_OIDC_CLIENT_ID, REVIEW_OIDC_CLIENT_SECRET, REVIEW_OIDC_SCOPES
+	// (space-separated, default "profile email groups") and
+	// REVIEW_OIDC_ROLES_CLAIM (default "groups"); the callback is
+	// REVIEW_PUBLIC_URL/console/oidc/callback.
+	OIDC OIDCConfig
 }
 
 // LoadConfig reads the configuration through getenv, applying defaults and
@@ -106,6 +112,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if cfg.ActionDue, err = ParseActionDue(l.String("REVIEW_ACTION_DUE", DefaultActionDue)); err != nil {
 		l.Fail(fmt.Errorf("REVIEW_ACTION_DUE: %w", err))
 	}
+	cfg.OIDC = OIDCConfig{Issuer: l.String("REVIEW_OIDC_ISSUER", ""), ClientID: l.String("REVIEW_OIDC_CLIENT_ID", ""),
+		ClientSecret: l.Raw("REVIEW_OIDC_CLIENT_SECRET"), Scopes: strings.Fields(l.String("REVIEW_OIDC_SCOPES", "")),
+		RolesClaim:  l.String("REVIEW_OIDC_ROLES_CLAIM", "groups"),
+		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/console/oidc/callback"}
+	if cfg.OIDC.Issuer != "" && cfg.OIDC.ClientID == "" {
+		l.Fail(errors.New("REVIEW_OIDC_CLIENT_ID: required with REVIEW_OIDC_ISSUER"))
+	}
 	if len(cfg.InviteSecret) < 16 {
 		l.Fail(errors.New("REVIEW_INVITE_SECRET: required, at least 16 characters"))
 	}
@@ -125,6 +138,8 @@ func (c Config) fields() []zap.Field {
 		zap.Duration("max_age", c.MaxAge), zap.Int("console_accounts", len(c.ConsoleAccounts)),
 		zap.Duration("session_ttl", c.SessionTTL), zap.Int("participant_rules", len(c.Rules)),
 		zap.Any("approval_severities", c.ApprovalSeverities), zap.Any("action_due", c.ActionDue),
+		zap.String("oidc_issuer", c.OIDC.Issuer), zap.String("oidc_client_id", c.OIDC.ClientID),
+		zap.Bool("oidc_client_secret_set", c.OIDC.ClientSecret != ""), zap.String("oidc_roles_claim", c.OIDC.RolesClaim),
 	)
 }
 
@@ -186,6 +201,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	console := ConsoleConfig{Accounts: cfg.ConsoleAccounts, SessionTTL: cfg.SessionTTL,
 		SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://")}
+	if cfg.OIDC.Issuer != "" {
+		if console.OIDC, err = NewOIDC(ctx, cfg.OIDC); err != nil {
+			return fmt.Errorf("REVIEW_OIDC_ISSUER: %w", err)
+		}
+	}
 	handler := Routes(svc, cfg.APITokens, console, reg, map[string]httpapi.Check{
 		"postgres": store.Ping,
 		"nats":     b.Ping,
@@ -201,6 +221,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			return svc.RunReminders(ctx, min(5*time.Second, cfg.ReminderInterval), cfg.ReminderInterval)
 		},
 		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+		func(ctx context.Context) error { return pg.RunRetention(ctx, pool, cfg.Retention, log) },
 	)
 	log.Info("stopped", zap.Error(err))
 	return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/services/tracker/bridge"
 	store "github.com/afteraction/afteraction/services/tracker/postgres"
 )
@@ -284,4 +285,30 @@ func (s *Service) Failures(ctx context.Context, bridgeName string, limit int) ([
 // Deliveries lists deliveries: those of one action, or the newest in state.
 func (s *Service) Deliveries(ctx context.Context, actionID, state string, limit int) ([]Delivery, error) {
 	return s.store.ListDeliveries(ctx, actionID, state, limit)
+}
+
+// ErrNoDelivery: the action is not delivered to the bridge.
+var ErrNoDelivery = errors.New("no such delivery")
+
+// RetryDelivery delivers the action to the bridge again now, whatever the
+// delivery's state: after the cause of a failure is fixed (a token, an
+// assignee map), an operator retries it. It returns an error wrapping
+// ErrNoDelivery when the action was never routed to that bridge.
+func (s *Service) RetryDelivery(ctx context.Context, actionID, bridgeName string) (Delivery, error) {
+	var d Delivery
+	err := s.store.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Delivery(ctx, actionID, bridgeName); err != nil {
+			if errors.Is(err, postgres.ErrNotFound) {
+				return fmt.Errorf("%w: action %s to %s", ErrNoDelivery, actionID, bridgeName)
+			}
+			return err
+		}
+		if err := tx.RecordIntent(ctx, actionID, bridgeName, s.now()); err != nil {
+			return err
+		}
+		var err error
+		d, err = tx.Delivery(ctx, actionID, bridgeName)
+		return err
+	})
+	return d, err
 }

@@ -347,10 +347,19 @@ func TestDeliveryPermanentFailureIsListed(t *testing.T) {
 	if err != nil || subject != "dlq.tracker.bridge.gh" || !strings.Contains(string(data), "Validation Failed") {
 		t.Errorf("DLQ copy %q %s: %v", subject, data, err)
 	}
-	// A failed delivery is not retried until the action changes.
+	// A failed delivery is not retried until the action changes or an operator retries it.
 	gh.fail = nil
 	if n := f.drain(d); n != len(rc.ActionItems)-1 {
 		t.Errorf("%d further deliveries, want %d", n, len(rc.ActionItems)-1)
+	}
+	if _, err := f.svc.RetryDelivery(context.Background(), fs[0].ActionID, "other"); !errors.Is(err, ErrNoDelivery) {
+		t.Errorf("retry to an unknown bridge: %v", err)
+	}
+	if dl, err := f.svc.RetryDelivery(context.Background(), fs[0].ActionID, "gh"); err != nil || dl.State != store.DeliveryPending {
+		t.Fatalf("retry: %+v %v", dl, err)
+	}
+	if n := f.drain(d); n != 1 {
+		t.Errorf("%d deliveries after the retry, want 1", n)
 	}
 	if _, err := f.svc.ApplyStatus(context.Background(), status(fs[0].ActionID, events.StatusInProgress, f.clock.Now(), "")); err != nil {
 		t.Fatal(err)
@@ -358,7 +367,7 @@ func TestDeliveryPermanentFailureIsListed(t *testing.T) {
 	if n := f.drain(d); n != 1 {
 		t.Errorf("%d deliveries after the action changed, want 1", n)
 	}
-	if dl := f.delivery(fs[0].ActionID); dl.State != store.DeliveryDelivered || dl.ExternalID == "" {
+	if dl := f.delivery(fs[0].ActionID); dl.State != store.DeliveryDelivered || dl.ExternalID == "" || dl.DeliveredVersion != 3 {
 		t.Errorf("delivery after the change = %+v", dl)
 	}
 }

@@ -10,6 +10,7 @@ package tracker
 //	GET  /v1/bridges/deliveries?action=&state=&limit=               compliance, facilitator, tracker, admin
 //	GET  /v1/bridges/failures?bridge=&limit=                        compliance, facilitator, tracker, admin
 //	POST /v1/bridges/{name}/webhook                                 the remote's signature (no token)
+//	POST /v1/bridges/{name}/actions/{id}/retry                      tracker, facilitator, admin
 //	GET  /healthz, /readyz, /metrics                                no token
 
 import (
@@ -63,6 +64,7 @@ func routes(svc *Service, tokens httpapi.Tokens, gatherer prometheus.Gatherer, c
 	mux.Handle("GET /v1/bridges/deliveries", tokens.Require(http.HandlerFunc(a.listDeliveries), readRoles...))
 	mux.Handle("GET /v1/bridges/failures", tokens.Require(http.HandlerFunc(a.listFailures), readRoles...))
 	mux.HandleFunc("POST /v1/bridges/{name}/webhook", a.bridgeWebhook)
+	mux.Handle("POST /v1/bridges/{name}/actions/{id}/retry", tokens.Require(http.HandlerFunc(a.retryDelivery), writeRoles...))
 	httpapi.Health(mux, checks)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return httpapi.Logged(mux, a.log)
@@ -136,6 +138,8 @@ func (a *api) listActions(w http.ResponseWriter, r *http.Request) {
 type actionWithHistory struct {
 	Action
 	History []HistoryEntry `json:"history"`
+	// Deliveries are the action's issues in remote trackers.
+	Deliveries []Delivery `json:"deliveries"`
 }
 
 func (a *api) action(w http.ResponseWriter, r *http.Request) (string, bool) {
@@ -147,7 +151,8 @@ func (a *api) action(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return id, true
 }
 
-// GET /v1/actions/{id}: the action with its history, oldest first.
+// GET /v1/actions/{id}: the action with its history, oldest first, and its
+// deliveries to remote trackers.
 func (a *api) getAction(w http.ResponseWriter, r *http.Request) {
 	id, ok := a.action(w, r)
 	if !ok {
@@ -165,7 +170,15 @@ func (a *api) getAction(w http.ResponseWriter, r *http.Request) {
 	if history == nil {
 		history = []HistoryEntry{}
 	}
-	httpapi.WriteJSON(w, http.StatusOK, actionWithHistory{Action: act, History: history})
+	ds, err := a.svc.Deliveries(r.Context(), id, "", maxLimit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if ds == nil {
+		ds = []Delivery{}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, actionWithHistory{Action: act, History: history, Deliveries: ds})
 }
 
 // statusRequest is the body of POST /v1/actions/{id}/status: action.status.v1
@@ -380,4 +393,24 @@ func (a *api) bridgeWebhook(w http.ResponseWriter, r *http.Request) {
 	default:
 		httpapi.WriteJSON(w, http.StatusOK, res)
 	}
+}
+
+// POST /v1/bridges/{name}/actions/{id}/retry: delivers the action to the
+// bridge again now (after fixing what made the remote refuse it); 200 with
+// the delivery, 404 when the action is not delivered there.
+func (a *api) retryDelivery(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.action(w, r)
+	if !ok {
+		return
+	}
+	d, err := a.svc.RetryDelivery(r.Context(), id, r.PathValue("name"))
+	if errors.Is(err, ErrNoDelivery) {
+		a.fail(w, r, httpapi.NewProblem(http.StatusNotFound, "delivery not found", err.Error()))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, d)
 }

@@ -196,6 +196,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 		func(ctx context.Context) error { return svc.runDeliveries(ctx, cfg.Delivery) },
 		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
 	)
+	workers = append(workers, func(ctx context.Context) error { return postgres.RunRetention(ctx, pool, cfg.Retention, log) })
 	err = relay.RunAlongside(ctx, workers...)
 	log.Info("stopped", zap.Error(err))
 	return err

@@ -439,14 +439,43 @@ func TestRunWebhookBridge(t *testing.T) {
 	if code := post(false); code != http.StatusUnauthorized {
 		t.Errorf("unsigned status: %d, want 401", code)
 	}
+	signed := func(path string, b []byte) int {
+		req, _ := http.NewRequest(http.MethodPost, e.base+path, bytes.NewReader(b))
+		now := time.Now()
+		req.Header.Set(bridge.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set(bridge.HeaderDelivery, "bad-1")
+		req.Header.Set(bridge.HeaderSignature, bridge.Sign([]byte(secret), now, b))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := signed("/v1/bridges/nope/webhook", body); code != http.StatusNotFound {
+		t.Errorf("unknown bridge: %d, want 404", code)
+	}
+	if code := signed("/v1/bridges/hook/webhook", []byte(`{"status":"finished"}`)); code != http.StatusUnprocessableEntity {
+		t.Errorf("invalid status body: %d, want 422", code)
+	}
+	var um struct {
+		Unmatched []tracker.Unmatched `json:"unmatched"`
+	}
+	if code := e.get("/v1/unmatched?tracker=hook", &um); code != http.StatusOK || len(um.Unmatched) != 1 || um.Unmatched[0].Kind != tracker.KindInvalid {
+		t.Errorf("unmatched after the invalid body: %d %+v", code, um.Unmatched)
+	}
 	if code := post(true); code != http.StatusOK {
 		t.Fatalf("signed status: %d", code)
 	}
 	var detail struct {
 		tracker.Action
+		Deliveries []tracker.Delivery `json:"deliveries"`
 	}
 	if code := e.get("/v1/actions/"+id, &detail); code != http.StatusOK || detail.Status != events.StatusDone || detail.Tracker != "hook" {
 		t.Errorf("after the receiver's status: %d %+v", code, detail.Action)
+	}
+	if len(detail.Deliveries) != 1 || detail.Deliveries[0].ExternalURL == "" || detail.Deliveries[0].RemoteUpdatedAt == nil {
+		t.Errorf("deliveries of the action: %+v", detail.Deliveries)
 	}
 	var fl struct {
 		Failures []tracker.Failure `json:"failures"`

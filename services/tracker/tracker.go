@@ -338,6 +338,9 @@ func (s *Service) ApplyStatus(ctx context.Context, u StatusUpdate) (Result, erro
 		}
 		if !u.RemoteUpdatedAt.IsZero() && !remoteStale {
 			if err := tx.SetRemoteUpdatedAt(ctx, a.ActionID, u.Tracker, u.ExternalKey, u.RemoteUpdatedAt, now); err != nil {
+				if errors.Is(err, postgres.ErrConflict) {
+					return fmt.Errorf("%w: %v", ErrLinkConflict, err)
+				}
 				return err
 			}
 		}

@@ -54,6 +54,10 @@ type Options struct {
 	// AllowedRecipients, when set, is a regular expression: any other
 	// recipient is refused with an SMTP 5xx (a "mailbox refused").
 	AllowedRecipients string
+	// TLSCert and TLSKey (PEM files) enable TLS on the SMTP port: STARTTLS,
+	// required with RequireSTARTTLS, or implicit TLS with RequireTLS.
+	TLSCert, TLSKey             string
+	RequireSTARTTLS, RequireTLS bool
 	// Log receives mailpit's output (default: discarded).
 	Log io.Writer
 }
@@ -94,8 +98,19 @@ func (s *Server) start(ctx context.Context) error {
 		"--smtp", "127.0.0.1:" + strconv.Itoa(s.opts.SMTPPort),
 		"--listen", "127.0.0.1:" + strconv.Itoa(s.opts.HTTPPort),
 		"--database", filepath.Join(s.opts.Dir, "mailpit.db"),
-		"--disable-version-check", "--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--smtp-disable-rdns",
-		"--quiet",
+		"--disable-version-check", "--smtp-auth-accept-any", "--smtp-disable-rdns", "--quiet",
+	}
+	if !s.opts.RequireSTARTTLS && !s.opts.RequireTLS {
+		args = append(args, "--smtp-auth-allow-insecure") // mailpit refuses it together with required TLS
+	}
+	if s.opts.TLSCert != "" {
+		args = append(args, "--smtp-tls-cert", s.opts.TLSCert, "--smtp-tls-key", s.opts.TLSKey)
+	}
+	if s.opts.RequireSTARTTLS {
+		args = append(args, "--smtp-require-starttls")
+	}
+	if s.opts.RequireTLS {
+		args = append(args, "--smtp-require-tls")
 	}
 	if s.opts.AllowedRecipients != "" {
 		args = append(args, "--smtp-allowed-recipients", s.opts.AllowedRecipients)

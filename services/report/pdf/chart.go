@@ -74,6 +74,17 @@ var tickSteps = []time.Duration{
 }
 
 // phaseChart draws horizontal bars on a time axis with fpdf primitives.
+// chartRowH is the height of one phase in the chart (mm).
+const chartRowH = 8.0
+
+// phaseChartHeight is the height phaseChart needs on one page.
+func phaseChartHeight(spans []span) float64 {
+	if len(spans) == 0 {
+		return 2 * lineH
+	}
+	return float64(len(spans))*chartRowH + 16 + 4
+}
+
 func (d *doc) phaseChart(spans []span) {
 	if len(spans) == 0 {
 		d.note("Not enough timestamps are known to chart the handling phases.")
@@ -100,9 +111,9 @@ func (d *doc) phaseChart(spans []span) {
 			break
 		}
 	}
-	const labelW, barH, rowH = 48.0, 5.0, 8.0
+	const labelW, barH, rowH = 48.0, 5.0, chartRowH
 	plotX, plotW := margin+labelW, d.width-labelW-2
-	height := float64(len(spans))*rowH + 16
+	height := phaseChartHeight(spans) - 4
 	d.ensure(height + 4)
 	top := f.GetY() + 2
 	xOf := func(t time.Time) float64 {

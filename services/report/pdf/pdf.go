@@ -55,6 +55,9 @@ type Input struct {
 	// CertSubject and CertSHA256 name the certificate that will sign the
 	// PDF, printed in the document-integrity block.
 	CertSubject, CertSHA256 string
+	// Redacted marks the rendition for external distribution: "REDACTED" on
+	// every page and a note on the cover saying what was masked.
+	Redacted bool
 }
 
 // Output is a rendered report.
@@ -180,6 +183,12 @@ func (d *doc) header() {
 	f.CellFormat(d.width*0.5, 4, right, "", 0, "R", false, 0, "")
 	f.SetDrawColor(180, 180, 180)
 	f.Line(margin, 15, margin+d.width, 15)
+	if d.in.Redacted {
+		d.font("B", 9)
+		f.SetTextColor(180, 20, 20)
+		f.SetXY(margin, 5)
+		f.CellFormat(d.width, 4, "REDACTED", "", 0, "C", false, 0, "")
+	}
 	f.SetTextColor(0, 0, 0)
 	f.SetXY(margin, margin+6)
 }
@@ -223,8 +232,23 @@ func (d *doc) ensure(h float64) {
 	}
 }
 
-func (d *doc) heading(title string) {
-	d.ensure(30)
+// Keep-with-next heights (mm): a heading or subheading starts a new page
+// unless what follows it can start on this one too, so a heading is never the
+// last line of a page. firstBlock is a table's header row and two lines (the
+// most that ever needs to stay together after a title).
+const (
+	firstBlock    = smallLineH + 1.6 + 2*smallLineH + 1.2
+	subheadingH   = 1.5 + 6
+	headingH      = 3 + 7 + 2.5
+	keepSubheader = subheadingH + firstBlock + 1
+)
+
+func (d *doc) heading(title string) { d.headingBefore(title, keepSubheader) }
+
+// headingBefore draws a heading that must stay on one page with the next
+// millimetres of what follows it.
+func (d *doc) headingBefore(title string, next float64) {
+	d.ensure(headingH + next)
 	f := d.f
 	f.Ln(3)
 	d.font("B", headingSize)
@@ -236,8 +260,12 @@ func (d *doc) heading(title string) {
 	f.Ln(2.5)
 }
 
-func (d *doc) subheading(title string) {
-	d.ensure(18)
+func (d *doc) subheading(title string) { d.subheadingBefore(title, firstBlock+1) }
+
+// subheadingBefore draws a subheading that must stay on one page with the
+// next millimetres of what follows it.
+func (d *doc) subheadingBefore(title string, next float64) {
+	d.ensure(subheadingH + next)
 	d.f.Ln(1.5)
 	d.font("B", 11)
 	d.f.MultiCell(0, 6, d.line(title), "", "L", false)
@@ -325,7 +353,7 @@ func (d *doc) grid(cols []column, rows [][]string, header bool) {
 		f.SetXY(margin, y+lh+1.6)
 	}
 	f.SetX(margin)
-	d.ensure(2*lh + 4)
+	d.ensure(firstBlock)
 	drawHeader()
 	for _, row := range rows {
 		lines := make([][]string, len(cols))
@@ -335,10 +363,7 @@ func (d *doc) grid(cols []column, rows [][]string, header bool) {
 				cell = row[i]
 			}
 			d.font(cellStyle(header, i), smallSize)
-			lines[i] = f.SplitText(d.text(cell), c.width)
-			if len(lines[i]) == 0 {
-				lines[i] = []string{""}
-			}
+			lines[i] = d.wrap(d.text(cell), c.width)
 		}
 		for {
 			left := 0

@@ -101,6 +101,15 @@ func (d *doc) cover() {
 	f.SetTextColor(0, 0, 0)
 	f.MultiCell(0, 9, d.text(orDash(inc.Title)), "", "L", false)
 	f.Ln(3)
+	if d.in.Redacted {
+		d.font("B", 12)
+		f.SetFillColor(250, 205, 205)
+		f.CellFormat(0, 8, "REDACTED RENDITION for external distribution", "", 1, "C", true, 0, "")
+		d.font("", bodySize)
+		f.MultiCell(0, lineH, "Names of people, e-mail addresses, IP addresses and host names are masked. "+
+			"The full version of this report is kept unchanged by the organisation that issued it.", "", "L", false)
+		f.Ln(3)
+	}
 	if inc.Exercise {
 		d.font("B", 12)
 		f.SetFillColor(250, 225, 120)
@@ -195,13 +204,15 @@ func (d *doc) summary() {
 		}
 		d.bullets(items)
 	}
+	d.meeting()
 }
 
 func (d *doc) whatHappened() {
 	inc := &d.rv.Incident
-	d.heading(HeadingWhatHappened)
-	d.subheading("Handling phases")
-	d.phaseChart(phaseSpans(*inc))
+	spans := phaseSpans(*inc)
+	d.headingBefore(HeadingWhatHappened, subheadingH+phaseChartHeight(spans))
+	d.subheadingBefore("Handling phases", phaseChartHeight(spans))
+	d.phaseChart(spans)
 	d.subheading("Timeline")
 	if len(inc.Timeline) == 0 {
 		d.note("The incident has no timeline.")

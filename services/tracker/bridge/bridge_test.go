@@ -34,6 +34,8 @@ type vendor struct {
 	errors []vendorError
 	// checkCreate inspects the create request body.
 	checkCreate func(t *testing.T, body map[string]any, h http.Header)
+	// keepOnUpdate are the request keys an update must not send (people own them there).
+	keepOnUpdate []string
 }
 
 type vendorError struct {
@@ -63,6 +65,7 @@ func vendors() []vendor {
 				return NewGitHub(GitHubConfig{Name: "gh", APIURL: base, Repo: "octocat/Hello-World", Token: "ghp_test",
 					Assignees: map[string]string{"zoe@example.com": "zoeagren"}})
 			},
+			keepOnUpdate: []string{"labels", "assignees"},
 			createMethod: "POST", createPath: "/repos/octocat/Hello-World/issues",
 			updateMethod: "PATCH", updatePath: "/repos/octocat/Hello-World/issues/1347",
 			createStatus: 201,
@@ -106,6 +109,7 @@ func vendors() []vendor {
 					Project: "SEC", Priorities: map[string]string{"high": "High"},
 					Assignees: map[string]string{"zoe@example.com": "5b10ac8d82e05b22cc7d4ef5"}})
 			},
+			keepOnUpdate: []string{"fields.labels", "fields.assignee"},
 			createMethod: "POST", createPath: "/rest/api/3/issue",
 			updateMethod: "PUT", updatePath: "/rest/api/3/issue/ED-24",
 			createStatus: 201,
@@ -173,6 +177,7 @@ func vendors() []vendor {
 				return NewGitLab(GitLabConfig{Name: "gl", APIURL: base, Project: "my-group/my-project", Token: "glpat",
 					Assignees: map[string]string{"zoe@example.com": "51"}})
 			},
+			keepOnUpdate: []string{"labels", "assignee_ids"},
 			createMethod: "POST", createPath: "/projects/my-group%2Fmy-project/issues",
 			updateMethod: "PUT", updatePath: "/projects/my-group%2Fmy-project/issues/14",
 			createStatus: 201,
@@ -280,6 +285,19 @@ func TestVendorsAgainstDocumentedAnswers(t *testing.T) {
 			c = fr.calls[len(fr.calls)-1]
 			if c.method != v.updateMethod || c.path != v.updatePath {
 				t.Errorf("update called %s %s, want %s %s", c.method, c.path, v.updateMethod, v.updatePath)
+			}
+			var upd map[string]any
+			if err := json.Unmarshal(c.body, &upd); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range v.keepOnUpdate {
+				m := upd
+				if f, ok := strings.CutPrefix(k, "fields."); ok {
+					m, k = upd["fields"].(map[string]any), f
+				}
+				if _, sent := m[k]; sent {
+					t.Errorf("update sends %s, which people may have changed on the remote: %s", k, c.body)
+				}
 			}
 
 			for _, ve := range v.errors {

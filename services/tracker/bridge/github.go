@@ -66,16 +66,22 @@ type githubIssue struct {
 type githubIssueRequest struct {
 	Title       string   `json:"title"`
 	Body        string   `json:"body"`
-	Labels      []string `json:"labels"`
-	Assignees   []string `json:"assignees"`
+	Labels      []string `json:"labels,omitempty"`
+	Assignees   []string `json:"assignees,omitempty"`
 	State       string   `json:"state,omitempty"`
 	StateReason string   `json:"state_reason,omitempty"`
 }
 
+// request is the issue as created (labels and assignee included) or as
+// updated: title, body and state only, so labels and assignees people set on
+// GitHub stay (the marker label was set at creation).
 func (g *GitHub) request(is Issue, update bool) githubIssueRequest {
-	r := githubIssueRequest{Title: is.Title, Body: markdownBody(is), Labels: labels(is), Assignees: []string{}}
-	if login := assignee(g.cfg.Assignees, is); login != "" {
-		r.Assignees = []string{login}
+	r := githubIssueRequest{Title: is.Title, Body: markdownBody(is)}
+	if !update {
+		r.Labels = labels(is)
+		if login := assignee(g.cfg.Assignees, is); login != "" {
+			r.Assignees = []string{login}
+		}
 	}
 	if update {
 		switch is.Status {
@@ -133,10 +139,14 @@ type githubIssuesEvent struct {
 	} `json:"sender"`
 }
 
-// Inbound implements Bridge for the "issues" webhook: closed as completed →
+// Inbound implements Bridge for the "issues" webhook (refused unless a
+// webhook secret is configured and X-Hub-Signature-256 matches): closed as completed →
 // done, closed as not planned or duplicate → won't do, reopened → in
 // progress; every other event and action is ignored.
 func (g *GitHub) Inbound(h http.Header, body []byte, _ time.Time) (Inbound, error) {
+	if len(g.cfg.WebhookSecret) == 0 {
+		return Inbound{}, fmt.Errorf("%w: no webhook secret is configured for bridge %s", ErrSignature, g.cfg.Name)
+	}
 	if err := VerifyGitHub(g.cfg.WebhookSecret, h.Get("X-Hub-Signature-256"), body); err != nil {
 		return Inbound{}, err
 	}

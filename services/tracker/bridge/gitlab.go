@@ -57,19 +57,27 @@ type gitlabIssue struct {
 
 func (g *GitLab) path() string { return "/projects/" + url.PathEscape(g.cfg.Project) + "/issues" }
 
+// request is the issue as created, or as updated (title, description, due
+// date, state and the marker label).
 func (g *GitLab) request(is Issue, update bool) map[string]any {
 	r := map[string]any{
 		"title":       is.Title,
 		"description": markdownBody(is),
-		"labels":      strings.Join(labels(is), ","),
 	}
 	if is.DueDate != "" {
 		r["due_date"] = is.DueDate
 	}
-	if who := assignee(g.cfg.Assignees, is); who != "" {
-		if id, err := strconv.Atoi(who); err == nil {
-			r["assignee_ids"] = []int{id}
+	if !update {
+		r["labels"] = strings.Join(labels(is), ",")
+		if who := assignee(g.cfg.Assignees, is); who != "" {
+			if id, err := strconv.Atoi(who); err == nil {
+				r["assignee_ids"] = []int{id}
+			}
 		}
+	} else {
+		// Labels and assignees people changed on GitLab stay; the marker is
+		// added back should someone have removed it.
+		r["add_labels"] = Marker(is.ActionID)
 	}
 	if update {
 		if is.Status == events.StatusDone || is.Status == events.StatusWontDo {

@@ -68,6 +68,12 @@ func TestGitHubInbound(t *testing.T) {
 			t.Errorf("%s: %+v", c.file, in)
 		}
 	}
+	unconfigured := NewGitHub(GitHubConfig{Name: "gh", APIURL: "https://api.github.com", Repo: "o/r", Token: "t"})
+	closed := fixture(t, "github_issues_closed.json")
+	if _, err := unconfigured.Inbound(http.Header{"X-Hub-Signature-256": {hubSignature(nil, closed)}, "X-Github-Event": {"issues"},
+		"X-Github-Delivery": {"d"}}, closed, time.Now()); !errors.Is(err, ErrSignature) {
+		t.Errorf("no secret configured: %v, want every webhook refused", err)
+	}
 	// GitHub's documented test vector: secret "It's a Secret to Everybody", body "Hello, World!".
 	if err := VerifyGitHub(secret, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17", []byte("Hello, World!")); err != nil {
 		t.Errorf("documented test vector: %v", err)
@@ -125,6 +131,10 @@ func TestJiraInbound(t *testing.T) {
 	}
 	if _, err := j.Inbound(http.Header{}, body, time.Now()); !errors.Is(err, ErrSignature) {
 		t.Errorf("unsigned: %v", err)
+	}
+	unconfigured := NewJira(JiraConfig{Name: "jira", BaseURL: "https://x", Token: "t", Project: "SEC"})
+	if _, err := unconfigured.Inbound(http.Header{"X-Hub-Signature": {hubSignature(nil, body)}}, body, time.Now()); !errors.Is(err, ErrSignature) {
+		t.Errorf("no secret configured: %v, want every webhook refused", err)
 	}
 	bad := []byte(`{"webhookEvent":"jira:issue_updated","issue":{"key":"SEC-1","fields":{"status":{"name":"X","statusCategory":{"key":"weird"}}}},"changelog":{"items":[{"field":"status"}]}}`)
 	if _, err := j.Inbound(sign(bad), bad, time.Now()); !errors.Is(err, ErrPayload) {

@@ -74,11 +74,12 @@ func (j *Jira) Name() string { return j.cfg.Name }
 // Kind implements Bridge.
 func (j *Jira) Kind() string { return "jira" }
 
-// fields are the issue fields the bridge sets.
+// fields are the issue fields the bridge sets: at creation all of them, on
+// update the summary, description, due date and priority.
 func (j *Jira) fields(is Issue, create bool) map[string]any {
-	f := map[string]any{
-		"summary": is.Title,
-		"labels":  jiraLabels(is),
+	f := map[string]any{"summary": is.Title}
+	if create {
+		f["labels"] = jiraLabels(is)
 	}
 	if is.DueDate != "" {
 		f["duedate"] = is.DueDate
@@ -86,7 +87,7 @@ func (j *Jira) fields(is Issue, create bool) map[string]any {
 	if name := j.cfg.Priorities[string(is.Priority)]; name != "" {
 		f["priority"] = map[string]string{"name": name}
 	}
-	if who := assignee(j.cfg.Assignees, is); who != "" {
+	if who := assignee(j.cfg.Assignees, is); who != "" && create {
 		if j.cfg.Cloud {
 			f["assignee"] = map[string]string{"accountId": who}
 		} else {
@@ -190,7 +191,11 @@ func (j *Jira) Create(ctx context.Context, is Issue) (Ref, error) {
 // from Jira to afteraction.
 func (j *Jira) Update(ctx context.Context, ref Ref, is Issue) error {
 	return j.c.do(ctx, "update issue "+ref.ID, http.MethodPut, j.api+"/issue/"+url.PathEscape(ref.ID),
-		map[string]any{"fields": j.fields(is, false)}, nil)
+		map[string]any{
+			"fields": j.fields(is, false),
+			// Labels and the assignee people set in Jira stay; the marker is added back if removed.
+			"update": map[string]any{"labels": []any{map[string]string{"add": Marker(is.ActionID)}}},
+		}, nil)
 }
 
 // jiraEvent is the part of a jira:issue_updated webhook the bridge reads.
@@ -227,13 +232,15 @@ type jiraEvent struct {
 }
 
 // Inbound implements Bridge for jira:issue_updated webhooks whose changelog
-// changes the status. A configured secret requires a matching X-Hub-Signature
-// ("sha256=" + hex HMAC of the body, as Jira Cloud signs webhooks).
+// changes the status. It is refused unless a webhook secret is configured
+// and X-Hub-Signature matches ("sha256=" + hex HMAC of the body, as Jira
+// signs webhooks that have a secret).
 func (j *Jira) Inbound(h http.Header, body []byte, _ time.Time) (Inbound, error) {
-	if len(j.cfg.WebhookSecret) > 0 {
-		if err := VerifyGitHub(j.cfg.WebhookSecret, h.Get("X-Hub-Signature"), body); err != nil {
-			return Inbound{}, fmt.Errorf("%w (X-Hub-Signature)", err)
-		}
+	if len(j.cfg.WebhookSecret) == 0 {
+		return Inbound{}, fmt.Errorf("%w: no webhook secret is configured for bridge %s", ErrSignature, j.cfg.Name)
+	}
+	if err := VerifyGitHub(j.cfg.WebhookSecret, h.Get("X-Hub-Signature"), body); err != nil {
+		return Inbound{}, fmt.Errorf("%w (X-Hub-Signature)", err)
 	}
 	return DecodeJira(j.cfg.StatusNames, body)
 }

@@ -244,7 +244,8 @@ func oneDelivery(rows pgx.Rows, err error, what string) (Delivery, error) {
 
 // SetRemoteUpdatedAt records the remote update time of the last status
 // update applied from bridge, creating the row (as delivered) for an issue
-// that was linked from the remote side.
+// that was linked from the remote side. It returns postgres.ErrConflict when
+// that issue is already linked to another action.
 func (t *Tx) SetRemoteUpdatedAt(ctx context.Context, actionID, bridge, externalID string, at, now time.Time) error {
 	_, err := t.tx.Exec(ctx, `INSERT INTO bridge_deliveries (action_id, bridge, external_id, delivered_version, state,
 	next_attempt_at, remote_updated_at, created_at, updated_at)
@@ -252,14 +253,14 @@ VALUES ($1, $2, $3, 1, 'delivered', $5, $4, $5, $5)
 ON CONFLICT (action_id, bridge) DO UPDATE SET remote_updated_at = $4,
 	external_id = CASE WHEN bridge_deliveries.external_id = '' THEN $3 ELSE bridge_deliveries.external_id END,
 	updated_at = $5`, actionID, bridge, externalID, at, now)
+	if platform.IsUniqueViolation(err) {
+		return fmt.Errorf("link action %s to %s issue %s: %w", actionID, bridge, externalID, platform.ErrConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("record remote update time of action %s on %s: %w", actionID, bridge, err)
 	}
 	return nil
 }
-
-// DigestAction is an action as a weekly digest lists it.
-type DigestAction = Action
 
 // Unfinished and recently finished actions for the digest.
 const digestActions = `SELECT ` + actionColumns + ` FROM actions

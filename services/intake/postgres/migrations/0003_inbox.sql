@@ -11,6 +11,8 @@ CREATE TABLE inbox (
 	received_at    timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (subject, message_id, payload_sha256)
 );
+-- For retention by age, as processed_events has (postgres.Prune).
+CREATE INDEX inbox_received_at ON inbox (received_at);
 
 -- What was handled before this table existed: the revisions and rejects that
 -- kept their event id (a message that changed nothing left no content behind).

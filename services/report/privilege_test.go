@@ -1,0 +1,176 @@
+package report_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/afteraction/afteraction/pkg/bus/bustest"
+	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/pkg/servicetest"
+	"github.com/afteraction/afteraction/services/report"
+	"github.com/afteraction/afteraction/services/report/pades/padestest"
+)
+
+// applyRoles runs deploy/postgres/roles.sql on the database of dsn, as the
+// deployment does, with role names made unique to this test (roles are shared
+// by every database of the server) and the database's own name. It returns
+// the DSNs of the report schema's owner and of the report service's role.
+func applyRoles(t *testing.T, dsn string) (ownerDSN, runtimeDSN string) {
+	t.Helper()
+	script, err := os.ReadFile("../../deploy/postgres/roles.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	prefix := "t" + hex.EncodeToString(suffix) + "_"
+	sql := strings.ReplaceAll(string(script), "afteraction_", prefix)
+	sql = strings.ReplaceAll(sql, "DATABASE afteraction", "DATABASE "+db)
+	sql = regexp.MustCompile(`:'[a-z_]+'`).ReplaceAllString(sql, "'test-password'")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("roles.sql: %v", err)
+	}
+	roles := regexp.MustCompile(`CREATE ROLE (\w+)`).FindAllStringSubmatch(sql, -1)
+	t.Cleanup(func() { // before pgtest drops the database: the roles' objects and grants go first
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Logf("drop roles: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		for _, r := range roles {
+			if _, err := conn.Exec(ctx, `DROP OWNED BY `+r[1]+` CASCADE; DROP ROLE `+r[1]); err != nil {
+				t.Logf("drop role %s: %v", r[1], err)
+			}
+		}
+	})
+	as := func(role string) string {
+		v := *u
+		v.User = url.UserPassword(role, "test-password")
+		return v.String()
+	}
+	return as(prefix + "report_owner"), as(prefix + "report")
+}
+
+// TestServiceRoleCannotChangeWhatItWrote runs the service as the role of
+// roles.sql, migrated by the owner role, publishes a version (with its
+// custody entries) and a download, then, connected as that role, tries every
+// way to change or remove the evidence.
+func TestServiceRoleCannotChangeWhatItWrote(t *testing.T) {
+	t.Parallel()
+	ownerDSN, runtimeDSN := applyRoles(t, pgtest.NewDatabase(t))
+	srv := bustest.New(t)
+	seed := make([]byte, ed25519.SeedSize)
+	certFile, keyFile, _ := padestest.KeyPairFiles(t, "least privilege test")
+	env := map[string]string{
+		"DATABASE_URL":                runtimeDSN,
+		"REPORT_MIGRATE_DATABASE_URL": ownerDSN,
+		"NATS_URL":                    srv.URL(),
+		"API_TOKENS":                  "compliance:" + token,
+		"REPORT_SIGNING_KEY":          base64.StdEncoding.EncodeToString(seed),
+		"REPORT_CERT_FILE":            certFile,
+		"REPORT_CERT_KEY_FILE":        keyFile,
+	}
+	cfg, err := report.LoadConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	r := &running{t: t, nats: srv.URL()}
+	r.base = servicetest.Start(t, func(ctx context.Context, ln net.Listener) error {
+		return report.Run(ctx, cfg, report.Deps{Log: log, Listener: ln})
+	})
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if r.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	rv := exampleReview(t)
+	ev, err := events.New(events.TypeReviewCompleted, "afteraction/review", rv.IncidentID, rv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.publish(ev, ev.ID)
+	servicetest.Eventually(t, "report.published", func() bool { return len(r.published()) == 1 })
+	reportID := report.ReportIDFor(rv.IncidentID)
+	if resp, _ := r.do(http.MethodGet, "/v1/reports/"+reportID+"/pdf", nil, true); resp.StatusCode != http.StatusOK {
+		t.Fatalf("download as the service role: %d", resp.StatusCode)
+	}
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, runtimeDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `SET search_path TO report`); err != nil {
+		t.Fatal(err)
+	}
+	var entries int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM custody_log`).Scan(&entries); err != nil || entries != 4 {
+		t.Fatalf("custody entries written as the service role: %d (%v), want rendered, rendered (redacted), published, downloaded", entries, err)
+	}
+	var denied []string
+	for _, table := range []string{"report_versions", "custody_log", "signing_keys", "signing_certificates"} {
+		trigger := map[string]string{"report_versions": "report_versions_immutable", "custody_log": "custody_log_append_only",
+			"signing_keys": "signing_keys_immutable", "signing_certificates": "signing_certificates_immutable"}[table]
+		denied = append(denied,
+			`UPDATE `+table+` SET `+map[string]string{"report_versions": "pages = 1", "custody_log": "actor = 'x'",
+				"signing_keys": "algorithm = 'x'", "signing_certificates": "subject = 'x'"}[table],
+			`DELETE FROM `+table,
+			`TRUNCATE `+table+` CASCADE`,
+			`ALTER TABLE `+table+` DISABLE TRIGGER `+trigger,
+			`DROP TRIGGER `+trigger+` ON `+table,
+			`ALTER TABLE `+table+` ADD COLUMN forged text`,
+			`DROP TABLE `+table+` CASCADE`,
+		)
+	}
+	denied = append(denied,
+		`UPDATE reports SET incident_id = gen_random_uuid()`,
+		`DELETE FROM reports`,
+		`DROP FUNCTION report_versions_immutable() CASCADE`,
+		`CREATE OR REPLACE FUNCTION report_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
+		`CREATE TABLE report.forged (id int)`,
+		`INSERT INTO schema_migrations (version) VALUES ('9999_forged')`,
+	)
+	for _, stmt := range denied {
+		_, err := conn.Exec(ctx, stmt)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Errorf("%s: err = %v, want insufficient_privilege (42501)", stmt, err)
+		}
+	}
+}
