@@ -39,6 +39,8 @@ var figures = []figure{
 	{"report read model consumer, batch 64 vs 1", "services/report", "BenchmarkConsumer/batch=1", "BenchmarkConsumer/batch=64", "msgs/s", true},
 	{"report render time, embedded fonts vs core font", "services/report/pdf", "BenchmarkRenderCoreFont", "BenchmarkRender", "ns/op", false},
 	{"report render allocation, embedded fonts vs core font", "services/report/pdf", "BenchmarkRenderCoreFont", "BenchmarkRender", "B/op", false},
+	{"close → review opened p50, 500/s vs 100/s", "cmd/afteraction", "BenchmarkCloseToReview/rate=100", "BenchmarkCloseToReview/rate=500", "p50-ms", false},
+	{"close → review opened p99, 500/s vs 100/s", "cmd/afteraction", "BenchmarkCloseToReview/rate=100", "BenchmarkCloseToReview/rate=500", "p99-ms", false},
 }
 
 // Row is one figure as measured.
@@ -164,6 +166,8 @@ func human(v float64, unit string) string {
 	switch unit {
 	case "ns/op":
 		return time.Duration(v).Round(10 * time.Microsecond).String()
+	case "p50-ms", "p99-ms":
+		return fmt.Sprintf("%.0f ms", v)
 	case "B/op":
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
 	}
