@@ -44,6 +44,10 @@ type Config struct {
 	// authenticate are never limited.
 	UnauthenticatedPerMinute          int
 	UnauthenticatedPerSourcePerMinute int
+	// IntakeRetention is how long rejects (REJECTS_RETENTION, default 2160h)
+	// and inbox keys (INBOX_RETENTION, default 2880h, at least the INCIDENTS
+	// stream's max age) are kept; pruned every RETENTION_INTERVAL.
+	IntakeRetention postgres.Retention
 }
 
 // LoadConfig reads the configuration through getenv, applies the defaults and
@@ -56,6 +60,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		UnauthenticatedPerMinute:          l.Int("WEBHOOK_UNAUTHENTICATED_PER_MINUTE", 20, 1, 100000),
 		UnauthenticatedPerSourcePerMinute: l.Int("WEBHOOK_UNAUTHENTICATED_PER_SOURCE_PER_MINUTE", 120, 1, 100000),
 		AuthDisabled:                      l.Bool("AUTH_DISABLED", false),
+		IntakeRetention:                   loadRetention(l),
 	}
 	_, tokensErr := httpapi.ParseTokens(getenv("API_TOKENS")) // a malformed value is reported by Common
 	switch {
@@ -96,7 +101,8 @@ func (c Config) logFields() []zap.Field {
 		zap.Bool("auth_disabled", c.AuthDisabled), zap.Int("batch_size", c.BatchSize),
 		zap.Strings("webhook_sources_with_secret", signed), zap.Strings("webhook_unsigned_sources", c.UnsignedSources),
 		zap.Int("webhook_unauthenticated_per_minute", c.UnauthenticatedPerMinute),
-		zap.Int("webhook_unauthenticated_per_source_per_minute", c.UnauthenticatedPerSourcePerMinute))
+		zap.Int("webhook_unauthenticated_per_source_per_minute", c.UnauthenticatedPerSourcePerMinute),
+		zap.Duration("rejects_retention", c.IntakeRetention.Rejects), zap.Duration("inbox_retention", c.IntakeRetention.Inbox))
 }
 
 // Deps is what the caller of Run provides.
@@ -178,6 +184,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		},
 		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
 		func(ctx context.Context) error { return pg.RunRetention(ctx, pool, cfg.Retention, log) },
+		func(ctx context.Context) error {
+			return runRetention(ctx, pool, cfg.IntakeRetention, cfg.Retention.Every, log)
+		},
 	)
 	log.Info("intake stopped", zap.Error(err))
 	return err

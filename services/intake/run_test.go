@@ -504,6 +504,8 @@ func TestLoadConfig(t *testing.T) {
 		{"both", map[string]string{"AUTH_DISABLED": "true", "API_TOKENS": "admin:0123456789"}, "both set"},
 		{"unknown role", map[string]string{"API_TOKENS": "root:0123456789"}, "unknown role"},
 		{"batch size", map[string]string{"AUTH_DISABLED": "true", "INTAKE_BATCH_SIZE": "0"}, "INTAKE_BATCH_SIZE"},
+		{"inbox retention under the stream's age", map[string]string{"AUTH_DISABLED": "true", "INBOX_RETENTION": "240h"}, "INBOX_RETENTION=240h0m0s: want at least 720h"},
+		{"rejects retention negative", map[string]string{"AUTH_DISABLED": "true", "REJECTS_RETENTION": "-1h"}, "REJECTS_RETENTION"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := intake.LoadConfig(func(k string) string { return tc.vars[k] })
@@ -514,6 +516,9 @@ func TestLoadConfig(t *testing.T) {
 				t.Fatalf("error %v, want one mentioning %q", err, tc.wantErr)
 			case err == nil && (cfg.BatchSize != 500 || cfg.HTTPAddr != ":8081"):
 				t.Fatalf("defaults not applied: %+v", cfg)
+			case err == nil && (cfg.IntakeRetention.Rejects != 90*24*time.Hour || cfg.IntakeRetention.Inbox != 120*24*time.Hour ||
+				cfg.IntakeRetention.Batch != 10000):
+				t.Fatalf("retention defaults not applied: %+v", cfg.IntakeRetention)
 			}
 		})
 	}
