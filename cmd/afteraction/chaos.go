@@ -99,6 +99,7 @@ type chaosConfig struct {
 // chaosReport is what a run did and what the invariant checker found.
 type chaosReport struct {
 	Sent, Duplicates, Poison, Completed          int
+	Skewed, Oversized                            int
 	Registered, Reviews, ReportVersions, Actions int
 	DeadLetters, UnsentOutbox                    int
 	Faults                                       map[string]int
@@ -120,6 +121,8 @@ func (r chaosReport) print(w io.Writer) {
 		strings.Join(faults, " "), r.SettleTime.Round(time.Second))
 	fmt.Fprintf(w, "  sent %d incidents (+%d duplicate publishes, %d poison messages), %d reviews completed\n",
 		r.Sent, r.Duplicates, r.Poison, r.Completed)
+	fmt.Fprintf(w, "  refused as they must be: %d closed in the future, %d oversized (near the limit over NATS, over 1 MiB over HTTP)\n",
+		r.Skewed, r.Oversized)
 	fmt.Fprintf(w, "  registered %d, reviews %d, report versions %d, action items %d\n", r.Registered, r.Reviews, r.ReportVersions, r.Actions)
 	fmt.Fprintf(w, "  dead letters %d, unsent outbox rows %d\n", r.DeadLetters, r.UnsentOutbox)
 	if len(r.Violations) == 0 {
@@ -177,6 +180,13 @@ type harness struct {
 	faults   map[string]int
 	accepted atomic.Int64
 	poison   []string // markers of the poison messages sent
+	// skewed and oversized are the external ids of the incidents sent that
+	// intake must refuse: closed more than a day in the future, or over the
+	// size limit (near it over NATS, beyond 1 MiB over HTTP).
+	skewed, oversized []string
+	// oversizedHTTP counts the oversized POSTs answered 413, httpAccepted
+	// those intake took (each a violation).
+	oversizedHTTP, httpAccepted int
 }
 
 func (h *harness) intn(n int) int {
@@ -645,6 +655,16 @@ func (h *harness) load(ctx context.Context, rep *chaosReport, completed *sync.Ma
 				h.poison = append(h.poison, marker)
 			}
 		}
+		if i%6 == 2 { // clock skew: closed three days from now
+			if err := h.sendSkewed(ctx, b, i); err != nil {
+				return err
+			}
+		}
+		if i%12 == 4 { // oversized: near the limit over NATS, beyond 1 MiB over HTTP
+			if err := h.sendOversized(ctx, b, i); err != nil {
+				return err
+			}
+		}
 		if i%h.cfg.CompleteEvery == 0 {
 			wg.Add(1)
 			go func() {
@@ -666,6 +686,101 @@ func (h *harness) load(ctx context.Context, rep *chaosReport, completed *sync.Ma
 	if err, _ := failed.Load().(error); err != nil {
 		return err
 	}
+	return nil
+}
+
+// sendSkewed publishes an incident closed three days in the future, as from
+// an upstream whose clock is wrong: intake must reject it (closure more than
+// intake.MaxFuture after receipt), never register it.
+func (h *harness) sendSkewed(ctx context.Context, b *bus.Bus, i int) error {
+	var inc events.IncidentClosed
+	if err := json.Unmarshal(demoIncident, &inc); err != nil {
+		return err
+	}
+	inc.ExternalID = fmt.Sprintf("SKEW-%d-%05d", h.cfg.Seed%100000, i)
+	shiftToNow(&inc, time.Now().UTC().Add(72*time.Hour))
+	if err := publishClosed(ctx, b, inc); err != nil {
+		return err
+	}
+	h.skewed = append(h.skewed, inc.ExternalID)
+	return nil
+}
+
+// publishClosed publishes inc as an upstream would, retrying until JetStream
+// acknowledges it.
+func publishClosed(ctx context.Context, b *bus.Bus, inc events.IncidentClosed) error {
+	env, err := events.New(events.TypeIncidentClosed, "afteraction/chaos", inc.ExternalID, inc)
+	if err != nil {
+		return err
+	}
+	return retry(ctx, func(ctx context.Context) error {
+		return b.Publish(ctx, events.SubjectIncidentClosedPrefix+inc.Source, env)
+	})
+}
+
+// bigIncident returns the demo incident as externalID, its timeline grown
+// with 10 000-character entries until its JSON is over size bytes.
+func bigIncident(externalID string, size int) (events.IncidentClosed, error) {
+	var inc events.IncidentClosed
+	if err := json.Unmarshal(demoIncident, &inc); err != nil {
+		return inc, err
+	}
+	inc.ExternalID = externalID
+	shiftToNow(&inc, time.Now().UTC().Add(-time.Hour))
+	if len(inc.Timeline) == 0 {
+		return inc, errors.New("the demo incident has no timeline to grow")
+	}
+	entry := inc.Timeline[0]
+	entry.Detail = strings.Repeat("chaos oversized input ", 10000/22)
+	for {
+		raw, err := json.Marshal(inc)
+		if err != nil || len(raw) > size {
+			return inc, err
+		}
+		inc.Timeline = append(inc.Timeline, entry)
+	}
+}
+
+// sendOversized publishes over NATS an incident whose canonical JSON is just
+// over intake.MaxIncidentBytes but whose message fits NATS's 1 MiB, and POSTs
+// one over 1 MiB to an intake replica. Intake must reject the first (413
+// kept in rejects, not dead-lettered) and answer the second 413.
+func (h *harness) sendOversized(ctx context.Context, b *bus.Bus, i int) error {
+	near, err := bigIncident(fmt.Sprintf("BIG-%d-%05d-nats", h.cfg.Seed%100000, i), intake.MaxIncidentBytes)
+	if err != nil {
+		return err
+	}
+	if err := publishClosed(ctx, b, near); err != nil {
+		return fmt.Errorf("publish the near-limit incident: %w", err)
+	}
+	h.oversized = append(h.oversized, near.ExternalID)
+
+	over, err := bigIncident(fmt.Sprintf("BIG-%d-%05d-http", h.cfg.Seed%100000, i), 1<<20+4096)
+	if err != nil {
+		return err
+	}
+	var intakes []string
+	for _, p := range h.procs {
+		if p.name == "intake" {
+			intakes = append(intakes, "http://"+p.addr)
+		}
+	}
+	err = retry(ctx, func(ctx context.Context) error {
+		err := call(ctx, http.MethodPost, intakes[h.intn(len(intakes))]+"/v1/incidents", h.token, over, nil)
+		switch {
+		case err == nil:
+			h.httpAccepted++
+		case strings.Contains(err.Error(), "413"):
+			h.oversizedHTTP++
+		default:
+			return err // a replica down or restarting: try again
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("POST the oversized incident: %w", err)
+	}
+	h.oversized = append(h.oversized, over.ExternalID)
 	return nil
 }
 

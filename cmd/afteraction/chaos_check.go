@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -63,6 +65,27 @@ func (h *harness) check(ctx context.Context, completed *sync.Map) (chaosReport, 
 		}
 	}
 	r.Poison = len(h.poison)
+	for _, id := range h.skewed {
+		if n := count(`SELECT count(*) FROM intake.rejects WHERE position($1 in encode(raw, 'escape')) > 0`, id); n != 1 {
+			violate("incident %s closed in the future rejected %d times, want once", id, n)
+		}
+	}
+	for _, id := range h.oversized {
+		if n := count(`SELECT count(*) FROM intake.rejects WHERE position($1 in encode(raw, 'escape')) > 0`, id); strings.HasSuffix(id, "-nats") && n != 1 {
+			violate("near-limit incident %s rejected %d times, want once", id, n)
+		}
+	}
+	if h.httpAccepted != 0 || h.oversizedHTTP != len(h.oversized)/2 {
+		violate("oversized POSTs: %d answered 413 and %d accepted, want all %d answered 413", h.oversizedHTTP, h.httpAccepted, len(h.oversized)/2)
+	}
+	r.Skewed, r.Oversized = len(h.skewed), len(h.oversized)
+	refused := append(slices.Clone(h.skewed), h.oversized...)
+	if n := count(`SELECT count(*) FROM intake.incidents WHERE external_id = ANY($1)`, refused); n != 0 {
+		violate("%d incidents registered that intake must refuse (closed in the future, or oversized)", n)
+	}
+	if n := count(`SELECT count(*) FROM intake.incidents WHERE closed_at > registered_at + interval '1 day' OR closed_at < detected_at`); n != 0 {
+		violate("%d incidents registered with a closure in the future or before their detection (a negative duration)", n)
+	}
 	r.Reviews = count(`SELECT count(*) FROM review.reviews rv JOIN intake.incidents i ON i.id = rv.incident_id WHERE i.external_id LIKE $1`, prefix)
 	if r.Reviews != r.Registered {
 		violate("%d reviews for %d registered incidents", r.Reviews, r.Registered)
