@@ -732,13 +732,18 @@ func bigIncident(externalID string, size int) (events.IncidentClosed, error) {
 	}
 	entry := inc.Timeline[0]
 	entry.Detail = strings.Repeat("chaos oversized input ", 10000/22)
-	for {
-		raw, err := json.Marshal(inc)
-		if err != nil || len(raw) > size {
-			return inc, err
-		}
+	raw, err := json.Marshal(inc)
+	if err != nil {
+		return inc, err
+	}
+	one, err := json.Marshal(entry)
+	if err != nil {
+		return inc, err
+	}
+	for n := len(raw); n <= size; n += len(one) + 1 { // each entry adds itself and a comma
 		inc.Timeline = append(inc.Timeline, entry)
 	}
+	return inc, nil
 }
 
 // sendOversized publishes over NATS an incident whose canonical JSON is just

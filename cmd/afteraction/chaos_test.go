@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
+	"github.com/afteraction/afteraction/services/intake"
 )
 
 // TestMain lets the chaos harness start this test binary as a service process.
@@ -42,5 +45,32 @@ func TestChaosShort(t *testing.T) {
 	}
 	if len(rep.Violations) > 0 || rep.Registered != 12 {
 		t.Errorf("invariants violated: %v", rep.Violations)
+	}
+}
+
+// The near-limit incident of the chaos load is over intake's limit yet fits
+// a NATS message; the HTTP one is over the 1 MiB body limit.
+func TestChaosBigIncident(t *testing.T) {
+	t.Parallel()
+	near, err := bigIncident("BIG-near", intake.MaxIncidentBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := events.New(events.TypeIncidentClosed, "afteraction/chaos", near.ExternalID, near)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canonical, _ := json.Marshal(near)
+	msg, _ := json.Marshal(env)
+	if len(canonical) <= intake.MaxIncidentBytes || len(msg) > 1<<20-4096 {
+		t.Errorf("near-limit incident: canonical %d bytes (want over %d), message %d (want under 1 MiB less headers)",
+			len(canonical), intake.MaxIncidentBytes, len(msg))
+	}
+	over, err := bigIncident("BIG-over", 1<<20+4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := json.Marshal(over); len(body) <= 1<<20 {
+		t.Errorf("oversized incident: %d bytes, want over 1 MiB", len(body))
 	}
 }
