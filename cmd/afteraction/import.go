@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -78,7 +79,7 @@ func runImport(ctx context.Context, args []string) error {
 	}
 	defer report.Close()
 	progress := newProgress(os.Stderr, len(records), *quiet)
-	stats, err := importRecords(ctx, b, cfg, *source, records, report, progress.tick)
+	stats, err := importRecords(ctx, b, cfg, *source, records, report, progress.tick, importWindow)
 	progress.done()
 	fmt.Printf("import %s: %d records, %d published, %d skipped (not a closing event), %d failed",
 		fs.Arg(0), len(records), stats.Published, stats.Skipped, stats.Failed)
@@ -89,80 +90,165 @@ func runImport(ctx context.Context, args []string) error {
 	return err
 }
 
+// importWindow is how many publishes an import keeps in flight: each waits
+// for its own PubAck, but the next records do not wait for it.
+const importWindow = 256
+
 // importRecords normalises each record as source and publishes the closed
-// incidents. The Nats-Msg-Id is derived from the content, and intake ignores an
-// identical copy of a registered incident, so re-running an import publishes
-// nothing twice. A record without its own closure time is refused: an import
-// must not stamp historical incidents with today's date.
+// incidents, up to window at a time (records of the same incident one after
+// the other, in file order). The Nats-Msg-Id is derived from the content, and
+// intake ignores an identical copy of a registered incident, so re-running an
+// import publishes nothing twice. A record without its own closure time is
+// refused: an import must not stamp historical incidents with today's date.
+// tick is called once per record when its outcome is known (for a published
+// record: when JetStream acknowledged it). A record whose publish fails is
+// reported with its number and counted as failed; the import goes on and
+// returns an error at the end. When ctx is cancelled no further record is
+// published, the publishes in flight are still awaited, and the error says
+// so; every record either has its PubAck or is reported.
 func importRecords(ctx context.Context, b *bus.Bus, cfg webhook.Config, source string, records []json.RawMessage,
-	report io.Writer, tick func()) (importStats, error) {
-	var st importStats
+	report io.Writer, tick func(), window int) (importStats, error) {
+	var (
+		mu        sync.Mutex // guards st, enc, reportErr, inFlight and tick
+		st        importStats
+		reportErr error
+		wg        sync.WaitGroup
+	)
 	enc := json.NewEncoder(report)
-	fail := func(e importError) error {
+	fail := func(e importError) {
+		mu.Lock()
+		defer mu.Unlock()
 		st.Failed++
-		return enc.Encode(e)
-	}
-	for i, rec := range records {
+		if err := enc.Encode(e); err != nil && reportErr == nil {
+			reportErr = err
+		}
 		tick()
+	}
+	// inFlight holds, per incident, the publish a later record of the same
+	// incident waits for, so its revisions reach intake in file order.
+	inFlight := map[string]chan struct{}{}
+	slots := make(chan struct{}, max(window, 1))
+	// The PubAcks in flight are awaited even after ctx is cancelled.
+	pubCtx := context.WithoutCancel(ctx)
+	published, interrupted := 0, 0
+	for i, rec := range records {
 		n := i + 1
-		now := time.Now().UTC().Truncate(time.Second).Add(time.Duration(n) * time.Nanosecond)
-		res, err := webhook.Handle(cfg, source, nil, rec, now)
-		if err != nil {
-			e := importError{Record: n, Reason: err.Error()}
-			var p *httpapi.Problem
-			if errors.As(err, &p) {
-				e.Reason, e.Problems = p.Title, p.Errors
-				if p.Detail != "" {
-					e.Reason += ": " + p.Detail
-				}
-			}
-			if err := fail(e); err != nil {
-				return st, err
-			}
+		inc, env, e := importEnvelope(cfg, source, rec, n)
+		if e != nil {
+			fail(*e)
 			continue
 		}
-		if res.Incident == nil {
+		if inc == nil {
+			mu.Lock()
 			st.Skipped++
+			tick()
+			mu.Unlock()
 			continue
 		}
-		inc := res.Incident
-		if inc.Timestamps.ClosedAt.Equal(now) {
-			if err := fail(importError{Record: n, ExternalID: inc.ExternalID,
-				Reason: "the record has no closure or resolution time of its own", Problems: []httpapi.FieldError{
-					{Field: "/timestamps/closed_at", Reason: "missing in the source record; an import keeps the incident's own timestamps"}}}); err != nil {
-				return st, err
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			interrupted = n
+			break
+		}
+		subject := events.SubjectIncidentClosedPrefix + inc.Source
+		key := subject + "\x00" + inc.ExternalID
+		mine := make(chan struct{})
+		mu.Lock()
+		prev := inFlight[key]
+		inFlight[key] = mine
+		mu.Unlock()
+		published++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if prev != nil {
+				<-prev
 			}
-			continue
-		}
-		body, err := json.Marshal(inc)
-		if err != nil {
-			return st, err
-		}
-		if err := events.Validate(events.TypeIncidentClosed, body); err != nil {
-			e := importError{Record: n, ExternalID: inc.ExternalID, Reason: "invalid incident"}
-			var ve *events.ValidationError
-			if errors.As(err, &ve) {
-				for _, p := range ve.Problems {
-					e.Problems = append(e.Problems, httpapi.FieldError{Field: p.Field, Reason: p.Reason})
-				}
+			pctx, cancel := context.WithTimeout(pubCtx, 30*time.Second)
+			err := b.Publish(pctx, subject, env)
+			cancel()
+			close(mine)
+			<-slots
+			if err != nil {
+				fail(importError{Record: n, ExternalID: inc.ExternalID,
+					Reason: "not published (re-running the import retries it): " + err.Error()})
+			} else {
+				mu.Lock()
+				st.Published++
+				tick()
+				mu.Unlock()
 			}
-			if err := fail(e); err != nil {
-				return st, err
+			mu.Lock()
+			if inFlight[key] == mine {
+				delete(inFlight, key)
 			}
-			continue
-		}
-		env, err := events.New(events.TypeIncidentClosed, "afteraction/import", inc.ExternalID, json.RawMessage(body))
-		if err != nil {
-			return st, err
-		}
-		sum := sha256.Sum256(body)
-		env.ID = "import-" + hex.EncodeToString(sum[:16])
-		if err := b.Publish(ctx, events.SubjectIncidentClosedPrefix+inc.Source, env); err != nil {
-			return st, fmt.Errorf("record %d: %w", n, err)
-		}
-		st.Published++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if reportErr != nil {
+		return st, fmt.Errorf("write the error report: %w", reportErr)
+	}
+	if interrupted > 0 {
+		return st, fmt.Errorf("import interrupted before record %d (%d records published and acknowledged; re-running it is safe): %w",
+			interrupted, st.Published, ctx.Err())
+	}
+	if notPublished := published - st.Published; notPublished > 0 {
+		return st, fmt.Errorf("%d records were not published (each is in the error report); re-running the import retries them", notPublished)
 	}
 	return st, nil
+}
+
+// importEnvelope normalises record n as source into the incident.closed
+// envelope to publish. It returns a nil incident for a record that is not a
+// closing event, and an importError for a record that cannot be imported.
+func importEnvelope(cfg webhook.Config, source string, rec json.RawMessage, n int) (*events.IncidentClosed, events.Envelope, *importError) {
+	now := time.Now().UTC().Truncate(time.Second).Add(time.Duration(n) * time.Nanosecond)
+	res, err := webhook.Handle(cfg, source, nil, rec, now)
+	if err != nil {
+		e := importError{Record: n, Reason: err.Error()}
+		var p *httpapi.Problem
+		if errors.As(err, &p) {
+			e.Reason, e.Problems = p.Title, p.Errors
+			if p.Detail != "" {
+				e.Reason += ": " + p.Detail
+			}
+		}
+		return nil, events.Envelope{}, &e
+	}
+	if res.Incident == nil {
+		return nil, events.Envelope{}, nil
+	}
+	inc := res.Incident
+	if inc.Timestamps.ClosedAt.Equal(now) {
+		return nil, events.Envelope{}, &importError{Record: n, ExternalID: inc.ExternalID,
+			Reason: "the record has no closure or resolution time of its own", Problems: []httpapi.FieldError{
+				{Field: "/timestamps/closed_at", Reason: "missing in the source record; an import keeps the incident's own timestamps"}}}
+	}
+	body, err := json.Marshal(inc)
+	if err != nil {
+		return nil, events.Envelope{}, &importError{Record: n, ExternalID: inc.ExternalID, Reason: "encode incident: " + err.Error()}
+	}
+	if err := events.Validate(events.TypeIncidentClosed, body); err != nil {
+		e := importError{Record: n, ExternalID: inc.ExternalID, Reason: "invalid incident"}
+		var ve *events.ValidationError
+		if errors.As(err, &ve) {
+			for _, p := range ve.Problems {
+				e.Problems = append(e.Problems, httpapi.FieldError{Field: p.Field, Reason: p.Reason})
+			}
+		}
+		return nil, events.Envelope{}, &e
+	}
+	env, err := events.New(events.TypeIncidentClosed, "afteraction/import", inc.ExternalID, json.RawMessage(body))
+	if err != nil {
+		return nil, events.Envelope{}, &importError{Record: n, ExternalID: inc.ExternalID, Reason: err.Error()}
+	}
+	sum := sha256.Sum256(body)
+	env.ID = "import-" + hex.EncodeToString(sum[:16])
+	return inc, env, nil
 }
 
 // splitRecords reads a JSON array of records or JSON lines (one record per line,

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +23,7 @@ import (
 	"github.com/afteraction/afteraction/services/intake/webhook"
 )
 
-func fixture(t *testing.T, source, name string) json.RawMessage {
+func fixture(t testing.TB, source, name string) json.RawMessage {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "services", "intake", "webhook", "testdata", source, name))
 	if err != nil {
@@ -64,7 +67,7 @@ func TestImportIsSafeToRerunAndReportsEveryBadRecord(t *testing.T) {
 	cfg := webhook.DefaultConfig()
 	run := func() (importStats, string) {
 		var report bytes.Buffer
-		st, err := importRecords(ctx, b, cfg, "servicenow", records, &report, func() {})
+		st, err := importRecords(ctx, b, cfg, "servicenow", records, &report, func() {}, importWindow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,5 +111,164 @@ func TestImportIsSafeToRerunAndReportsEveryBadRecord(t *testing.T) {
 	}
 	if time.Since(inc.Timestamps.ClosedAt) < 24*time.Hour {
 		t.Errorf("closed_at %s looks like the import time, not the record's own", inc.Timestamps.ClosedAt)
+	}
+}
+
+// closedRecords returns n distinct resolved ServiceNow records (INC1000000...).
+func closedRecords(t testing.TB, n int) []json.RawMessage {
+	t.Helper()
+	records := make([]json.RawMessage, n)
+	for i := range records {
+		var doc map[string]any
+		if err := json.Unmarshal(fixture(t, "servicenow", "incident_resolved_table_api.json"), &doc); err != nil {
+			t.Fatal(err)
+		}
+		rec := doc
+		if r, ok := doc["result"].(map[string]any); ok {
+			rec = r
+		}
+		rec["number"] = fmt.Sprintf("INC%07d", 1000000+i)
+		b, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		records[i] = b
+	}
+	return records
+}
+
+func importBus(t testing.TB) (*bustest.Server, *bus.Bus) {
+	t.Helper()
+	srv := bustest.New(t)
+	b, err := bus.Connect(context.Background(), srv.URL(), "cli", zap.NewNop(), bus.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.EnsureTopology(context.Background(), bus.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	return srv, b
+}
+
+// TestImportCancelledInTheMiddleThenRerunPublishesEachRecordOnce interrupts an
+// import (as Ctrl-C does) after some records, then runs it again: the stream
+// must hold every record exactly once, each under its content-derived id.
+func TestImportCancelledInTheMiddleThenRerunPublishesEachRecordOnce(t *testing.T) {
+	t.Parallel()
+	srv, b := importBus(t)
+	const n = 400
+	records := closedRecords(t, n)
+	cfg := webhook.DefaultConfig()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ticks := 0
+	var report bytes.Buffer
+	st, err := importRecords(ctx, b, cfg, "servicenow", records, &report, func() {
+		if ticks++; ticks == 60 {
+			cancel()
+		}
+	}, importWindow)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted import returned %v, want context.Canceled", err)
+	}
+	if st.Published < 60 || st.Published >= n || st.Failed != 0 {
+		t.Fatalf("interrupted import: %+v, want at least 60 and fewer than %d published, none failed\n%s", st, n, report.String())
+	}
+
+	report.Reset()
+	st, err = importRecords(context.Background(), b, cfg, "servicenow", records, &report, func() {}, importWindow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Published != n || st.Failed != 0 || report.Len() != 0 {
+		t.Fatalf("re-run: %+v, want all %d published\n%s", st, n, report.String())
+	}
+
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	stream, err := js.Stream(context.Background(), bus.StreamIncidents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != n {
+		t.Fatalf("stream holds %d incidents after an interrupted run and a re-run, want %d", info.State.Msgs, n)
+	}
+	ids, externals := map[string]bool{}, map[string]bool{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		msg, err := stream.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := msg.Header.Get(jetstream.MsgIDHeader)
+		if ids[id] {
+			t.Errorf("message id %s twice in the stream", id)
+		}
+		ids[id] = true
+		inc, err := events.Decode[events.IncidentClosed](events.TypeIncidentClosed, msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		externals[inc.ExternalID] = true
+	}
+	if len(externals) != n {
+		t.Errorf("stream holds %d distinct incidents, want %d", len(externals), n)
+	}
+}
+
+// syncAlwaysBus connects to a fresh embedded server that fsyncs every write
+// before its PubAck, as the dev stack's does (sync_interval: always).
+func syncAlwaysBus(b *testing.B) *bus.Bus {
+	b.Helper()
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: b.TempDir(), SyncAlways: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	bb, err := bus.Connect(context.Background(), srv.ClientURL(), "cli", zap.NewNop(), bus.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(bb.Close)
+	if err := bb.EnsureTopology(context.Background(), bus.Topology{}); err != nil {
+		b.Fatal(err)
+	}
+	return bb
+}
+
+// BenchmarkImport publishes 1,000 distinct records per iteration (re-runs
+// are deduplicated by the stream, so every iteration gets a fresh server,
+// fsyncing every write as the dev stack does) one
+// at a time (window=1, the old synchronous way) against window=256.
+// Compare records/s.
+func BenchmarkImport(b *testing.B) {
+	const n = 1000
+	records := closedRecords(b, n)
+	cfg := webhook.DefaultConfig()
+	for _, window := range []int{1, importWindow} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			var elapsed time.Duration
+			for range b.N {
+				b.StopTimer()
+				bb := syncAlwaysBus(b)
+				b.StartTimer()
+				start := time.Now()
+				st, err := importRecords(context.Background(), bb, cfg, "servicenow", records, io.Discard, func() {}, window)
+				elapsed += time.Since(start)
+				if err != nil || st.Published != n {
+					b.Fatalf("%+v %v", st, err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "records/s")
+		})
 	}
 }

@@ -3,16 +3,10 @@ package report_test
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
-	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -30,56 +24,13 @@ import (
 	"github.com/afteraction/afteraction/services/report/pades/padestest"
 )
 
-// applyRoles runs deploy/postgres/roles.sql on the database of dsn, as the
-// deployment does, with role names made unique to this test (roles are shared
-// by every database of the server) and the database's own name. It returns
-// the DSNs of the report schema's owner and of the report service's role.
+// applyRoles runs deploy/postgres/roles.sql on the database of dsn (see
+// pgtest.ApplyRoles) and returns the DSNs of the report schema's owner and of
+// the report service's role.
 func applyRoles(t *testing.T, dsn string) (ownerDSN, runtimeDSN string) {
 	t.Helper()
-	script, err := os.ReadFile("../../deploy/postgres/roles.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := strings.TrimPrefix(u.Path, "/")
-	suffix := make([]byte, 4)
-	_, _ = rand.Read(suffix)
-	prefix := "t" + hex.EncodeToString(suffix) + "_"
-	sql := strings.ReplaceAll(string(script), "afteraction_", prefix)
-	sql = strings.ReplaceAll(sql, "DATABASE afteraction", "DATABASE "+db)
-	sql = regexp.MustCompile(`:'[a-z_]+'`).ReplaceAllString(sql, "'test-password'")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatalf("roles.sql: %v", err)
-	}
-	roles := regexp.MustCompile(`CREATE ROLE (\w+)`).FindAllStringSubmatch(sql, -1)
-	t.Cleanup(func() { // before pgtest drops the database: the roles' objects and grants go first
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Logf("drop roles: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		for _, r := range roles {
-			if _, err := conn.Exec(ctx, `DROP OWNED BY `+r[1]+` CASCADE; DROP ROLE `+r[1]); err != nil {
-				t.Logf("drop role %s: %v", r[1], err)
-			}
-		}
-	})
-	as := func(role string) string {
-		v := *u
-		v.User = url.UserPassword(role, "test-password")
-		return v.String()
-	}
-	return as(prefix + "report_owner"), as(prefix + "report")
+	as := pgtest.ApplyRoles(t, dsn, "../../deploy/postgres/roles.sql")
+	return as("report_owner"), as("report")
 }
 
 // TestServiceRoleCannotChangeWhatItWrote runs the service as the role of

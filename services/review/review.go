@@ -346,10 +346,14 @@ func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRe
 	if err != nil {
 		return "", err
 	}
-	if err := tx.Enqueue(ctx, env); err != nil {
-		return "", err
-	}
-	if err := s.enqueueInvitations(ctx, tx, r, people, events.InvitationOpened); err != nil {
+	// review.opened and every invitation go to the outbox in one statement.
+	err = tx.Batched(ctx, func() error {
+		if err := tx.Enqueue(ctx, env); err != nil {
+			return err
+		}
+		return s.enqueueInvitations(ctx, tx, r, people, events.InvitationOpened)
+	})
+	if err != nil {
 		return "", err
 	}
 	if r.Historical {

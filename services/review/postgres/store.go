@@ -146,7 +146,8 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // Tx is a transaction on the store: every write goes through one.
 type Tx struct {
-	tx pgx.Tx
+	tx      pgx.Tx
+	pending *[]pg.OutboxMessage // events collected by Batched
 }
 
 // InTx runs fn in one transaction, committing when it returns nil.
@@ -159,13 +160,36 @@ func (t *Tx) MarkProcessed(ctx context.Context, eventID string) (bool, error) {
 	return pg.MarkProcessed(ctx, t.tx, eventID)
 }
 
-// Enqueue writes env to the outbox, to be published on the subject of its type.
+// Enqueue writes env to the outbox, to be published on the subject of its
+// type; inside Batched it only collects env, written when Batched's fn returns.
 func (t *Tx) Enqueue(ctx context.Context, env events.Envelope) error {
 	subject, err := events.SubjectOf(env.Type)
 	if err != nil {
 		return err
 	}
-	return pg.Enqueue(ctx, t.tx, subject, env)
+	msg := pg.OutboxMessage{Subject: subject, Envelope: env}
+	if t.pending != nil {
+		*t.pending = append(*t.pending, msg)
+		return nil
+	}
+	return pg.EnqueueBatch(ctx, t.tx, []pg.OutboxMessage{msg})
+}
+
+// Batched runs fn collecting every event it enqueues, then writes them all to
+// the outbox with one statement (in enqueue order). Nothing is written when fn
+// fails.
+func (t *Tx) Batched(ctx context.Context, fn func() error) error {
+	if t.pending != nil { // already batching: the outer Batched writes them
+		return fn()
+	}
+	var msgs []pg.OutboxMessage
+	t.pending = &msgs
+	err := fn()
+	t.pending = nil
+	if err != nil {
+		return err
+	}
+	return pg.EnqueueBatch(ctx, t.tx, msgs)
 }
 
 const selectReview = `SELECT review_id::text, incident_id::text, incident_revision, status, required, exercise,
@@ -315,37 +339,80 @@ func (t *Tx) InsertReview(ctx context.Context, r Review) error {
 	return err
 }
 
-const insertParticipant = `INSERT INTO participants (participant_id, review_id, key, name, email, role, position,
+const insertParticipants = `INSERT INTO participants (participant_id, review_id, key, name, email, role, position,
 	added_at, added_by, invited_at)
-VALUES ($1, $2, $3, $4, $5, $6, (SELECT count(*) FROM participants WHERE review_id = $2), $7, $8, $7)
+SELECT p.id, $1, p.key, p.name, p.email, p.role,
+	(SELECT count(*) FROM participants WHERE review_id = $1) + p.ord - 1, $2, p.added_by, $2
+FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+	WITH ORDINALITY AS p(id, key, name, email, role, added_by, ord)
+ORDER BY p.ord
 ON CONFLICT (review_id, key) DO UPDATE SET removed_at = NULL, name = excluded.name, email = excluded.email,
 	role = excluded.role, added_by = excluded.added_by, invited_at = excluded.invited_at,
 	invitation_revoked_at = NULL, invitation_generation = participants.invitation_generation + 1
 WHERE participants.removed_at IS NOT NULL AND excluded.added_by LIKE 'person:%'
-RETURNING participant_id::text, invitation_generation`
+RETURNING key, participant_id::text, invitation_generation`
 
 // AddParticipants invites ps to a review, skipping anyone whose Key is already
 // invited (a removed participant with the same Key is invited again, with a
 // new invitation, only when a person adds them: never by incident or rule), and returns those actually added with their stored ids.
-// AddedBy defaults to "incident".
+// AddedBy defaults to "incident". It takes one statement for all of ps (the
+// first of several with the same Key counts); new participants are positioned
+// in the order of ps after those already there.
 func (t *Tx) AddParticipants(ctx context.Context, reviewID string, at time.Time, ps []Participant) ([]Participant, error) {
-	var added []Participant
-	for _, p := range ps {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	ps = firstOfEachKey(ps)
+	ids, keys, names, emails, roles, addedBy := make([]string, len(ps)), make([]string, len(ps)),
+		make([]string, len(ps)), make([]string, len(ps)), make([]string, len(ps)), make([]string, len(ps))
+	for i, p := range ps {
 		if p.AddedBy == "" {
 			p.AddedBy = "incident"
 		}
-		err := t.tx.QueryRow(ctx, insertParticipant, p.ID, reviewID, p.Key, p.Name, p.Email, string(p.Role), at, p.AddedBy).
-			Scan(&p.ID, &p.Generation)
-		if pg.IsNoRows(err) {
+		ids[i], keys[i], names[i], emails[i], roles[i], addedBy[i] = p.ID, p.Key, p.Name, p.Email, string(p.Role), p.AddedBy
+	}
+	rows, err := t.tx.Query(ctx, insertParticipants, reviewID, at, ids, keys, names, emails, roles, addedBy)
+	if err != nil {
+		return nil, fmt.Errorf("add participants to review %s: %w", reviewID, err)
+	}
+	type stored struct {
+		id         string
+		generation int
+	}
+	byKey := map[string]stored{}
+	var key string
+	var st stored
+	_, err = pgx.ForEachRow(rows, []any{&key, &st.id, &st.generation}, func() error {
+		byKey[key] = st
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add participants to review %s: %w", reviewID, err)
+	}
+	var added []Participant
+	for i, p := range ps {
+		st, ok := byKey[p.Key]
+		if !ok {
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("add participant to review %s: %w", reviewID, err)
-		}
-		p.InvitedAt = at
+		p.ID, p.Generation, p.AddedBy, p.InvitedAt = st.id, st.generation, addedBy[i], at
 		added = append(added, p)
 	}
 	return added, nil
+}
+
+// firstOfEachKey keeps the first participant of each Key: one statement may
+// not insert and then update the same row.
+func firstOfEachKey(ps []Participant) []Participant {
+	seen := make(map[string]bool, len(ps))
+	out := make([]Participant, 0, len(ps))
+	for _, p := range ps {
+		if !seen[p.Key] {
+			seen[p.Key] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 const updateIncident = `UPDATE reviews SET incident_revision = $2, title = $3, severity = $4, incident = $5,
