@@ -61,16 +61,21 @@ const (
 // until none is left, and returns how many rows of each it deleted.
 func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention, now time.Time) (processed, dead int64, err error) {
 	r = r.withDefaults()
-	if processed, err = pruneAll(ctx, pool, pruneProcessed, now.Add(-r.ProcessedEvents), r.Batch); err != nil {
+	if processed, err = PruneBatched(ctx, pool, pruneProcessed, now.Add(-r.ProcessedEvents), r.Batch); err != nil {
 		return processed, 0, fmt.Errorf("prune processed_events: %w", err)
 	}
-	if dead, err = pruneAll(ctx, pool, pruneDeadLetters, now.Add(-r.DeadLetters), r.Batch); err != nil {
+	if dead, err = PruneBatched(ctx, pool, pruneDeadLetters, now.Add(-r.DeadLetters), r.Batch); err != nil {
 		return processed, dead, fmt.Errorf("prune dead_letters: %w", err)
 	}
 	return processed, dead, nil
 }
 
-func pruneAll(ctx context.Context, pool *pgxpool.Pool, sql string, before time.Time, batch int) (int64, error) {
+// PruneBatched runs sql, a DELETE taking (before, batch) that removes at most
+// batch rows older than before, until it removes fewer than batch rows, and
+// returns how many it removed in all. Each statement is its own short
+// transaction, so a first prune of a large table never holds its locks long.
+// Services prune their own tables with it.
+func PruneBatched(ctx context.Context, pool *pgxpool.Pool, sql string, before time.Time, batch int) (int64, error) {
 	var total int64
 	for {
 		tag, err := pool.Exec(ctx, sql, before, batch)

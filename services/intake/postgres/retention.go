@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	pg "github.com/afteraction/afteraction/pkg/postgres"
 )
 
 // Retention says how long intake's own tables keep their rows. The platform
@@ -37,30 +39,14 @@ func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention, now time.Time) 
 		return 0, 0, fmt.Errorf("prune intake tables: batch %d, want at least 1", r.Batch)
 	}
 	if r.Rejects > 0 {
-		if rejects, err = pruneBatched(ctx, pool, pruneRejects, now.Add(-r.Rejects), r.Batch); err != nil {
+		if rejects, err = pg.PruneBatched(ctx, pool, pruneRejects, now.Add(-r.Rejects), r.Batch); err != nil {
 			return rejects, 0, fmt.Errorf("prune rejects: %w", err)
 		}
 	}
 	if r.Inbox > 0 {
-		if inbox, err = pruneBatched(ctx, pool, pruneInbox, now.Add(-r.Inbox), r.Batch); err != nil {
+		if inbox, err = pg.PruneBatched(ctx, pool, pruneInbox, now.Add(-r.Inbox), r.Batch); err != nil {
 			return rejects, inbox, fmt.Errorf("prune inbox: %w", err)
 		}
 	}
 	return rejects, inbox, nil
-}
-
-// pruneBatched runs the DELETE sql (before, batch) until it removes fewer than
-// batch rows; each statement is its own short transaction.
-func pruneBatched(ctx context.Context, pool *pgxpool.Pool, sql string, before time.Time, batch int) (int64, error) {
-	var total int64
-	for {
-		tag, err := pool.Exec(ctx, sql, before, batch)
-		if err != nil {
-			return total, err
-		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < int64(batch) {
-			return total, nil
-		}
-	}
 }
