@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -36,6 +37,10 @@ type Bus struct {
 	// topology is what EnsureTopology was last given (replicas and storage of
 	// the outage bucket).
 	topology Topology
+	// tracer makes the publish and consume spans; traced is false for the
+	// no-op provider (see Options.TracerProvider).
+	tracer trace.Tracer
+	traced bool
 }
 
 // RecordDeadLettersIn makes every consumer of b also record what it
@@ -60,6 +65,10 @@ type Options struct {
 	// afteraction_consumer_backlog{consumer} and the relay's
 	// afteraction_outbox_set_aside(_total).
 	Registerer prometheus.Registerer
+	// TracerProvider, when set, makes every publish and every handled message
+	// a span (see tracing.go); nil records nothing but still passes on the
+	// trace context messages and outbox rows carry.
+	TracerProvider trace.TracerProvider
 }
 
 // Connect dials url as service, reconnecting forever afterwards. It installs an
@@ -126,6 +135,7 @@ func Connect(ctx context.Context, url, service string, log *zap.Logger, o Option
 		}, []string{"consumer"}),
 		outbox: newOutboxMetrics(),
 	}
+	b.tracer, b.traced = tracerOf(o.TracerProvider)
 	if o.Registerer != nil {
 		for _, c := range append([]prometheus.Collector{b.handled, b.relayed, b.backlog}, b.outbox.collectors()...) {
 			if err := o.Registerer.Register(c); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -41,6 +42,9 @@ type Message struct {
 	Prepared any
 
 	msg jetstream.Msg
+	// span is the span of the message's handling (nil when there is nothing
+	// to record or pass on); see Context.
+	span trace.Span
 	// outcome is decided before the handler runs (Prepare failed, or the
 	// message was delivered too often), or else is what the handler returned.
 	outcome error
@@ -167,7 +171,7 @@ func safeCall(ctx context.Context, h Handler, m *Message) (err error) {
 			err = fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
 		}
 	}()
-	return h(ctx, m)
+	return h(m.Context(ctx), m)
 }
 
 func (b *Bus) run(ctx context.Context, cfg ConsumerConfig, h BatchHandler) error {
@@ -355,6 +359,7 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, batch []*Message, 
 	defer cancel()
 	todo := make([]*Message, 0, len(batch))
 	for _, m := range batch {
+		b.startProcess(cfg.Durable, m)
 		if m.outcome == nil {
 			todo = append(todo, m)
 		}
@@ -381,6 +386,7 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, batch []*Message, 
 	defer scancel()
 	for _, m := range batch {
 		b.settle(sctx, cfg, m, m.outcome, log)
+		endProcess(m)
 	}
 }
 

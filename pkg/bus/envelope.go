@@ -23,6 +23,11 @@ const (
 	HeaderTime            = "ce-time"
 	HeaderSubject         = "ce-subject"
 	HeaderDataContentType = "ce-datacontenttype"
+	// HeaderTraceParent and HeaderTraceState carry the CloudEvents
+	// distributed-tracing extension (W3C traceparent and tracestate) of the
+	// span that published the message; see Options.TracerProvider.
+	HeaderTraceParent = "ce-traceparent"
+	HeaderTraceState  = "ce-tracestate"
 	// HeaderDLQReason and friends describe why a message was dead-lettered.
 	HeaderDLQReason    = "afteraction-dlq-reason"
 	HeaderDLQService   = "afteraction-dlq-service"
@@ -37,7 +42,8 @@ const (
 )
 
 // NewMsg encodes env for subject as a NATS message: the data as body, the
-// CloudEvents attributes as percent-encoded ce-* headers and Nats-Msg-Id = ce-id.
+// CloudEvents attributes as percent-encoded ce-* headers (ce-traceparent and
+// ce-tracestate only when env has a trace context) and Nats-Msg-Id = ce-id.
 func NewMsg(subject string, env events.Envelope) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = env.Data
@@ -50,6 +56,12 @@ func NewMsg(subject string, env events.Envelope) *nats.Msg {
 		m.Header.Set(HeaderSubject, encodeHeader(env.Subject))
 	}
 	m.Header.Set(HeaderDataContentType, "application/json")
+	if env.TraceParent != "" {
+		m.Header.Set(HeaderTraceParent, encodeHeader(env.TraceParent))
+		if env.TraceState != "" {
+			m.Header.Set(HeaderTraceState, encodeHeader(env.TraceState))
+		}
+	}
 	m.Header.Set(jetstream.MsgIDHeader, env.ID)
 	return m
 }
@@ -61,14 +73,21 @@ const contentIDPrefix = "sha256:"
 // message without ce-id (a plain JSON publish from outside) gets its
 // Nats-Msg-Id as id, or else "sha256:" and the digest of subject and body;
 // consumers append "@<stream sequence>" to the latter, so a redelivery is
-// recognised while a later publish of the same body is a new event.
+// recognised while a later publish of the same body is a new event. The trace
+// context is ce-traceparent / ce-tracestate, or, from a publisher that sets
+// plain W3C headers, traceparent / tracestate; it is not validated here.
 func EnvelopeOf(subject string, h nats.Header, data []byte) events.Envelope {
 	env := events.Envelope{
-		ID:      decodeHeader(h.Get(HeaderID)),
-		Type:    decodeHeader(h.Get(HeaderType)),
-		Source:  decodeHeader(h.Get(HeaderSource)),
-		Subject: decodeHeader(h.Get(HeaderSubject)),
-		Data:    data,
+		ID:          decodeHeader(h.Get(HeaderID)),
+		Type:        decodeHeader(h.Get(HeaderType)),
+		Source:      decodeHeader(h.Get(HeaderSource)),
+		Subject:     decodeHeader(h.Get(HeaderSubject)),
+		Data:        data,
+		TraceParent: decodeHeader(h.Get(HeaderTraceParent)),
+		TraceState:  decodeHeader(h.Get(HeaderTraceState)),
+	}
+	if env.TraceParent == "" {
+		env.TraceParent, env.TraceState = h.Get("traceparent"), h.Get("tracestate")
 	}
 	if t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderTime)); err == nil {
 		env.Time = t
@@ -88,7 +107,11 @@ func EnvelopeOf(subject string, h nats.Header, data []byte) events.Envelope {
 
 // Publish sends env on subject and waits for JetStream's PubAck. A copy with the
 // same id inside the stream's duplicate window is acknowledged but not stored.
-func (b *Bus) Publish(ctx context.Context, subject string, env events.Envelope) error {
+// The publish is a producer span, a child of ctx's span (or else of env's
+// trace context), whose context the message carries as ce-traceparent.
+func (b *Bus) Publish(ctx context.Context, subject string, env events.Envelope) (err error) {
+	env, span := b.startPublish(ctx, subject, env)
+	defer func() { endSpan(span, err) }()
 	if _, err := b.js.PublishMsg(ctx, NewMsg(subject, env), jetstream.WithMsgID(env.ID)); err != nil {
 		return fmt.Errorf("publish %s %s: %w", subject, env.ID, err)
 	}

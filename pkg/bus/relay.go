@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -133,8 +134,15 @@ func (r *Relay) relayOnce(ctx context.Context, limit int) (int, error) {
 			answered = answered && errors.As(err, &apiErr)
 		}
 		futures := make([]jetstream.PubAckFuture, len(rows))
+		// Each publish is a span, a child of the trace context stored with the row.
+		spans := make([]trace.Span, len(rows))
 		for i, row := range rows {
-			f, err := r.Bus.js.PublishMsgAsync(NewMsg(row.Subject, row.Envelope), jetstream.WithMsgID(row.Envelope.ID))
+			env, span := r.Bus.startPublish(ctx, row.Subject, row.Envelope)
+			spans[i] = span
+			f, err := r.Bus.js.PublishMsgAsync(NewMsg(row.Subject, env), jetstream.WithMsgID(row.Envelope.ID))
+			if err != nil {
+				endSpan(span, err)
+			}
 			switch {
 			case errors.Is(err, nats.ErrMaxPayload):
 				// JetStream will never take it: set it aside rather than retry it forever.
@@ -153,14 +161,17 @@ func (r *Relay) relayOnce(ctx context.Context, limit int) (int, error) {
 			if f == nil {
 				continue
 			}
+			var err error
 			select {
 			case <-f.Ok():
 				ok = append(ok, rows[i].Seq)
-			case err := <-f.Err():
+			case err = <-f.Err():
 				fail(rows[i].Seq, err)
 			case <-wait.Done():
-				fail(rows[i].Seq, fmt.Errorf("no PubAck: %w", wait.Err()))
+				err = fmt.Errorf("no PubAck: %w", wait.Err())
+				fail(rows[i].Seq, err)
 			}
+			endSpan(spans[i], err)
 		}
 		if err := postgres.MarkSent(ctx, tx, ok); err != nil {
 			return err

@@ -1,5 +1,5 @@
 // Package config reads the configuration every afteraction service shares
-// (DATABASE_URL, NATS_*, STREAM_REPLICAS, HTTP_ADDR, API_TOKENS, LOG_*) and
+// (DATABASE_URL, NATS_*, STREAM_REPLICAS, HTTP_ADDR, API_TOKENS, LOG_*, OTEL_*) and
 // offers a Loader that services also use for their own variables, and Main,
 // the whole of a service's main function.
 package config
@@ -18,12 +18,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/pkg/logging"
 	"github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/pkg/tracing"
 )
 
 // Defaults of the common variables that have one.
@@ -55,6 +57,9 @@ type Common struct {
 	// longest a stream keeps a message), DEAD_LETTERS_RETENTION (default 2160h)
 	// and RETENTION_INTERVAL (default 1h).
 	Retention postgres.Retention
+	// Tracing is read from the standard OTEL_* variables (see tracing.LoadConfig);
+	// off unless an OTLP endpoint is set.
+	Tracing tracing.Config
 }
 
 // Loader reads variables through getenv, applies defaults and collects an
@@ -179,6 +184,9 @@ func (l *Loader) Common(defaultHTTPAddr string) Common {
 		}
 	}
 	c.APITokens = tokens
+	tc, err := tracing.LoadConfig(l.getenv)
+	l.Fail(err)
+	c.Tracing = tc
 	return c
 }
 
@@ -203,13 +211,15 @@ func (c Common) Fields() []zap.Field {
 		zap.String("log_level", c.LogLevel),
 		zap.Duration("processed_events_retention", c.Retention.ProcessedEvents),
 		zap.Duration("dead_letters_retention", c.Retention.DeadLetters),
+		zap.String("otlp_traces_endpoint", postgres.Redact(c.Tracing.Endpoint)),
 	}
 }
 
 // BusOptions returns the options to connect to NATS with c's credentials,
-// registering the bus's metrics with reg.
-func (c Common) BusOptions(reg prometheus.Registerer) bus.Options {
-	return bus.Options{User: c.NATSUser, Password: c.NATSPassword, CredsFile: c.NATSCreds, Registerer: reg}
+// registering the bus's metrics with reg and making its spans with tp (see
+// tracing.Setup).
+func (c Common) BusOptions(reg prometheus.Registerer, tp trace.TracerProvider) bus.Options {
+	return bus.Options{User: c.NATSUser, Password: c.NATSPassword, CredsFile: c.NATSCreds, Registerer: reg, TracerProvider: tp}
 }
 
 // Logging returns the log format and level (LOG_FORMAT, LOG_LEVEL).

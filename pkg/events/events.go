@@ -27,6 +27,11 @@ type Envelope struct {
 	Subject string          `json:"subject,omitempty"`
 	Time    time.Time       `json:"time"`
 	Data    json.RawMessage `json:"data"`
+	// TraceParent and TraceState are the CloudEvents distributed-tracing
+	// extension: the W3C trace context of the span that produced the event,
+	// empty when there was none. They are not part of the event's identity.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 // New returns an envelope of type typ holding data marshalled to JSON, with a

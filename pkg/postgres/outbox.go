@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/tracing"
 )
 
 // MarkProcessed records eventID as handled inside tx. It returns false when the
@@ -68,6 +69,9 @@ var ErrEventTooLarge = errors.New("event too large for NATS")
 // EnqueueBatch writes msgs to the outbox inside tx with one INSERT, or one
 // COPY for more than a few dozen. It refuses
 // the whole batch with ErrEventTooLarge when one event exceeds MaxEventBytes.
+// Each row keeps its envelope's trace context (TraceParent, TraceState) or,
+// when the envelope has none, that of the span in ctx, for the relay to
+// continue (see bus.Relay).
 func EnqueueBatch(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 	if len(msgs) == 0 {
 		return nil
@@ -77,14 +81,24 @@ func EnqueueBatch(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 			return fmt.Errorf("enqueue %s %s of %d bytes (at most %d): %w", m.Envelope.Type, m.Envelope.ID, n, MaxEventBytes, ErrEventTooLarge)
 		}
 	}
+	if tc := tracing.FromContext(ctx); tc.Parent != "" {
+		traced := make([]OutboxMessage, len(msgs))
+		for i, m := range msgs {
+			if m.Envelope.TraceParent == "" {
+				m.Envelope.TraceParent, m.Envelope.TraceState = tc.Parent, tc.State
+			}
+			traced[i] = m
+		}
+		msgs = traced
+	}
 	if len(msgs) <= copyThreshold {
 		return insertOutbox(ctx, tx, msgs)
 	}
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"},
-		[]string{"event_id", "subject", "ce_type", "ce_source", "ce_subject", "ce_time", "data"},
+		[]string{"event_id", "subject", "ce_type", "ce_source", "ce_subject", "ce_time", "data", "traceparent", "tracestate"},
 		pgx.CopyFromSlice(len(msgs), func(i int) ([]any, error) {
 			e := msgs[i].Envelope
-			return []any{e.ID, msgs[i].Subject, e.Type, e.Source, e.Subject, e.Time, []byte(e.Data)}, nil
+			return []any{e.ID, msgs[i].Subject, e.Type, e.Source, e.Subject, e.Time, []byte(e.Data), e.TraceParent, e.TraceState}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("enqueue %d outbox events: %w", len(msgs), err)
@@ -102,6 +116,7 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 		ids, subjects, types, sources, subjects2 []string
 		times                                    []time.Time
 		data                                     [][]byte
+		parents, states                          []string
 	}{}
 	for _, m := range msgs {
 		e := m.Envelope
@@ -112,10 +127,12 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, msgs []OutboxMessage) error {
 		cols.subjects2 = append(cols.subjects2, e.Subject)
 		cols.times = append(cols.times, e.Time)
 		cols.data = append(cols.data, []byte(e.Data))
+		cols.parents = append(cols.parents, e.TraceParent)
+		cols.states = append(cols.states, e.TraceState)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, subject, ce_type, ce_source, ce_subject, ce_time, data)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])`,
-		cols.ids, cols.subjects, cols.types, cols.sources, cols.subjects2, cols.times, cols.data)
+	_, err := tx.Exec(ctx, `INSERT INTO outbox (event_id, subject, ce_type, ce_source, ce_subject, ce_time, data, traceparent, tracestate)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[], $8::text[], $9::text[])`,
+		cols.ids, cols.subjects, cols.types, cols.sources, cols.subjects2, cols.times, cols.data, cols.parents, cols.states)
 	if err != nil {
 		return fmt.Errorf("enqueue %d outbox events: %w", len(msgs), err)
 	}
@@ -126,7 +143,8 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 // narrow outbox_pending markers, skipping rows another relay holds (FOR UPDATE
 // SKIP LOCKED). The markers stay locked until tx ends.
 func ClaimOutbox(ctx context.Context, tx pgx.Tx, limit int) ([]OutboxMessage, error) {
-	rows, err := tx.Query(ctx, `SELECT o.id, o.subject, o.event_id, o.ce_type, o.ce_source, o.ce_subject, o.ce_time, o.data
+	rows, err := tx.Query(ctx, `SELECT o.id, o.subject, o.event_id, o.ce_type, o.ce_source, o.ce_subject, o.ce_time, o.data,
+	o.traceparent, o.tracestate
 FROM outbox_pending p JOIN outbox o ON o.id = p.id
 ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED`, limit)
 	if err != nil {
@@ -136,7 +154,7 @@ ORDER BY p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED`, limit)
 		var m OutboxMessage
 		var data []byte
 		err := r.Scan(&m.Seq, &m.Subject, &m.Envelope.ID, &m.Envelope.Type, &m.Envelope.Source,
-			&m.Envelope.Subject, &m.Envelope.Time, &data)
+			&m.Envelope.Subject, &m.Envelope.Time, &data, &m.Envelope.TraceParent, &m.Envelope.TraceState)
 		m.Envelope.Data = data
 		return m, err
 	})
@@ -251,6 +269,19 @@ INSERT INTO outbox_pending (id) SELECT id FROM back`, seqs)
 		return 0, fmt.Errorf("requeue %d outbox rows: %w", len(seqs), err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// SubjectTrace returns the trace context in which the first traced event
+// about subject (a ce-subject: an incident or review id) was written to this
+// schema's outbox, the zero Context when there was none (or it was pruned).
+// Pass it to tracing.Resume to continue that trace.
+func SubjectTrace(ctx context.Context, db Querier, subject string) (tracing.Context, error) {
+	var tc tracing.Context
+	err := db.QueryRow(ctx, `SELECT traceparent, tracestate FROM subject_traces WHERE subject = $1`, subject).Scan(&tc.Parent, &tc.State)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return tc, fmt.Errorf("trace of %s: %w", subject, err)
+	}
+	return tc, nil
 }
 
 // Querier is what the read-only helpers need: a pool, a connection or a transaction.

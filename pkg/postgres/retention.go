@@ -54,15 +54,21 @@ const (
 	SELECT ctid FROM processed_events WHERE handled_at < $1 LIMIT $2)`
 	pruneDeadLetters = `DELETE FROM dead_letters WHERE id IN (
 	SELECT id FROM dead_letters WHERE dead_at < $1 LIMIT $2)`
+	pruneSubjectTraces = `DELETE FROM subject_traces WHERE subject IN (
+	SELECT subject FROM subject_traces WHERE created_at < $1 LIMIT $2)`
 )
 
-// Prune deletes, in the schema of pool, the processed_events handled and the
-// dead_letters recorded before now minus their retention, a batch at a time
+// Prune deletes, in the schema of pool, the processed_events handled (and the
+// subject_traces recorded) and the dead_letters recorded before now minus their retention, a batch at a time
 // until none is left, and returns how many rows of each it deleted.
 func Prune(ctx context.Context, pool *pgxpool.Pool, r Retention, now time.Time) (processed, dead int64, err error) {
 	r = r.withDefaults()
 	if processed, err = PruneBatched(ctx, pool, pruneProcessed, now.Add(-r.ProcessedEvents), r.Batch); err != nil {
 		return processed, 0, fmt.Errorf("prune processed_events: %w", err)
+	}
+	// A subject's trace is kept as long as the events about it are remembered.
+	if _, err = PruneBatched(ctx, pool, pruneSubjectTraces, now.Add(-r.ProcessedEvents), r.Batch); err != nil {
+		return processed, 0, fmt.Errorf("prune subject_traces: %w", err)
 	}
 	if dead, err = PruneBatched(ctx, pool, pruneDeadLetters, now.Add(-r.DeadLetters), r.Batch); err != nil {
 		return processed, dead, fmt.Errorf("prune dead_letters: %w", err)

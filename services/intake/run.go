@@ -11,12 +11,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/config"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/pkg/tracing"
 	"github.com/afteraction/afteraction/services/intake/postgres"
 	"github.com/afteraction/afteraction/services/intake/webhook"
 )
@@ -111,6 +113,9 @@ type Deps struct {
 	Log *zap.Logger
 	// Listener, when set, is used instead of listening on Config.HTTPAddr.
 	Listener net.Listener
+	// TracerProvider, when set, records the service's spans instead of the
+	// provider the OTEL_* variables configure (tests).
+	TracerProvider trace.TracerProvider
 }
 
 // Run runs intake until ctx is cancelled: it migrates its schema, ensures the
@@ -133,6 +138,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		auth = openGuard
 	}
 
+	cfg.Tracing.Provider = deps.TracerProvider
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "intake", log)
+	if err != nil {
+		return fmt.Errorf("intake: %w", err)
+	}
+	defer stopTracing()
+
 	pool, err := pg.Open(ctx, cfg.DatabaseURL, postgres.Schema)
 	if err != nil {
 		return fmt.Errorf("intake: %w", err)
@@ -146,7 +158,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
 		return fmt.Errorf("intake: register go metrics: %w", err)
 	}
-	b, err := bus.Connect(ctx, cfg.NATSURL, "intake", log, cfg.BusOptions(reg))
+	b, err := bus.Connect(ctx, cfg.NATSURL, "intake", log, cfg.BusOptions(reg, tp))
 	if err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
@@ -182,7 +194,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		func(ctx context.Context) error {
 			return b.ConsumeBatch(ctx, incidentsClosedConsumer(cfg.BatchSize), svc.HandleClosed)
 		},
-		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, tracing.HTTP(tp, handler), log) },
 		func(ctx context.Context) error { return pg.RunRetention(ctx, pool, cfg.Retention, log) },
 		func(ctx context.Context) error {
 			return runRetention(ctx, pool, cfg.IntakeRetention, cfg.Retention.Every, log)

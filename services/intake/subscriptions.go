@@ -72,6 +72,7 @@ func (s *Service) HandleClosed(ctx context.Context, ms []*bus.Message) []error {
 			}
 		}
 		msg.ReceivedAt = now
+		msg.Trace = m.Trace()
 		msgs[i] = msg
 		keep = append(keep, i)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/bus"
@@ -19,6 +20,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/pkg/tracing"
 	"github.com/afteraction/afteraction/services/notify/postgres"
 )
 
@@ -142,6 +144,9 @@ type Deps struct {
 	Log *zap.Logger
 	// Listener, when set, is served instead of listening on HTTPAddr (tests pass 127.0.0.1:0).
 	Listener net.Listener
+	// TracerProvider, when set, records the service's spans instead of the
+	// provider the OTEL_* variables configure (tests).
+	TracerProvider trace.TracerProvider
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// HTTPClient posts chat webhooks (default: a client with a 15s timeout).
@@ -168,6 +173,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		log.Warn("NOTIFY_SMTP_HOST is not set: mail is disabled and every mail delivery is recorded dead")
 	}
 
+	cfg.Tracing.Provider = deps.TracerProvider
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "notify", log)
+	if err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	defer stopTracing()
+
 	pool, err := pg.Open(ctx, cfg.DatabaseURL, postgres.Schema)
 	if err != nil {
 		return err
@@ -181,7 +193,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	b, err := bus.Connect(ctx, cfg.NATSURL, "notify", log, cfg.BusOptions(reg))
+	b, err := bus.Connect(ctx, cfg.NATSURL, "notify", log, cfg.BusOptions(reg, tp))
 	if err != nil {
 		return err
 	}
@@ -216,7 +228,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		func(ctx context.Context) error { return svc.Subscribe(ctx, b) },
 		func(ctx context.Context) error { return svc.RunSender(ctx, cfg.Poll) },
 		func(ctx context.Context) error { return svc.RunReminders(ctx, cfg.ReminderInterval) },
-		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, tracing.HTTP(tp, handler), log) },
 		func(ctx context.Context) error { return pg.RunRetention(ctx, pool, cfg.Retention, log) },
 	)
 	log.Info("stopped", zap.Error(err))

@@ -16,12 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/config"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/pkg/tracing"
 	"github.com/afteraction/afteraction/services/report/pades"
 	"github.com/afteraction/afteraction/services/report/pdf"
 	reportpg "github.com/afteraction/afteraction/services/report/postgres"
@@ -160,6 +162,9 @@ type Deps struct {
 	Log *zap.Logger
 	// Listener, when set, is served instead of listening on HTTPAddr.
 	Listener net.Listener
+	// TracerProvider, when set, records the service's spans instead of the
+	// provider the OTEL_* variables configure (tests).
+	TracerProvider trace.TracerProvider
 	// Objects, when set, stores the report PDFs instead of the JetStream
 	// object store (tests pass one that holds a render in flight).
 	Objects ObjectStore
@@ -180,6 +185,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err := migrate(ctx, cfg); err != nil {
 		return err
 	}
+	cfg.Tracing.Provider = deps.TracerProvider
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, ServiceName, log)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	defer stopTracing()
+
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, reportpg.Schema)
 	if err != nil {
 		return err
@@ -209,7 +221,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(NewProgrammeCollector(store, log))
 
-	b, err := bus.Connect(ctx, cfg.NATSURL, ServiceName, log, cfg.BusOptions(reg))
+	b, err := bus.Connect(ctx, cfg.NATSURL, ServiceName, log, cfg.BusOptions(reg, tp))
 	if err != nil {
 		return err
 	}
@@ -258,7 +270,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		workers = append(workers, func(ctx context.Context) error { return b.ConsumeInTx(ctx, sub.Config, pool, sub.Handler) })
 	}
 	workers = append(workers, func(ctx context.Context) error {
-		return httpapi.Serve(ctx, ln, httpapi.Logged(mux, log), log)
+		return httpapi.Serve(ctx, ln, tracing.HTTP(tp, httpapi.Logged(mux, log)), log)
 	})
 	workers = append(workers, func(ctx context.Context) error { return postgres.RunRetention(ctx, pool, cfg.Retention, log) })
 	err = relay.RunAlongside(ctx, workers...)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/tracing"
 	"github.com/afteraction/afteraction/services/review/postgres"
 )
 
@@ -117,6 +118,14 @@ func (s *Service) Complete(ctx context.Context, reviewID string, req CompleteReq
 // complete completes a review in status from with outcome req and sign-off
 // so, in one transaction with the review.completed it enqueues.
 func (s *Service) complete(ctx context.Context, reviewID string, req CompleteRequest, so postgres.SignOff, from string) (events.ReviewCompleted, error) {
+	// The completion, however long after the review opened, joins the
+	// incident's trace, linked to the request that completed it.
+	tc, err := s.store.Trace(ctx, reviewID)
+	if err != nil {
+		return events.ReviewCompleted{}, err
+	}
+	ctx, span := tracing.Resume(ctx, "complete review", tc)
+	defer span.End()
 	r, err := s.store.Review(ctx, reviewID)
 	if err != nil {
 		return events.ReviewCompleted{}, err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/bus"
@@ -19,6 +20,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/pkg/tracing"
 	"github.com/afteraction/afteraction/services/review/postgres"
 )
 
@@ -149,6 +151,9 @@ type Deps struct {
 	Log *zap.Logger
 	// Listener, when set, is served instead of listening on HTTPAddr (tests pass 127.0.0.1:0).
 	Listener net.Listener
+	// TracerProvider, when set, records the service's spans instead of the
+	// provider the OTEL_* variables configure (tests).
+	TracerProvider trace.TracerProvider
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -166,6 +171,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	log := deps.Log.Named("review")
 	log.Info("starting", cfg.fields()...)
 
+	cfg.Tracing.Provider = deps.TracerProvider
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, "review", log)
+	if err != nil {
+		return fmt.Errorf("review: %w", err)
+	}
+	defer stopTracing()
+
 	pool, err := pg.Open(ctx, cfg.DatabaseURL, postgres.Schema)
 	if err != nil {
 		return err
@@ -182,7 +194,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	b, err := bus.Connect(ctx, cfg.NATSURL, "review", log, cfg.BusOptions(reg))
+	b, err := bus.Connect(ctx, cfg.NATSURL, "review", log, cfg.BusOptions(reg, tp))
 	if err != nil {
 		return err
 	}
@@ -220,7 +232,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		func(ctx context.Context) error {
 			return svc.RunReminders(ctx, min(5*time.Second, cfg.ReminderInterval), cfg.ReminderInterval)
 		},
-		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, tracing.HTTP(tp, handler), log) },
 		func(ctx context.Context) error { return pg.RunRetention(ctx, pool, cfg.Retention, log) },
 	)
 	log.Info("stopped", zap.Error(err))

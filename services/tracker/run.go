@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/bus"
@@ -16,6 +17,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	"github.com/afteraction/afteraction/pkg/logging"
 	"github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/pkg/tracing"
 	store "github.com/afteraction/afteraction/services/tracker/postgres"
 )
 
@@ -120,6 +122,9 @@ type Deps struct {
 	Log *zap.Logger
 	// Listener, when set, serves HTTP instead of listening on HTTPAddr (tests pass 127.0.0.1:0).
 	Listener net.Listener
+	// TracerProvider, when set, records the service's spans instead of the
+	// provider the OTEL_* variables configure (tests).
+	TracerProvider trace.TracerProvider
 	// Now is the clock (time.Now when nil); tests move it to exercise due dates.
 	Now func() time.Time
 }
@@ -140,6 +145,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	log = log.Named(ServiceName)
 	log.Info("starting", cfg.fields()...)
 
+	cfg.Tracing.Provider = deps.TracerProvider
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, ServiceName, log)
+	if err != nil {
+		return fmt.Errorf("tracker: %w", err)
+	}
+	defer stopTracing()
+
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, store.Schema)
 	if err != nil {
 		return err
@@ -156,7 +168,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return err
 	}
-	b, err := bus.Connect(ctx, cfg.NATSURL, ServiceName, log, cfg.BusOptions(reg))
+	b, err := bus.Connect(ctx, cfg.NATSURL, ServiceName, log, cfg.BusOptions(reg, tp))
 	if err != nil {
 		return err
 	}
@@ -194,7 +206,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 			return svc.runOverdue(ctx, cfg.OverdueDelay, cfg.OverdueInterval, cfg.DigestWeekday)
 		},
 		func(ctx context.Context) error { return svc.runDeliveries(ctx, cfg.Delivery) },
-		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
+		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, tracing.HTTP(tp, handler), log) },
 	)
 	workers = append(workers, func(ctx context.Context) error { return postgres.RunRetention(ctx, pool, cfg.Retention, log) })
 	err = relay.RunAlongside(ctx, workers...)

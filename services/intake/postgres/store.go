@@ -23,6 +23,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/pkg/tracing"
 )
 
 // Schema is the Postgres schema intake owns.
@@ -64,6 +65,9 @@ type Message struct {
 	Raw      []byte
 	Accepted *Revision
 	Rejected *Rejection
+	// Trace is the trace context of the message's handling; the event made
+	// from it joins that trace (zero: the trace of Apply's context, if any).
+	Trace tracing.Context
 }
 
 // Revision is a valid incident in canonical form.
@@ -259,6 +263,7 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, msgs []Message) ([]Result,
 			if err != nil {
 				return nil, err
 			}
+			ev.Envelope.TraceParent, ev.Envelope.TraceState = m.Trace.Parent, m.Trace.State
 			rejects = append(rejects, row)
 			outbox = append(outbox, ev)
 			results[i] = Result{Outcome: Rejected, RejectID: row.id, ReusedID: results[i].ReusedID}
@@ -282,6 +287,7 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, msgs []Message) ([]Result,
 		if err != nil {
 			return nil, err
 		}
+		ev.Envelope.TraceParent, ev.Envelope.TraceState = m.Trace.Parent, m.Trace.State
 		outbox = append(outbox, ev)
 		outcome := Registered
 		if cur.revision > 1 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
+	"github.com/afteraction/afteraction/pkg/tracing"
 )
 
 // Schema is the Postgres schema the review service owns.
@@ -143,6 +144,12 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // Ping checks that the database answers (for readiness probes).
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Trace returns the trace context the review's first event was written in
+// (the incident's trace), the zero Context when it was not traced.
+func (s *Store) Trace(ctx context.Context, reviewID string) (tracing.Context, error) {
+	return pg.SubjectTrace(ctx, s.pool, reviewID)
+}
 
 // Tx is a transaction on the store: every write goes through one.
 type Tx struct {
