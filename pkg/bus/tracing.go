@@ -35,7 +35,9 @@ func (m *Message) Context(ctx context.Context) context.Context {
 // the one m arrived with), the zero Context when there is none. A batch
 // handler that builds events for several messages at once stores it in each
 // event's envelope (TraceParent, TraceState) so the event joins its message's trace.
-func (m *Message) Trace() tracing.Context { return tracing.FromContext(m.Context(context.Background())) }
+func (m *Message) Trace() tracing.Context {
+	return tracing.FromContext(m.Context(context.Background()))
+}
 
 // tracerOf returns the bus's tracer for tp and whether it records anything.
 func tracerOf(tp trace.TracerProvider) (trace.Tracer, bool) {
