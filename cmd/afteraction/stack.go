@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -59,6 +60,9 @@ type StackConfig struct {
 	MailSMTPPort, MailUIPort int
 	// MailDir, when set, keeps mailpit's messages instead of StoreDir/mailpit.
 	MailDir string
+	// TracerProvider, when set, records every service's spans (tests);
+	// otherwise each service sets up its own from the OTEL_* variables.
+	TracerProvider trace.TracerProvider
 }
 
 // Stack is a running single-process pipeline.
@@ -153,11 +157,11 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		name string
 		run  func(context.Context) error
 	}{
-		{"intake", runner(getenvOf("intake"), intake.LoadConfig, intake.Run, intake.Deps{Log: log.Named("intake"), Listener: listeners["intake"]})},
-		{"review", runner(getenvOf("review"), review.LoadConfig, review.Run, review.Deps{Log: log.Named("review"), Listener: listeners["review"]})},
-		{"report", runner(getenvOf("report"), report.LoadConfig, report.Run, report.Deps{Log: log.Named("report"), Listener: listeners["report"]})},
-		{"tracker", runner(getenvOf("tracker"), tracker.LoadConfig, tracker.Run, tracker.Deps{Log: log.Named("tracker"), Listener: listeners["tracker"]})},
-		{"notify", runner(getenvOf("notify"), notify.LoadConfig, notify.Run, notify.Deps{Log: log.Named("notify"), Listener: listeners["notify"]})},
+		{"intake", runner(getenvOf("intake"), intake.LoadConfig, intake.Run, intake.Deps{Log: log.Named("intake"), Listener: listeners["intake"], TracerProvider: cfg.TracerProvider})},
+		{"review", runner(getenvOf("review"), review.LoadConfig, review.Run, review.Deps{Log: log.Named("review"), Listener: listeners["review"], TracerProvider: cfg.TracerProvider})},
+		{"report", runner(getenvOf("report"), report.LoadConfig, report.Run, report.Deps{Log: log.Named("report"), Listener: listeners["report"], TracerProvider: cfg.TracerProvider})},
+		{"tracker", runner(getenvOf("tracker"), tracker.LoadConfig, tracker.Run, tracker.Deps{Log: log.Named("tracker"), Listener: listeners["tracker"], TracerProvider: cfg.TracerProvider})},
+		{"notify", runner(getenvOf("notify"), notify.LoadConfig, notify.Run, notify.Deps{Log: log.Named("notify"), Listener: listeners["notify"], TracerProvider: cfg.TracerProvider})},
 	}
 	for _, svc := range start {
 		g.Go(func() error {
