@@ -1,6 +1,9 @@
 // Package schemas embeds afteraction's event contract: a JSON Schema (draft
 // 2020-12) for every event type at events/<ce-type>.json, and examples at
-// events/examples/<ce-type>[.<variant>].example.json.
+// events/examples/<ce-type>[.<variant>].example.json. The schemas describe the
+// data alone; the CloudEvents attributes, including the distributed-tracing
+// extension (ce-traceparent, ce-tracestate), travel as NATS headers (see
+// docs/ARCHITECTURE.md, "Event contract").
 package schemas
 
 import (
