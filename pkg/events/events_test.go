@@ -411,6 +411,12 @@ func TestSubjectOf(t *testing.T) {
 			}
 			continue
 		}
+		if typ == TypeBridgeDeliveryFailed {
+			if err == nil {
+				t.Errorf("SubjectOf(%s) = %q, want an error for a dead-letter type", typ, subject)
+			}
+			continue
+		}
 		if private := privateSubjects[typ]; private != "" {
 			if subject != private || err != nil || !strings.HasPrefix(subject, "notify.") {
 				t.Errorf("SubjectOf(%s) = %q, %v; want %q in the private NOTIFY stream", typ, subject, err, private)

@@ -142,3 +142,22 @@ func ValidEmail(addr string) bool {
 	at := strings.LastIndexByte(addr, '@')
 	return err == nil && a.Address == addr && at > 0 && strings.Contains(addr[at+1:], ".") && !strings.HasSuffix(addr, ".")
 }
+
+// TypeBridgeDeliveryFailed is the ce-type of the DLQ copy of an action
+// delivery a remote tracker refused for good; the tracker writes it on
+// dlq.tracker.bridge.<bridge>.
+const TypeBridgeDeliveryFailed = "afteraction.bridge.delivery_failed.v1"
+
+// BridgeDeliveryFailed is an action delivery a bridge's remote refused for
+// good (afteraction.bridge.delivery_failed.v1).
+type BridgeDeliveryFailed struct {
+	ID         int64     `json:"id"`
+	ActionID   string    `json:"action_id"`
+	Bridge     string    `json:"bridge"`
+	Intent     string    `json:"intent"`
+	Version    int64     `json:"version"`
+	HTTPStatus int       `json:"http_status"`
+	Message    string    `json:"message"`
+	Attempts   int       `json:"attempts"`
+	FailedAt   time.Time `json:"failed_at"`
+}
