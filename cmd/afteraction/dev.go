@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/afteraction/afteraction/pkg/logging"
+	"github.com/afteraction/afteraction/pkg/tracing"
 )
 
 func runDev(ctx context.Context, args []string) error {
@@ -54,8 +55,9 @@ func runDev(ctx context.Context, args []string) error {
   token     %s  (admin; set AFTERACTION_TOKEN to choose it)
   console   %s/console  sign in as "facilitator" or "approver" with password %q
             (set AFTERACTION_CONSOLE_PASSWORD to choose it)
+  tracing   %s
 `, stack.NATSURL, *store, stack.URLs["intake"], stack.URLs["review"], stack.URLs["report"], stack.URLs["tracker"],
-		stack.URLs["notify"], mailLine(stack), devToken(), stack.URLs["review"], stack.ConsolePassword)
+		stack.URLs["notify"], mailLine(stack), devToken(), stack.URLs["review"], stack.ConsolePassword, tracingLine())
 	select {
 	case <-ctx.Done():
 	case <-waitErr(stack):
@@ -70,6 +72,22 @@ func mailLine(s *Stack) string {
 		return s.MailURL + "  (mailpit: every mail notify sent; SMTP on the port notify uses)"
 	}
 	return "NOT RUNNING: " + s.MailNote
+}
+
+// tracingLine says where the services send their spans; each reads the
+// OTEL_* variables itself (a wrong one stops the stack with its name).
+func tracingLine() string {
+	cfg, err := tracing.LoadConfig(os.Getenv)
+	switch {
+	case err != nil:
+		return "misconfigured: " + err.Error()
+	case !cfg.Enabled():
+		return "off (set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318, to export spans)"
+	}
+	if cfg.ServiceName != "" {
+		return "OTLP/HTTP to " + cfg.Endpoint + " (all five as " + cfg.ServiceName + ": unset OTEL_SERVICE_NAME to tell them apart)"
+	}
+	return "OTLP/HTTP to " + cfg.Endpoint + " (as afteraction-intake, afteraction-review, ...)"
 }
 
 func devToken() string { return envOr("AFTERACTION_TOKEN", "dev-admin-token") }

@@ -74,6 +74,8 @@ func TestServiceRoleCannotChangeWhatItWrote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Traced: the outbox trigger records the report's trace as this role too.
+	ev.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	r.publish(ev, ev.ID)
 	servicetest.Eventually(t, "report.published", func() bool { return len(r.published()) == 1 })
 	reportID := report.ReportIDFor(rv.IncidentID)
@@ -93,6 +95,10 @@ func TestServiceRoleCannotChangeWhatItWrote(t *testing.T) {
 	var entries int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM custody_log`).Scan(&entries); err != nil || entries != 4 {
 		t.Fatalf("custody entries written as the service role: %d (%v), want rendered, rendered (redacted), published, downloaded", entries, err)
+	}
+	var traced int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM subject_traces WHERE traceparent LIKE '00-4bf92f3577b34da6a3ce929d0e0e4736-%'`).Scan(&traced); err != nil || traced != 1 {
+		t.Errorf("subject_traces rows of the event's trace written as the service role: %d (%v), want 1", traced, err)
 	}
 	var denied []string
 	for _, table := range []string{"report_versions", "custody_log", "signing_keys", "signing_certificates"} {
