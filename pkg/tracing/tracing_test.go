@@ -1,7 +1,9 @@
 package tracing_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -148,5 +150,45 @@ func TestResumeJoinsTheStoredTraceAndLinksTheRequest(t *testing.T) {
 	}
 	if len(got.Links()) != 1 || got.Links()[0].SpanContext.SpanID() != req.SpanContext().SpanID() {
 		t.Errorf("links %v, want the request span", got.Links())
+	}
+}
+
+// With an endpoint, spans are posted over OTLP/HTTP, named for the service,
+// and stop flushes what is still batched.
+func TestSetupExportsOverOTLPHTTP(t *testing.T) {
+	t.Parallel()
+	type post struct {
+		path, contentType string
+		body              []byte
+	}
+	posts := make(chan post, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		posts <- post{r.URL.Path, r.Header.Get("Content-Type"), body}
+	}))
+	defer srv.Close()
+	cfg, err := tracing.LoadConfig(env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, stop, err := tracing.Setup(context.Background(), cfg, "intake", zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tp.Tracer("t").Start(context.Background(), "registered an incident")
+	span.End()
+	stop()
+	select {
+	case p := <-posts:
+		if p.path != "/v1/traces" || p.contentType != "application/x-protobuf" {
+			t.Errorf("posted %s as %s, want /v1/traces as application/x-protobuf", p.path, p.contentType)
+		}
+		for _, want := range []string{"afteraction-intake", "registered an incident"} {
+			if !bytes.Contains(p.body, []byte(want)) {
+				t.Errorf("the export lacks %q", want)
+			}
+		}
+	default:
+		t.Fatal("nothing was exported by the time stop returned")
 	}
 }
