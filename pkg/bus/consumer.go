@@ -63,7 +63,8 @@ func (m *Message) InProgress() error {
 // Permanent sends it to the DLQ and terminates it; any other error naks it with
 // a back-off delay until MaxDeliver, after which it goes to the DLQ. A handler
 // must commit its work (and record the event id in processed_events) before
-// returning nil: the ack follows the return.
+// returning nil: the ack follows the return. Its ctx carries the span of m's
+// handling (see Message.Context), so the events it enqueues join m's trace.
 type Handler func(ctx context.Context, m *Message) error
 
 // BatchHandler handles up to BatchSize messages at once, typically in one
