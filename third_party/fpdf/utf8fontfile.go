@@ -60,6 +60,11 @@ type utf8FontFile struct {
 	DefaultWidth         float64
 	symbolData           map[int]map[string][]int
 	CodeSymbolDictionary map[int]int
+
+	// Set by prepareCut, read-only afterwards (afteraction patch).
+	cutPrepared  bool
+	locaFormat   int
+	metricsCount int
 }
 
 type tableDescription struct {
@@ -631,45 +636,63 @@ func (utf *utf8FontFile) generateCMAPTable(cidSymbolPairCollection map[int]int, 
 	return cmapstr
 }
 
-// GenerateCutFont fill utf8FontFile from .utf file, only with runes from usedRunes
-func (utf *utf8FontFile) GenerateCutFont(usedRunes map[int]int) []byte {
+// prepareCut reads, once per font, what every subset of it needs: the table
+// directory, the loca format, the number of horizontal metrics, the cmap
+// (rune to glyph) and the glyph offsets (loca). GenerateCutFont only reads
+// them. It reports false when the font has no Unicode cmap (afteraction patch:
+// this was the first half of GenerateCutFont, which also re-read the hmtx
+// widths into CharWidths, which nothing reads after the font is added).
+func (utf *utf8FontFile) prepareCut() bool {
 	utf.fileReader.readerPosition = 0
 	utf.symbolPosition = make([]int, 0)
 	utf.charSymbolDictionary = make(map[int]int)
 	utf.tableDescriptions = make(map[string]*tableDescription)
-	utf.outTablesData = make(map[string][]byte)
-	utf.Ascent = 0
-	utf.Descent = 0
 	utf.skip(4)
-	utf.LastRune = 0
 	utf.generateTableDescriptions()
 
 	utf.SeekTable("head")
 	utf.skip(50)
-	LocaFormat := utf.readUint16()
+	utf.locaFormat = utf.readUint16()
 
 	utf.SeekTable("hhea")
 	utf.skip(34)
-	metricsCount := utf.readUint16()
-	oldMetrics := metricsCount
+	utf.metricsCount = utf.readUint16()
 
 	utf.SeekTable("maxp")
 	utf.skip(4)
 	numSymbols := utf.readUint16()
 
-	symbolCharDictionary := utf.generateCMAP()
-	if symbolCharDictionary == nil {
+	if utf.generateCMAP() == nil {
+		return false
+	}
+	utf.parseLOCATable(utf.locaFormat, numSymbols)
+	utf.cutPrepared = true
+	return true
+}
+
+// cutter returns a copy of utf for GenerateCutFont, which changes the font it
+// is called on: the copy reads the same bytes with a reader of its own and
+// shares the tables prepareCut read (afteraction patch).
+func (utf *utf8FontFile) cutter() *utf8FontFile {
+	c := *utf
+	c.fileReader = &fileReader{array: utf.fileReader.array}
+	return &c
+}
+
+// GenerateCutFont fill utf8FontFile from .utf file, only with runes from usedRunes
+func (utf *utf8FontFile) GenerateCutFont(usedRunes map[int]int) []byte {
+	if !utf.cutPrepared && !utf.prepareCut() {
 		return nil
 	}
-
-	utf.parseHMTXTable(metricsCount, numSymbols, symbolCharDictionary, 1.0)
-
-	utf.parseLOCATable(LocaFormat, numSymbols)
+	utf.outTablesData = make(map[string][]byte)
+	utf.LastRune = 0
+	LocaFormat := utf.locaFormat
+	oldMetrics := utf.metricsCount
 
 	cidSymbolPairCollection, symbolArray, symbolCollection, symbolCollectionKeys := utf.parseSymbols(usedRunes)
 
-	metricsCount = len(symbolCollection)
-	numSymbols = metricsCount
+	metricsCount := len(symbolCollection)
+	numSymbols := metricsCount
 
 	utf.setOutTable("name", utf.getTableData("name"))
 	utf.setOutTable("cvt ", utf.getTableData("cvt "))

@@ -27,11 +27,18 @@ func (pool *xmempool) compress(data []byte) *membuffer {
 	buf := &mem.buf
 	buf.Grow(len(data))
 
-	zw, err := zlib.NewWriterLevel(buf, zlib.BestSpeed)
-	if err != nil {
-		panic(fmt.Errorf("could not create zlib writer: %w", err))
+	zw := mem.zw
+	if zw == nil {
+		var err error
+		zw, err = zlib.NewWriterLevel(buf, zlib.BestSpeed)
+		if err != nil {
+			panic(fmt.Errorf("could not create zlib writer: %w", err))
+		}
+		mem.zw = zw
+	} else {
+		zw.Reset(buf)
 	}
-	_, err = zw.Write(data)
+	_, err := zw.Write(data)
 	if err != nil {
 		panic(fmt.Errorf("could not zlib-compress slice: %w", err))
 	}
@@ -63,6 +70,9 @@ func (pool *xmempool) uncompress(data []byte) (*membuffer, error) {
 
 type membuffer struct {
 	buf bytes.Buffer
+	// zw is kept with the buffer, so that compress allocates a zlib writer
+	// (~850 KB) only when the pool makes a new buffer (afteraction patch).
+	zw *zlib.Writer
 }
 
 func (mem *membuffer) bytes() []byte { return mem.buf.Bytes() }

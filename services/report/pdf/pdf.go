@@ -69,20 +69,28 @@ type Output struct {
 // Renderer renders reports. It is safe for concurrent use; create one per
 // process and reuse it.
 type Renderer struct {
-	regular, bold []byte
-	family        string // "" means the registered Go fonts
+	regular, bold *fpdf.UTF8Font // parsed once, shared by every document
+	family        string         // "" means the Go fonts above
 	cover         coverage
 	writers       zlibWriters
 }
 
-// NewRenderer returns a Renderer using the Go fonts (Latin, Greek, Cyrillic).
-// It fails only if the embedded fonts cannot be parsed.
+// NewRenderer returns a Renderer using the Go fonts (Latin, Greek, Cyrillic),
+// parsed once here. It fails only if the embedded fonts cannot be parsed.
 func NewRenderer() (*Renderer, error) {
 	cov, err := newCoverage(goregular.TTF, gobold.TTF)
 	if err != nil {
 		return nil, fmt.Errorf("font coverage: %w", err)
 	}
-	return &Renderer{regular: goregular.TTF, bold: gobold.TTF, cover: cov, writers: newZlibWriters()}, nil
+	regular, err := fpdf.ParseUTF8Font(goregular.TTF)
+	if err != nil {
+		return nil, fmt.Errorf("parse Go regular font: %w", err)
+	}
+	bold, err := fpdf.ParseUTF8Font(gobold.TTF)
+	if err != nil {
+		return nil, fmt.Errorf("parse Go bold font: %w", err)
+	}
+	return &Renderer{regular: regular, bold: bold, cover: cov, writers: newZlibWriters()}, nil
 }
 
 // newCoreFontRenderer draws with the PDF core font Helvetica and ASCII only.
@@ -140,8 +148,8 @@ func (r *Renderer) newDoc(in Input) *doc {
 	family := r.family
 	if family == "" {
 		family = "go"
-		f.AddUTF8FontFromBytes(family, "", r.regular)
-		f.AddUTF8FontFromBytes(family, "B", r.bold)
+		f.AddUTF8FontParsed(family, "", r.regular)
+		f.AddUTF8FontParsed(family, "B", r.bold)
 	}
 	d := &doc{f: f, in: in, rv: &in.Review, family: family, cov: r.cover}
 	created := in.GeneratedAt.UTC()
