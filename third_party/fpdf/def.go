@@ -850,6 +850,7 @@ type fontDefType struct {
 	i            string        // 1-based position in font list, set by font loader, not this program
 	utf8File     *utf8FontFile // UTF-8 font
 	usedRunes    map[int]int   // Array of used runes
+	subsets      *utf8Subsets  // cut subsets of a shared UTF-8 font (afteraction patch)
 }
 
 // generateFontID generates a font Id from the font definition
