@@ -3,7 +3,6 @@ package pdf
 import (
 	"bytes"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -110,24 +109,17 @@ func TestRenderConcurrentlySharesFonts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*len(inputs))
+	var renders []func() error
 	for range 2 {
 		for i, in := range inputs {
-			wg.Go(func() {
+			renders = append(renders, func() error {
 				out, err := shared.Render(in)
 				if err == nil && !bytes.Equal(out.PDF, want[i]) {
 					err = fmt.Errorf("document %d rendered concurrently differs from the same rendered alone", i)
 				}
-				errs <- err
+				return err
 			})
 		}
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	concurrently(t, renders...)
 }

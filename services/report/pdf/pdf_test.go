@@ -233,20 +233,29 @@ func TestRenderConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 8 {
-		wg.Go(func() {
+	renders := make([]func() error, 8)
+	for i := range renders {
+		renders[i] = func() error {
 			got, err := renderer(t).Render(in)
 			if err == nil && !bytes.Equal(got.PDF, want.PDF) {
 				err = errors.New("concurrent render differs")
 			}
-			errs <- err
-		})
+			return err
+		}
+	}
+	concurrently(t, renders...)
+}
+
+// concurrently runs fns in goroutines of their own and reports their errors.
+func concurrently(t *testing.T, fns ...func() error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		wg.Go(func() { errs[i] = fn() })
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range errs {
 		if err != nil {
 			t.Error(err)
 		}
