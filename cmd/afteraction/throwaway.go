@@ -132,7 +132,7 @@ func (p *throwawayPostgres) start(ctx context.Context, superuser string) error {
 	if err := os.Remove(pwfile); err != nil {
 		return err
 	}
-	port, err := freeLoopbackPort()
+	port, err := freePort()
 	if err != nil {
 		return err
 	}
@@ -222,15 +222,6 @@ func credentialOf(name string) (*syscall.Credential, error) {
 		return nil, err
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-func freeLoopbackPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // postgresFor returns the URL to use for dsn: dsn itself when a server

@@ -14,10 +14,10 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
-// closedPort returns a loopback URL where no Postgres answers.
+// closedPortURL returns a loopback URL where no Postgres answers.
 func closedPortURL(t *testing.T, db string) string {
 	t.Helper()
-	port, err := freeLoopbackPort()
+	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
