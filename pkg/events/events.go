@@ -81,6 +81,7 @@ var registry = map[string]eventKind{
 	TypeReviewMeeting:      {newValue: func() any { return new(ReviewMeeting) }, subject: SubjectReviewMeeting},
 	TypeReviewAnswered:     {newValue: func() any { return new(ReviewAnswered) }, subject: SubjectReviewAnswered},
 	TypeNotificationFailed: {newValue: func() any { return new(NotificationFailed) }, subject: SubjectNotificationFailed},
+	TypeEvidenceExpired:    {newValue: func() any { return new(EvidenceExpired) }, subject: SubjectEvidenceExpired},
 }
 
 // Types returns every known ce-type, sorted.
