@@ -108,15 +108,19 @@ ORDER BY updated_at DESC, id LIMIT $3`, f.Source, f.ExternalID, limit)
 }
 
 // RawRevision returns the payload revision n of incident id arrived with,
-// byte for byte, or ErrNotFound.
+// byte for byte; ErrNotFound, or ErrPurged once its evidence expired.
 func (s *Store) RawRevision(ctx context.Context, id string, n int) ([]byte, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, ErrNotFound
 	}
 	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(w.body, r.raw) FROM incident_revisions r
+	var purgedAt *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(w.body, r.raw), r.purged_at FROM incident_revisions r
 LEFT JOIN webhook_deliveries w ON w.event_id = r.event_id
-WHERE r.incident_id = $1 AND r.revision = $2`, id, n).Scan(&raw)
+WHERE r.incident_id = $1 AND r.revision = $2`, id, n).Scan(&raw, &purgedAt)
+	if err == nil && purgedAt != nil {
+		return nil, fmt.Errorf("revision %d of %s: %w on %s", n, id, ErrPurged, purgedAt.UTC().Format(time.DateOnly))
+	}
 	if postgres.IsNoRows(err) {
 		return nil, ErrNotFound
 	}
