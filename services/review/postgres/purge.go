@@ -21,8 +21,14 @@ type Purged struct {
 }
 
 const (
-	purgeResponses = `DELETE FROM responses WHERE review_id IN (SELECT review_id FROM reviews WHERE incident_id = $1)
-RETURNING octet_length(answers::text)::bigint`
+	// purgeResponses empties the answers but keeps who submitted when: the
+	// participant still counts as having answered (no reminder, no change to
+	// what completion needs).
+	purgeResponses = `WITH old AS (
+	SELECT participant_id, octet_length(answers::text)::bigint AS size FROM responses
+	WHERE review_id IN (SELECT review_id FROM reviews WHERE incident_id = $1) AND answers <> '[]'::jsonb FOR UPDATE)
+UPDATE responses r SET answers = '[]'::jsonb FROM old WHERE r.participant_id = old.participant_id
+RETURNING old.size`
 	purgeDrafts = `DELETE FROM drafts WHERE review_id IN (SELECT review_id FROM reviews WHERE incident_id = $1)
 RETURNING octet_length(answers::text)::bigint`
 	purgeSubmissions = `WITH old AS (
@@ -35,7 +41,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`
 )
 
 // Purge deletes, in one transaction, the answers to the review of e's
-// incident (responses, drafts, the bodies of the submission log) and writes
+// incident (the answers of the responses, the drafts, the bodies of the
+// submission log; who submitted when stays) and writes
 // the audit line, unless eventID was handled before (fresh false, nothing
 // done). An incident without a review purges nothing and still leaves its line.
 func (s *Store) Purge(ctx context.Context, eventID string, e events.EvidenceExpired, now time.Time) (p Purged, fresh bool, err error) {
