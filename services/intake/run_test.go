@@ -538,7 +538,7 @@ func TestRunPurgesOnEvidenceExpired(t *testing.T) {
 	}
 	expired := events.EvidenceExpired{IncidentID: id, IncidentRevision: 1, Severity: inc.Severity, ClosedAt: inc.Timestamps.ClosedAt,
 		Rule: "default=30d", RetainUntil: inc.Timestamps.ClosedAt.AddDate(0, 0, 30), ExpiredAt: time.Now().UTC()}
-	if _, err := e.bus.PublishEvent(context.Background(), events.TypeEvidenceExpired, events.SubjectEvidenceExpired, expired); err != nil {
+	if _, err := e.bus.PublishEvent(context.Background(), events.TypeEvidenceExpired, id, expired); err != nil {
 		t.Fatal(err)
 	}
 	servicetest.Eventually(t, "raw payload purged", func() bool {
