@@ -43,11 +43,23 @@ func scanEvidenceIncident(row pgx.Row) (EvidenceIncident, error) {
 	return inc, err
 }
 
-func readHold(ctx context.Context, q interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, incidentID string) (*LegalHold, error) {
+// readEvidenceIncident reads what retention needs of an incident from the
+// read model; ErrNotFound when it is not there.
+func readEvidenceIncident(ctx context.Context, tx pgx.Tx, incidentID string) (EvidenceIncident, error) {
+	inc, err := scanEvidenceIncident(tx.QueryRow(ctx, evidenceFacts, incidentID))
+	switch {
+	case pg.IsNoRows(err):
+		return inc, ErrNotFound
+	case err != nil:
+		return inc, fmt.Errorf("read incident %s: %w", incidentID, err)
+	}
+	return inc, nil
+}
+
+// readHold returns the legal hold in force on the incident (nil: none).
+func readHold(ctx context.Context, tx pgx.Tx, incidentID string) (*LegalHold, error) {
 	var h LegalHold
-	err := q.QueryRow(ctx, currentHold, incidentID).Scan(&h.At, &h.By, &h.Reason)
+	err := tx.QueryRow(ctx, currentHold, incidentID).Scan(&h.At, &h.By, &h.Reason)
 	switch {
 	case pg.IsNoRows(err):
 		return nil, nil
@@ -62,12 +74,9 @@ func readHold(ctx context.Context, q interface {
 func (s *PostgresStore) EvidenceStatus(ctx context.Context, incidentID string) (EvidenceStatus, error) {
 	var st EvidenceStatus
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		inc, err := scanEvidenceIncident(tx.QueryRow(ctx, evidenceFacts, incidentID))
-		if pg.IsNoRows(err) {
-			return ErrNotFound
-		}
+		inc, err := readEvidenceIncident(ctx, tx, incidentID)
 		if err != nil {
-			return fmt.Errorf("read incident %s: %w", incidentID, err)
+			return err
 		}
 		st = EvidenceStatus{IncidentID: inc.IncidentID, Revision: inc.Revision, Category: inc.Category,
 			Severity: inc.Severity, ClosedAt: inc.ClosedAt}
@@ -108,12 +117,9 @@ func (s *PostgresStore) EvidenceStatus(ctx context.Context, incidentID string) (
 func (s *PostgresStore) ChangeHold(ctx context.Context, incidentID string, c HoldChange) (bool, error) {
 	changed := false
 	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		inc, err := scanEvidenceIncident(tx.QueryRow(ctx, evidenceFacts, incidentID))
-		if pg.IsNoRows(err) {
-			return ErrNotFound
-		}
+		inc, err := readEvidenceIncident(ctx, tx, incidentID)
 		if err != nil {
-			return fmt.Errorf("read incident %s: %w", incidentID, err)
+			return err
 		}
 		if _, err := tx.Exec(ctx, lockEvidence, inc.IncidentID); err != nil {
 			return fmt.Errorf("lock evidence of %s: %w", inc.IncidentID, err)
