@@ -56,6 +56,9 @@ func TestPurgeRemovesPayloadsAndKeepsDedupe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if r := inc.Revisions; len(r) != 2 || r[0].PurgedAt == nil || !r[1].PurgedAt.Equal(now) {
+		t.Errorf("revisions after purge = %+v, want both marked purged", r)
+	}
 	var canonical map[string]any
 	if err := json.Unmarshal(inc.Canonical, &canonical); err != nil {
 		t.Fatal(err)

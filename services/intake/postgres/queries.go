@@ -39,6 +39,9 @@ type RevisionInfo struct {
 	ContentSHA256 string    `json:"content_sha256" db:"content_sha256"`
 	ReceivedAt    time.Time `json:"received_at" db:"received_at"`
 	EventID       *string   `json:"event_id,omitempty" db:"event_id"`
+	// PurgedAt is when the revision's raw payload was deleted, its evidence
+	// past retention (nil: kept).
+	PurgedAt *time.Time `json:"purged_at,omitempty" db:"purged_at"`
 }
 
 const incidentColumns = `i.id::text AS id, i.source, i.external_id, i.revision, i.title, i.severity, i.category,
@@ -61,7 +64,7 @@ JOIN incident_revisions r ON r.incident_id = i.id AND r.revision = i.revision WH
 		if err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT revision, content_sha256, received_at, event_id
+		rows, err = tx.Query(ctx, `SELECT revision, content_sha256, received_at, event_id, purged_at
 FROM incident_revisions WHERE incident_id = $1 ORDER BY revision`, id)
 		if err != nil {
 			return err
