@@ -104,7 +104,7 @@ type EvidenceStore interface {
 	// in that order, at most limit incidents closed before closedBefore that
 	// are not under hold and whose current revision has no purge yet.
 	ExpiryCandidates(ctx context.Context, after EvidenceIncident, closedBefore time.Time, limit int) ([]EvidenceIncident, error)
-	// Expire records the purge of inc by r with the event env (queued in the
+	// Expire records p, the purge of inc, with the event env (queued in the
 	// outbox) and the custody entry, in one transaction, unless a hold was
 	// placed or the purge recorded meanwhile (false, nil).
 	Expire(ctx context.Context, inc EvidenceIncident, p Purge, env events.Envelope) (bool, error)
