@@ -55,6 +55,34 @@ func TestParsedFontsWriteWhatFontBytesWrite(t *testing.T) {
 	}
 }
 
+// TestEncryptedDocumentLeavesCachedSubsetsAlone: fpdf encrypts streams in
+// place, so a protected document must not encrypt the cached subsets other
+// documents then write.
+func TestEncryptedDocumentLeavesCachedSubsetsAlone(t *testing.T) {
+	t.Parallel()
+	regular, err := fpdf.ParseUTF8Font(goregular.TTF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bold, err := fpdf.ParseUTF8Font(gobold.TTF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed := func(f *fpdf.Fpdf) {
+		f.AddUTF8FontParsed("go", "", regular)
+		f.AddUTF8FontParsed("go", "B", bold)
+	}
+	const text = "Łukasz Wiśniewski — Ελληνικά"
+	want := fontDoc(t, parsed, text)
+	protected := fontDoc(t, func(f *fpdf.Fpdf) { parsed(f); f.SetProtection(fpdf.CnProtectPrint, "user", "owner") }, text)
+	if bytes.Equal(protected, want) {
+		t.Fatal("the protected document is not encrypted")
+	}
+	if got := fontDoc(t, parsed, text); !bytes.Equal(got, want) {
+		t.Fatal("after a protected document, the same unprotected document differs: its cached subsets were encrypted")
+	}
+}
+
 func TestAddUTF8FontParsedRefusesNoFont(t *testing.T) {
 	t.Parallel()
 	f := fpdf.New("P", "mm", "A4", "")
