@@ -12,16 +12,93 @@ import (
 	"github.com/afteraction/afteraction/pkg/events"
 )
 
-// recordIncidentMilestones stores the milestones and subcategory of inc on
-// the incident row, if that row holds this revision (an older revision
-// arriving late changes nothing).
+const updateIncidentFacts = `UPDATE incidents SET subcategory = $3, contained_at = $4, recovered_at = $5,
+	reported_at = $6, impact_assessed_at = $7, eradicated_at = $8, resolved_at = $9, management_notified_at = $10,
+	external_notified_at = $11, labour_hours = $12, cost_amount = $13, cost_currency = $14, impact_initial = $15,
+	impact_final = $16, records_affected = $17, downtime_minutes = $18, root_cause = $19, assets = $20, playbook = $21
+WHERE incident_id = $1 AND revision = $2`
+
+// recordIncidentMilestones stores what the programme figures measure of inc
+// (milestones, notifications, labour, cost, impact, root cause, assets,
+// playbook) on the incident row, if that row holds this revision (an older
+// revision arriving late changes nothing).
 func recordIncidentMilestones(ctx context.Context, tx pgx.Tx, incidentID string, revision int, inc events.IncidentClosed) error {
 	ts := inc.Timestamps
-	if _, err := tx.Exec(ctx, `UPDATE incidents SET subcategory = $3, contained_at = $4, recovered_at = $5
-WHERE incident_id = $1 AND revision = $2`, incidentID, revision, inc.Subcategory, ts.ContainedAt, ts.RecoveredAt); err != nil {
+	assessed := ts.ImpactAssessedAt
+	var labour *float64
+	for _, l := range inc.Labour {
+		if labour == nil {
+			labour = new(float64)
+		}
+		*labour += l.Hours
+	}
+	var amount, currency, initial, final, playbook string
+	var records, downtime *int64
+	if im := inc.Impact; im != nil {
+		if im.EstimatedCost != nil {
+			amount, currency = im.EstimatedCost.Amount, im.EstimatedCost.Currency
+		}
+		if im.Initial != nil {
+			initial = string(im.Initial.Level)
+			if assessed == nil {
+				assessed = im.Initial.AssessedAt
+			}
+		}
+		if im.Final != nil {
+			final = string(im.Final.Level)
+		}
+		records, downtime = im.RecordsAffected, im.DowntimeMinutes
+	}
+	if inc.Playbook != nil {
+		playbook = inc.Playbook.Name
+	}
+	management, external := notifiedAt(inc.Notifications)
+	if _, err := tx.Exec(ctx, updateIncidentFacts, incidentID, revision, inc.Subcategory, ts.ContainedAt, ts.RecoveredAt,
+		ts.ReportedAt, assessed, ts.EradicatedAt, ts.ResolvedAt, management, external, labour, amount, currency,
+		initial, final, records, downtime, inc.RootCause, assetsOf(inc), playbook); err != nil {
 		return fmt.Errorf("record milestones of incident %s: %w", incidentID, err)
 	}
 	return nil
+}
+
+// externalAudiences are the notified parties outside the organisation.
+var externalAudiences = []events.Audience{events.AudienceRegulator, events.AudienceLawEnforcement,
+	events.AudienceCustomers, events.AudiencePartners}
+
+// notifiedAt returns the earliest notification of management and of an
+// outside party (nil when none has a time).
+func notifiedAt(ns []events.Notification) (management, external *time.Time) {
+	earliest := func(cur, t *time.Time) *time.Time {
+		if cur == nil || t.Before(*cur) {
+			return t
+		}
+		return cur
+	}
+	for _, n := range ns {
+		switch {
+		case n.At == nil:
+		case n.Audience == events.AudienceManagement:
+			management = earliest(management, n.At)
+		case slices.Contains(externalAudiences, n.Audience):
+			external = earliest(external, n.At)
+		}
+	}
+	return management, external
+}
+
+// assetsOf is the lower-cased, deduplicated names and identifiers of the
+// assets inc affected.
+func assetsOf(inc events.IncidentClosed) []string {
+	set := []string{}
+	for _, a := range inc.AffectedAssets {
+		for _, v := range []string{a.Name, a.Identifier} {
+			v = strings.ToLower(strings.TrimSpace(v))
+			if v != "" && !slices.Contains(set, v) {
+				set = append(set, v)
+			}
+		}
+	}
+	return set
 }
 
 // LessonTopics are the questionnaire topics whose text answers are the
@@ -60,7 +137,53 @@ VALUES ($1, $2, $3, $4, $5)`, rc.IncidentID, r.QuestionID, r.Topic, r.Sum, r.Cou
 			return fmt.Errorf("record rating %s of incident %s: %w", r.QuestionID, rc.IncidentID, err)
 		}
 	}
+	if _, err := tx.Exec(ctx, `DELETE FROM review_choices WHERE incident_id = $1`, rc.IncidentID); err != nil {
+		return fmt.Errorf("replace choices of incident %s: %w", rc.IncidentID, err)
+	}
+	for _, c := range choicesOf(rc) {
+		if _, err := tx.Exec(ctx, `INSERT INTO review_choices (incident_id, question_id, choice, answers)
+VALUES ($1, $2, $3, $4)`, rc.IncidentID, c.QuestionID, c.Choice, c.Answers); err != nil {
+			return fmt.Errorf("record choice %s of incident %s: %w", c.QuestionID, rc.IncidentID, err)
+		}
+	}
 	return nil
+}
+
+type choiceCount struct {
+	QuestionID, Choice string
+	Answers            int
+}
+
+// choicesOf counts the answers of rc to each choice question, per choice,
+// in question order then first answer.
+func choicesOf(rc events.ReviewCompleted) []choiceCount {
+	var out []choiceCount
+	for _, q := range rc.Questions {
+		if q.Kind != events.QuestionChoice {
+			continue
+		}
+		start := len(out)
+		for _, resp := range rc.Responses {
+			for _, a := range resp.Answers {
+				if a.QuestionID != q.ID || a.Choice == "" {
+					continue
+				}
+				i := slices.IndexFunc(out[start:], func(c choiceCount) bool { return c.Choice == a.Choice })
+				if i < 0 {
+					out = append(out, choiceCount{QuestionID: q.ID, Choice: a.Choice})
+					i = len(out) - 1 - start
+				}
+				out[start+i].Answers++
+			}
+		}
+	}
+	return out
+}
+
+// ProcedureQuestion reports whether a questionnaire question asks whether the
+// documented procedures were followed (team_performance.procedures_followed).
+func ProcedureQuestion(questionID string) bool {
+	return strings.HasPrefix(questionID, "team_performance.") && strings.HasSuffix(questionID, "procedures_followed")
 }
 
 type questionRatings struct {
@@ -139,7 +262,10 @@ func libraryEntryOf(rc events.ReviewCompleted) LibraryEntry {
 }
 
 const selectIncidentFacts = `SELECT i.incident_id::text, i.severity, i.category, i.subcategory, i.exercise,
-	i.started_at, i.detected_at, i.contained_at, i.recovered_at, i.closed_at, i.registered_at, c.completed_at
+	i.started_at, i.detected_at, i.reported_at, i.impact_assessed_at, i.contained_at, i.eradicated_at, i.recovered_at,
+	i.resolved_at, i.management_notified_at, i.external_notified_at, i.closed_at, i.registered_at, c.completed_at,
+	i.labour_hours, i.cost_amount, i.cost_currency, i.impact_initial, i.impact_final, i.records_affected,
+	i.downtime_minutes, i.root_cause, i.assets, i.playbook
 FROM incidents i LEFT JOIN review_completions c USING (incident_id)
 WHERE i.closed_at >= $1 AND i.closed_at < $2
 ORDER BY i.closed_at, i.incident_id`
@@ -148,8 +274,12 @@ const selectRatingFacts = `SELECT r.incident_id::text, r.question_id, r.rating_s
 FROM review_ratings r JOIN incidents i USING (incident_id)
 WHERE i.closed_at >= $1 AND i.closed_at < $2`
 
+const selectChoiceFacts = `SELECT r.incident_id::text, r.question_id, r.choice, r.answers
+FROM review_choices r JOIN incidents i USING (incident_id)
+WHERE i.closed_at >= $1 AND i.closed_at < $2`
+
 const selectActionFacts = `SELECT a.action_id::text, a.incident_id::text, a.status, a.status_at, a.created_at,
-	a.overdue_at IS NOT NULL AND a.status NOT IN ('done', 'wont_do')
+	a.overdue_at IS NOT NULL AND a.status NOT IN ('done', 'wont_do'), a.due_date::timestamp AT TIME ZONE 'UTC'
 FROM actions a JOIN incidents i USING (incident_id)
 WHERE i.closed_at >= $1 AND i.closed_at < $2`
 
@@ -163,7 +293,10 @@ func (s *PostgresStore) ProgrammeFacts(ctx context.Context, from, to time.Time) 
 	incidents, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (IncidentFacts, error) {
 		var f IncidentFacts
 		err := row.Scan(&f.IncidentID, &f.Severity, &f.Category, &f.Subcategory, &f.Exercise, &f.StartedAt,
-			&f.DetectedAt, &f.ContainedAt, &f.RecoveredAt, &f.ClosedAt, &f.RegisteredAt, &f.ReviewCompletedAt)
+			&f.DetectedAt, &f.ReportedAt, &f.ImpactAssessedAt, &f.ContainedAt, &f.EradicatedAt, &f.RecoveredAt,
+			&f.ResolvedAt, &f.ManagementNotifiedAt, &f.ExternalNotifiedAt, &f.ClosedAt, &f.RegisteredAt,
+			&f.ReviewCompletedAt, &f.LabourHours, &f.CostAmount, &f.CostCurrency, &f.InitialImpact, &f.FinalImpact,
+			&f.RecordsAffected, &f.DowntimeMinutes, &f.RootCause, &f.Assets, &f.Playbook)
 		return f, err
 	})
 	if err != nil {
@@ -191,13 +324,31 @@ func (s *PostgresStore) ProgrammeFacts(ctx context.Context, from, to time.Time) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("read rating facts: %w", err)
 	}
+	rows, err = s.pool.Query(ctx, selectChoiceFacts, from, to)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read choice facts: %w", err)
+	}
+	var choice string
+	var answers int
+	_, err = pgx.ForEachRow(rows, []any{&id, &question, &choice, &answers}, func() error {
+		if f := byID[id]; f != nil && ProcedureQuestion(question) {
+			if f.ProcedureAnswers == nil {
+				f.ProcedureAnswers = map[string]int{}
+			}
+			f.ProcedureAnswers[choice] += answers
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read choice facts: %w", err)
+	}
 	rows, err = s.pool.Query(ctx, selectActionFacts, from, to)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read action facts: %w", err)
 	}
 	actions, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ActionFacts, error) {
 		var a ActionFacts
-		err := row.Scan(&a.ActionID, &a.IncidentID, &a.Status, &a.StatusAt, &a.CreatedAt, &a.Overdue)
+		err := row.Scan(&a.ActionID, &a.IncidentID, &a.Status, &a.StatusAt, &a.CreatedAt, &a.Overdue, &a.DueDate)
 		return a, err
 	})
 	if err != nil {
