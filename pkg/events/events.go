@@ -72,6 +72,8 @@ var registry = map[string]eventKind{
 	TypeReviewReminder:     {newValue: func() any { return new(ReviewReminder) }, subject: SubjectReviewReminder},
 	TypeReviewCompleted:    {newValue: func() any { return new(ReviewCompleted) }, subject: SubjectReviewCompleted},
 	TypeReportPublished:    {newValue: func() any { return new(ReportPublished) }, subject: SubjectReportPublished},
+	TypeProgrammeReportPublished: {newValue: func() any { return new(ProgrammeReportPublished) },
+		subject: SubjectProgrammeReportPublished},
 	TypeActionCreated:      {newValue: func() any { return new(ActionCreated) }, subject: SubjectActionCreated},
 	TypeActionUpdated:      {newValue: func() any { return new(ActionUpdated) }, subject: SubjectActionUpdated},
 	TypeActionOverdue:      {newValue: func() any { return new(ActionOverdue) }, subject: SubjectActionOverdue},

@@ -13,6 +13,9 @@ import (
 // quarter (UTC, up to the scrape) as Prometheus gauges, computed from the
 // read model at each scrape. Exercises are left out, as in the JSON API.
 type ProgrammeCollector struct {
+	// RecurrenceWindow is DefaultRecurrenceWindow when zero.
+	RecurrenceWindow time.Duration
+
 	source  ProgrammeSource
 	log     *zap.Logger
 	now     func() time.Time
@@ -62,7 +65,7 @@ func (c *ProgrammeCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now().UTC()
 	for _, period := range []Period{PeriodMonth, PeriodQuarter} {
 		p, err := ComputeProgramme(ctx, c.source, ProgrammeOptions{Period: period, From: period.Start(now),
-			To: now.Add(time.Nanosecond), Now: now})
+			To: now.Add(time.Nanosecond), Now: now, RecurrenceWindow: c.RecurrenceWindow})
 		if err != nil {
 			c.log.Warn("programme metrics failed", zap.Error(err))
 			ch <- prometheus.NewInvalidMetric(c.incidents, err)

@@ -48,6 +48,11 @@ type API struct {
 	Library   Library
 	// Training renders the training packs of the case library.
 	Training *pdf.Renderer
+	// Programmes publishes programme reports; ProgrammeReports serves them.
+	Programmes       *ProgrammePublisher
+	ProgrammeReports ProgrammeReportStore
+	// RecurrenceWindow is DefaultRecurrenceWindow when zero.
+	RecurrenceWindow time.Duration
 	// Trusted are the keys POST /v1/verify accepts signatures of.
 	Trusted TrustedKeys
 	// TrustedCerts are the certificates whose signatures inside a PDF verify.
@@ -75,6 +80,11 @@ type API struct {
 //	                                         with the time series per month or quarter
 //	GET  /v1/library?q=&category=&severity=&tag=&asset=&from=&to=&limit=  the case library
 //	GET  /v1/library/training-pack.pdf?category=  the training pack of one category (PDF)
+//	POST /v1/programme-reports               body {"period": "2026-11" | "2026-Q4"}: render, sign, store and
+//	                                         announce the period's programme report (201; 200 if unchanged)
+//	GET  /v1/programme-reports               every programme report version, newest period first
+//	GET  /v1/programme-reports/{id}/pdf      the latest version's PDF
+//	GET  /v1/programme-reports/{id}/versions/{n}/pdf  version n's PDF
 //
 // /healthz, /readyz and /metrics are registered by Run.
 func (a *API) Routes(mux *http.ServeMux) {
@@ -96,6 +106,10 @@ func (a *API) Routes(mux *http.ServeMux) {
 	handle("GET /v1/metrics/programme", a.programme)
 	handle("GET /v1/library", a.library)
 	handle("GET /v1/library/training-pack.pdf", a.trainingPack)
+	handle("POST /v1/programme-reports", a.publishProgramme)
+	handle("GET /v1/programme-reports", a.listProgrammeReports)
+	handle("GET /v1/programme-reports/{id}/pdf", a.getProgrammePDF)
+	handle("GET /v1/programme-reports/{id}/versions/{n}/pdf", a.getProgrammePDF)
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -64,6 +64,10 @@ type Config struct {
 	// masked as "[redacted]") make the redacted rendition of every version.
 	RedactRules    []string
 	RedactPatterns []string
+	// RecurrenceWindow (REPORT_RECURRENCE_WINDOW, a Go duration, default
+	// 2160h = 90 days) is how long after an incident's closure another of the
+	// same category and asset, or the same root cause, counts as a recurrence.
+	RecurrenceWindow time.Duration
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
@@ -79,6 +83,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		TrustedCertsFile:   l.Raw("REPORT_TRUSTED_CERTS_FILE"),
 		MigrateDatabaseURL: l.Raw("REPORT_MIGRATE_DATABASE_URL"),
 		RedactRules:        DefaultRedactRules,
+		RecurrenceWindow:   l.Duration("REPORT_RECURRENCE_WINDOW", DefaultRecurrenceWindow.String()),
 	}
 	if s := strings.TrimSpace(l.Raw("REPORT_REDACT_RULES")); s != "" {
 		c.RedactRules = nil
@@ -151,7 +156,8 @@ func (c Config) fields() []zap.Field {
 	}
 	return append(c.Common.Fields(), zap.String("signing_key_source", keySource), zap.Strings("trusted_public_keys", trusted),
 		zap.String("migrate_database_url", migrateAs),
-		zap.String("signing_cert_source", certSource), zap.String("trusted_certs_file", c.TrustedCertsFile))
+		zap.String("signing_cert_source", certSource), zap.String("trusted_certs_file", c.TrustedCertsFile),
+		zap.Duration("recurrence_window", c.RecurrenceWindow))
 }
 
 // Deps is what the caller may inject.
@@ -207,7 +213,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(NewProgrammeCollector(store, log))
+	collector := NewProgrammeCollector(store, log)
+	collector.RecurrenceWindow = cfg.RecurrenceWindow
+	reg.MustRegister(collector)
 
 	b, err := bus.Connect(ctx, cfg.NATSURL, ServiceName, log, cfg.BusOptions(reg))
 	if err != nil {
@@ -241,7 +249,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	api := &API{Reader: store, Metrics: store, Programme: store, Library: store, Training: renderer, Trusted: trusted, TrustedCerts: signing.Trusted, Tokens: cfg.APITokens, Log: log}
+	programmes := &ProgrammePublisher{Source: store, Store: store, Objects: objects, Renderer: renderer, Signer: signer,
+		PDFSig: signing.Signer, RecurrenceWindow: cfg.RecurrenceWindow, Now: time.Now}
+	api := &API{Reader: store, Metrics: store, Programme: store, Library: store, Training: renderer,
+		Programmes: programmes, ProgrammeReports: store, RecurrenceWindow: cfg.RecurrenceWindow,
+		Trusted: trusted, TrustedCerts: signing.Trusted, Tokens: cfg.APITokens, Log: log}
 	api.Routes(mux)
 	httpapi.Health(mux, map[string]httpapi.Check{
 		"postgres": store.Ping,

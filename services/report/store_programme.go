@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/afteraction/afteraction/pkg/events"
+	pg "github.com/afteraction/afteraction/pkg/postgres"
 )
 
 const updateIncidentFacts = `UPDATE incidents SET subcategory = $3, contained_at = $4, recovered_at = $5,
@@ -355,4 +357,89 @@ func (s *PostgresStore) ProgrammeFacts(ctx context.Context, from, to time.Time) 
 		return nil, nil, fmt.Errorf("read action facts: %w", err)
 	}
 	return incidents, actions, nil
+}
+
+var _ ProgrammeReportStore = (*PostgresStore)(nil)
+
+const programmeReportCols = `report_id::text, version, period, label, period_start, period_end, incidents, event_id,
+	pdf_sha256, data_sha256, size_bytes, pages, object_bucket, object_key, signature, key_id, cert_sha256, published_at`
+
+func scanProgrammeReport(row pgx.Row, extra ...any) (ProgrammeReportVersion, error) {
+	var v ProgrammeReportVersion
+	err := row.Scan(append([]any{&v.ReportID, &v.Version, &v.Period, &v.Label, &v.Start, &v.End, &v.Incidents, &v.EventID,
+		&v.PDFSHA256, &v.DataSHA256, &v.SizeBytes, &v.Pages, &v.ObjectBucket, &v.ObjectKey, &v.Signature, &v.KeyID,
+		&v.CertSHA256, &v.PublishedAt}, extra...)...)
+	if pg.IsNoRows(err) {
+		return v, ErrNotFound
+	}
+	return v, err
+}
+
+// PublishProgrammeReport implements ProgrammeReportStore. Concurrent
+// publications of one period queue on a transaction-scoped advisory lock.
+func (s *PostgresStore) PublishProgrammeReport(ctx context.Context, reportID, dataSHA256 string,
+	build func(ctx context.Context, version int) (ProgrammeRelease, error)) (ProgrammeReportVersion, bool, error) {
+	var (
+		out     ProgrammeReportVersion
+		created bool
+	)
+	err := pg.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('programme-report/' || $1, 0))`, reportID); err != nil {
+			return fmt.Errorf("lock programme report %s: %w", reportID, err)
+		}
+		latest, err := scanProgrammeReport(tx.QueryRow(ctx, `SELECT `+programmeReportCols+` FROM programme_reports
+WHERE report_id = $1 ORDER BY version DESC LIMIT 1`, reportID))
+		switch {
+		case err == nil && latest.DataSHA256 == dataSHA256:
+			out = latest
+			return nil
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("latest version of programme report %s: %w", reportID, err)
+		}
+		r, err := build(ctx, latest.Version+1)
+		if err != nil {
+			return err
+		}
+		v := r.Version
+		if _, err := tx.Exec(ctx, `INSERT INTO programme_reports (report_id, version, period, label, period_start, period_end,
+	incidents, event_id, pdf_sha256, data_sha256, size_bytes, pages, object_bucket, object_key, signature, key_id,
+	cert_sha256, published_at, pdf)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+			v.ReportID, v.Version, string(v.Period), v.Label, v.Start, v.End, v.Incidents, v.EventID, v.PDFSHA256,
+			v.DataSHA256, v.SizeBytes, v.Pages, v.ObjectBucket, v.ObjectKey, v.Signature, v.KeyID, v.CertSHA256,
+			v.PublishedAt, r.PDF); err != nil {
+			return fmt.Errorf("insert programme report %s version %d: %w", v.ReportID, v.Version, err)
+		}
+		if err := pg.Enqueue(ctx, tx, events.SubjectProgrammeReportPublished, r.Event); err != nil {
+			return err
+		}
+		out, created = v, true
+		return nil
+	})
+	return out, created, err
+}
+
+// ProgrammeReports implements ProgrammeReportStore.
+func (s *PostgresStore) ProgrammeReports(ctx context.Context) ([]ProgrammeReportVersion, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+programmeReportCols+` FROM programme_reports
+ORDER BY period_start DESC, period, version DESC LIMIT 1000`)
+	if err != nil {
+		return nil, fmt.Errorf("list programme reports: %w", err)
+	}
+	vs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ProgrammeReportVersion, error) { return scanProgrammeReport(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list programme reports: %w", err)
+	}
+	return vs, nil
+}
+
+// ProgrammeReportPDF implements ProgrammeReportStore.
+func (s *PostgresStore) ProgrammeReportPDF(ctx context.Context, reportID string, n int) (ProgrammeReportVersion, []byte, error) {
+	var doc []byte
+	v, err := scanProgrammeReport(s.pool.QueryRow(ctx, `SELECT `+programmeReportCols+`, pdf FROM programme_reports
+WHERE report_id::text = $1 AND ($2 = 0 OR version = $2) ORDER BY version DESC LIMIT 1`, reportID, n), &doc)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return v, nil, fmt.Errorf("get programme report %s version %d: %w", reportID, n, err)
+	}
+	return v, doc, err
 }
