@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -225,4 +226,34 @@ func programmeReportPublished(v ProgrammeReportVersion) events.ProgrammeReportPu
 		PDFSHA256: v.PDFSHA256, DataSHA256: v.DataSHA256, SizeBytes: v.SizeBytes, Pages: v.Pages,
 		ObjectBucket: v.ObjectBucket, ObjectKey: v.ObjectKey, DownloadPath: v.DownloadPath(),
 		Signature: base64.StdEncoding.EncodeToString(v.Signature), KeyID: v.KeyID, CertSHA256: v.CertSHA256}
+}
+
+// verifyProgramme is Verify for a file that is no incident report version:
+// it must be a published programme report version, its manifest signed by
+// a trusted key and the signature inside it authentic.
+func verifyProgramme(ctx context.Context, reader Reader, trusted TrustedKeys, embedded pades.Result, res VerifyResult) (VerifyResult, error) {
+	v, err := reader.ProgrammeReportByDigest(ctx, res.PDFSHA256)
+	if errors.Is(err, ErrNotFound) {
+		res.Reason = "no report version has this SHA-256: the file was altered or is not an afteraction report"
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Kind, res.ReportID, res.Version, res.DataSHA256, res.KeyID = "programme", v.ReportID, v.Version, v.DataSHA256, v.KeyID
+	res.PublishedAt = &v.PublishedAt
+	pub, ok := trusted[v.KeyID]
+	switch {
+	case !ok:
+		res.Reason = "the signing key " + v.KeyID + " is not trusted: it is neither this service's key nor listed in REPORT_TRUSTED_PUBLIC_KEYS"
+	case !ed25519.Verify(pub, ProgrammeManifest(v.ReportID, v.Version, v.PDFSHA256, v.DataSHA256), v.Signature):
+		res.Reason = "the recorded signature does not verify with key " + v.KeyID
+	case embedded.Status != pades.Authentic:
+		res.Reason = "the signature inside the file is not valid: " + embedded.Reason
+	default:
+		res.Valid = true
+		res.Reason = "the file is programme report " + v.Label + " (" + v.ReportID + ") version " + strconv.Itoa(v.Version) +
+			", unaltered, signed by key " + v.KeyID
+	}
+	return res, nil
 }

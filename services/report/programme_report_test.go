@@ -98,6 +98,16 @@ func TestProgrammeReportPublished(t *testing.T) {
 	if res := pades.Verify(doc, padestest.Trust(f.pdfSigner)); res.Status != pades.Authentic {
 		t.Errorf("embedded signature: %v %s", res.Status, res.Reason)
 	}
+	trusted := report.NewTrustedKeys(f.signer.Public())
+	res, err := report.Verify(ctx, f.store, trusted, padestest.Trust(f.pdfSigner), doc)
+	if err != nil || !res.Valid || res.Kind != "programme" || res.ReportID != v.ReportID || res.Version != 1 {
+		t.Errorf("verify the published PDF = %+v, %v", res, err)
+	}
+	altered := bytes.Clone(doc)
+	altered[len(altered)/2] ^= 1
+	if res, err := report.Verify(ctx, f.store, trusted, padestest.Trust(f.pdfSigner), altered); err != nil || res.Valid {
+		t.Errorf("verify an altered copy = %+v, %v", res, err)
+	}
 	if stored := f.objects.objs["reports/"+report.ProgrammeObjectKey(v.ReportID, 1)]; !bytes.Equal(stored, doc) {
 		t.Error("the object store does not hold the published PDF")
 	}

@@ -34,6 +34,7 @@ type Reader interface {
 	Custody(ctx context.Context, reportID string) ([]custody.Entry, error)
 	AppendCustody(ctx context.Context, e custody.Entry) (custody.Entry, error)
 	RedactedPDF(ctx context.Context, reportID string, n int) (Version, string, []byte, error)
+	ProgrammeReportByDigest(ctx context.Context, pdfSHA256 string) (ProgrammeReportVersion, error)
 }
 
 // MaxVerifyBytes bounds the PDF POST /v1/verify accepts.
@@ -214,7 +215,10 @@ func (a *API) getPDF(w http.ResponseWriter, r *http.Request) {
 
 // VerifyResult is the answer of POST /v1/verify.
 type VerifyResult struct {
-	Valid       bool       `json:"valid"`
+	Valid bool `json:"valid"`
+	// Kind is "incident" for an incident report version, "programme" for a
+	// programme report version, "" when the file is neither.
+	Kind        string     `json:"kind,omitempty"`
 	ReportID    string     `json:"report_id,omitempty"`
 	Version     int        `json:"version,omitempty"`
 	PDFSHA256   string     `json:"pdf_sha256"`
@@ -243,12 +247,12 @@ func Verify(ctx context.Context, reader Reader, trusted TrustedKeys, certs []*x5
 	res.Embedded, res.EmbeddedReason, res.CertSHA256 = embedded.Status.String(), embedded.Reason, embedded.Fingerprint
 	v, err := reader.VersionByDigest(ctx, res.PDFSHA256)
 	if errors.Is(err, ErrNotFound) {
-		res.Reason = "no report version has this SHA-256: the file was altered or is not an afteraction report"
-		return res, nil
+		return verifyProgramme(ctx, reader, trusted, embedded, res)
 	}
 	if err != nil {
 		return res, err
 	}
+	res.Kind = "incident"
 	res.ReportID, res.Version, res.DataSHA256, res.KeyID = v.ReportID, v.Version, v.DataSHA256, v.KeyID
 	res.PublishedAt = &v.PublishedAt
 	pub, ok := trusted[v.KeyID]
@@ -284,7 +288,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if res.ReportID != "" {
+	if res.Kind == "incident" {
 		outcome := "invalid: " + res.Reason
 		if res.Valid {
 			outcome = "valid: " + res.Reason

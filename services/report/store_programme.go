@@ -443,3 +443,14 @@ WHERE report_id::text = $1 AND ($2 = 0 OR version = $2) ORDER BY version DESC LI
 	}
 	return v, doc, err
 }
+
+// ProgrammeReportByDigest returns the programme report version whose PDF
+// has the given SHA-256; ErrNotFound when there is none.
+func (s *PostgresStore) ProgrammeReportByDigest(ctx context.Context, pdfSHA256 string) (ProgrammeReportVersion, error) {
+	v, err := scanProgrammeReport(s.pool.QueryRow(ctx, `SELECT `+programmeReportCols+` FROM programme_reports
+WHERE pdf_sha256 = $1 ORDER BY published_at LIMIT 1`, pdfSHA256))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return v, fmt.Errorf("find programme report by digest: %w", err)
+	}
+	return v, err
+}
