@@ -106,6 +106,10 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	prog, err := demoProgrammeReport(ctx, stack, res, inc.Timestamps.ClosedAt, *out)
+	if err != nil {
+		return err
+	}
 	fmt.Printf(`
 incident     %s  %q (%s, source %s/%s)
 review       %s  %d participants answered, completed by %s
@@ -116,6 +120,7 @@ report       %s  version %d, %d bytes
 actions      %d open action items:
 %s
 bridge       %s
+programme    %s
 written      %s
              %s (redacted rendition, for outside the organisation)
              %s (the certificate to pin: afteraction verify --cert %s %s)
@@ -123,7 +128,7 @@ console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", pas
 `, res.IncidentID, inc.Title, inc.Severity, inc.Source, inc.ExternalID,
 		res.ReviewID, res.Answered, res.Facilitator,
 		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified, offline,
-		len(res.Actions), indentLines(res.Actions, "               - "), bridged, path, redactedPath, certPath, certPath, path,
+		len(res.Actions), indentLines(res.Actions, "               - "), bridged, prog, path, redactedPath, certPath, certPath, path,
 		stack.URLs["review"], res.ReviewID, stack.ConsolePassword)
 	mails, err := settledDeliveries(ctx, stack)
 	printMails(mails, stack, filepath.Join(*out, "mailpit"))
@@ -136,6 +141,66 @@ console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", pas
 	fmt.Println("serving until Ctrl-C ...")
 	<-ctx.Done()
 	return nil
+}
+
+// demoProgrammeReport publishes the programme report of the month the demo
+// incident closed in, once the report service has seen its review and its
+// action items, writes it to dir and checks it as a compliance team would:
+// offline against the pinned certificate and with the service.
+func demoProgrammeReport(ctx context.Context, s *Stack, res Scenario, closedAt time.Time, dir string) (string, error) {
+	label := closedAt.UTC().Format("2006-01")
+	from := closedAt.UTC().Format("2006-01") + "-01"
+	err := poll(ctx, "the programme figures", 30*time.Second, func() (bool, error) {
+		var m struct {
+			Series []struct {
+				Total struct {
+					Incidents int `json:"incidents"`
+					Actions   struct {
+						Created int `json:"created"`
+					} `json:"actions"`
+				} `json:"all"`
+			} `json:"series"`
+		}
+		if err := getJSON(ctx, s.URLs["report"]+"/v1/metrics/programme?period=month&from="+from, s.AdminToken, &m); err != nil {
+			return false, err
+		}
+		return len(m.Series) > 0 && m.Series[0].Total.Incidents > 0 && m.Series[0].Total.Actions.Created >= len(res.Actions), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	var v struct {
+		ReportID     string `json:"report_id"`
+		Version      int    `json:"version"`
+		Pages        int    `json:"pages"`
+		Incidents    int    `json:"incidents"`
+		DownloadPath string `json:"download_path"`
+	}
+	if err := call(ctx, http.MethodPost, s.URLs["report"]+"/v1/programme-reports", s.AdminToken,
+		map[string]string{"period": label}, &v); err != nil {
+		return "", fmt.Errorf("publish the programme report: %w", err)
+	}
+	var doc []byte
+	if err := call(ctx, http.MethodGet, s.URLs["report"]+v.DownloadPath, s.AdminToken, nil, &doc); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "programme-report-"+label+".pdf")
+	if err := os.WriteFile(path, doc, 0o644); err != nil {
+		return "", err
+	}
+	offline, err := verifyOffline(doc, res.CertPEM)
+	if err != nil {
+		return "", fmt.Errorf("programme report: %w", err)
+	}
+	var answer verifyAnswer
+	if err := callRaw(ctx, s.URLs["report"]+"/v1/verify", s.AdminToken, doc, &answer); err != nil {
+		return "", err
+	}
+	if !answer.Valid {
+		return "", fmt.Errorf("programme report: the service does not vouch for it: %s", answer.Reason)
+	}
+	return fmt.Sprintf("%s  %s version %d, %d incident(s), %d pages\n             in the pdf  %s\n             written     %s",
+		v.ReportID, label, v.Version, v.Incidents, v.Pages, offline, path), nil
 }
 
 // demoSigningCert returns the demo's report signing certificate and key in

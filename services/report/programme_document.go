@@ -111,7 +111,7 @@ func programmeCharts(c ProgrammeContent) []pdf.Chart {
 			}
 		}
 	}
-	byCategory := pdf.Chart{Title: "Incidents per month by category", Kind: pdf.StackedBars, Unit: "incidents", Labels: labels,
+	byCategory := pdf.Chart{Title: "Incidents per month by category", Kind: pdf.StackedBars, Unit: "incidents", Counts: true, Labels: labels,
 		Note: "Incidents closed each month, exercises left out."}
 	for _, cat := range slices.Sorted(maps.Keys(categories)) {
 		s := pdf.ChartSeries{Name: cat}
@@ -134,7 +134,7 @@ func programmeCharts(c ProgrammeContent) []pdf.Chart {
 		trends.Series = append(trends.Series, s)
 	}
 	actions := pdf.Chart{Title: "Improvement actions of each month's incidents", Kind: pdf.StackedBars, Unit: "actions",
-		Labels: labels, Note: "Actions by their state today; \"not done\" are open, in progress or dropped and not overdue."}
+		Counts: true, Labels: labels, Note: "Actions by their state today; \"not done\" are open, in progress or dropped and not overdue."}
 	done, overdue, rest := pdf.ChartSeries{Name: "done"}, pdf.ChartSeries{Name: "overdue"}, pdf.ChartSeries{Name: "not done"}
 	for _, m := range c.Monthly {
 		a := m.Total.Actions
@@ -167,8 +167,8 @@ func programmeSections(c ProgrammeContent) []pdf.Section {
 		m       map[string]Figures
 	}{{"By category", pf.ByCategory}, {"By subcategory", pf.BySubcategory}, {"By severity", pf.BySeverity}} {
 		s := pdf.Section{Heading: dim.heading, Empty: "No incident in this period.",
-			Columns: []string{"Group", "Incidents", "Back-fills", "Exercises", "Median to closure", "Labour", "Cost", "Recurring"},
-			Widths:  []float64{2.4, 1.1, 1.1, 1.1, 1.3, 1.1, 2, 1.1}}
+			Columns: []string{"Group", "Incidents", "Back-fills", "Exercises", "Closure, median", "Labour", "Cost", "Recurring"},
+			Widths:  []float64{2.3, 1.1, 1.1, 1.1, 1.7, 1.1, 2, 1.1}}
 		for _, k := range slices.Sorted(maps.Keys(dim.m)) {
 			g := dim.m[k]
 			s.Rows = append(s.Rows, []string{k, strconv.Itoa(g.Incidents), strconv.Itoa(g.Backfilled),

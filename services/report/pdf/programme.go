@@ -46,7 +46,9 @@ type Chart struct {
 	Title, Note string
 	Kind        ChartKind
 	// Unit names the y axis ("incidents", "hours").
-	Unit   string
+	Unit string
+	// Counts makes the y axis step in whole numbers.
+	Counts bool
 	Labels []string
 	Series []ChartSeries
 }
@@ -210,8 +212,8 @@ func (d *doc) chart(c Chart) {
 		ymax = math.Max(ymax, sum)
 	}
 	step := niceStep(ymax / 5)
-	if ymax == 0 {
-		step = 1
+	if ymax == 0 || c.Counts {
+		step = math.Max(step, 1)
 	}
 	top2 := math.Max(step, math.Ceil(ymax/step)*step)
 	yOf := func(v float64) float64 { return top + plotH - plotH*v/top2 }
