@@ -49,7 +49,7 @@ func (f *fakeReportService) serve(t *testing.T) string {
 		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"entries": []map[string]any{{
 			"incident_id": "0195a3c2-7f41-7b8e-9d2a-4c6e8f1a2b3c", "report_id": "0195b1e4-5a6b-7c8d-9e0f-1a2b3c4d5e6f",
 			"latest_version": 2, "title": "MFA fatigue <script>alert(1)</script>", "summary": "A push-bombed approver.",
-			"lessons": "Number matching stops push bombing.\nReport odd prompts.\nThird.\nFourth lesson not shown.",
+			"lessons":  "Number matching stops push bombing.\nReport odd prompts.\nThird.\nFourth lesson not shown.",
 			"category": "phishing", "subcategory": "mfa_fatigue", "severity": "high", "tags": []string{"mfa"},
 			"assets": []string{"vpn"}, "closed_at": "2026-03-05T10:12:37Z"}}})
 	}))
