@@ -4,10 +4,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -178,5 +180,42 @@ func TestLoadConfigReportURL(t *testing.T) {
 		if strings.Contains(f.String, "s3cret") {
 			t.Errorf("the start-up log shows the report token in %s", f.Key)
 		}
+	}
+}
+
+// TestBrowserCaseLibrary searches the case library in a real browser: from
+// the console's navigation to the search form, results with their links.
+func TestBrowserCaseLibrary(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	report := &fakeReportService{}
+	base := f.serveConsoleWith(ConsoleConfig{Library: &CaseLibrary{BaseURL: report.serve(t), Token: libraryToken}})
+	ctx, shot := browser(t)
+	run(t, ctx, "facilitator signs in", signIn(base, "fac", facilitatorPassword))
+	var results, pdfHref, packHref string
+	run(t, ctx, "search the library",
+		chromedp.Click(byID("nav-library"), chromedp.ByQuery),
+		chromedp.WaitVisible(byID("library-search"), chromedp.ByQuery),
+		chromedp.SendKeys(byID("q"), "mfa", chromedp.ByQuery),
+		chromedp.SetValue(byID("severity"), "high", chromedp.ByQuery),
+		chromedp.SendKeys(byID("category"), "phishing", chromedp.ByQuery),
+		chromedp.Submit(byID("q"), chromedp.ByQuery),
+		chromedp.WaitVisible(byID("results"), chromedp.ByQuery),
+		chromedp.Text(byID("results"), &results, chromedp.ByQuery),
+		chromedp.AttributeValue(`a.report-pdf`, "href", &pdfHref, nil, chromedp.ByQuery),
+		chromedp.AttributeValue(byID("category-pack"), "href", &packHref, nil, chromedp.ByQuery),
+	)
+	if os.Getenv("REVIEW_SCREENSHOTS") != "" {
+		shot("library")
+	}
+	if !strings.Contains(results, "MFA fatigue <script>alert(1)</script>") || !strings.Contains(results, "training pack of phishing") {
+		t.Errorf("results = %q", results)
+	}
+	if pdfHref != "/console/library/reports/0195b1e4-5a6b-7c8d-9e0f-1a2b3c4d5e6f/versions/2/pdf" ||
+		packHref != "/console/library/training-pack.pdf?category=phishing" {
+		t.Errorf("links: report %q, training pack %q", pdfHref, packHref)
+	}
+	if got := report.queries[0]; got.Get("q") != "mfa" || got.Get("severity") != "high" || got.Get("category") != "phishing" {
+		t.Errorf("the report service was asked %v", got)
 	}
 }
