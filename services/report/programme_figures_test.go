@@ -3,6 +3,7 @@ package report_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/afteraction/afteraction/services/report"
 )
@@ -142,5 +143,50 @@ func TestBuildProgrammeMoreFigures(t *testing.T) {
 		"j/ja1/action_completion"}
 	if strings.Join(problems, " ") != strings.Join(wantProblems, " ") {
 		t.Errorf("data quality = %v, want %v", problems, wantProblems)
+	}
+}
+
+func TestParsePeriodLabel(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]struct {
+		period report.Period
+		start  string
+	}{
+		"2026-11": {report.PeriodMonth, "2026-11-01T00:00:00Z"},
+		"2026-01": {report.PeriodMonth, "2026-01-01T00:00:00Z"},
+		"2026-Q1": {report.PeriodQuarter, "2026-01-01T00:00:00Z"},
+		"2026-Q4": {report.PeriodQuarter, "2026-10-01T00:00:00Z"},
+	} {
+		p, start, err := report.ParsePeriodLabel(in)
+		if err != nil || p != want.period || !start.Equal(*at(want.start)) || p.Label(start) != in {
+			t.Errorf("ParsePeriodLabel(%q) = %q, %v, %v; want %q from %s", in, p, start, err, want.period, want.start)
+		}
+	}
+	for _, bad := range []string{"", "2026", "2026-13", "2026-00", "2026-Q0", "2026-Q5", "26-11", "2026-11-01", "2026-q1"} {
+		if _, _, err := report.ParsePeriodLabel(bad); err == nil {
+			t.Errorf("ParsePeriodLabel(%q) succeeded", bad)
+		}
+	}
+}
+
+// TestBuildProgrammeContentQuarter: a quarter's report has the quarter's
+// figures and the twelve months up to its end for its charts; incidents
+// closed before the quarter count in the months, not in the quarter.
+func TestBuildProgrammeContentQuarter(t *testing.T) {
+	t.Parallel()
+	incidents, actions := moreFacts()
+	c := report.BuildProgrammeContent(report.PeriodQuarter, *at("2026-04-01T00:00:00Z"), *at("2026-06-30T00:00:00Z"),
+		30*24*time.Hour, incidents, actions)
+	if c.Label != "2026-Q2" || !c.End.Equal(*at("2026-07-01T00:00:00Z")) || c.Figures.Total.Incidents != 4 {
+		t.Errorf("quarter = %s to %s with %d incidents, want 2026-Q2 to 2026-07-01 with 4 (g, h, i, j)", c.Label, c.End, c.Figures.Total.Incidents)
+	}
+	if len(c.Monthly) != report.ChartMonths || c.Monthly[0].Label != "2025-07" || c.Monthly[11].Label != "2026-06" {
+		t.Fatalf("monthly = %d months from %s", len(c.Monthly), c.Monthly[0].Label)
+	}
+	if mar := c.Monthly[8]; mar.Label != "2026-03" || mar.Total.Incidents != 1 {
+		t.Errorf("March = %s with %d incidents, want p", mar.Label, mar.Total.Incidents)
+	}
+	if len(c.Recurrences) != 4 || len(c.DataQuality) != 4 {
+		t.Errorf("recurrences %d, data quality %d; want 4 and 4", len(c.Recurrences), len(c.DataQuality))
 	}
 }
