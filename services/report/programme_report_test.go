@@ -161,6 +161,7 @@ func TestProgrammeReportPublished(t *testing.T) {
 		t.Errorf("event = %+v, %v", ev, err)
 	}
 
+	now = now.Add(time.Hour) // an hour later the figures are the same: the 2099 recovery is still in the future
 	if code, body := do(http.MethodPost, "/v1/programme-reports", `{"period": "2026-03"}`); code != http.StatusOK ||
 		!strings.Contains(string(body), `"version": 1,`) {
 		t.Errorf("publishing unchanged figures again: %d %s, want 200 and version 1", code, body)
