@@ -15,6 +15,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
+	"github.com/afteraction/afteraction/pkg/servicetest"
 	"github.com/afteraction/afteraction/services/report"
 	"github.com/afteraction/afteraction/services/report/pades"
 	"github.com/afteraction/afteraction/services/report/pades/padestest"
@@ -54,9 +55,9 @@ func TestProgrammeReportPublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 4, 15, 9, 30, 0, 0, time.UTC)
+	clock := servicetest.NewClock(time.Date(2026, 4, 15, 9, 30, 0, 0, time.UTC))
 	publisher := &report.ProgrammePublisher{Source: f.store, Store: f.store, Objects: f.objects, Renderer: renderer,
-		Signer: f.signer, PDFSig: f.pdfSigner, Now: func() time.Time { return now }}
+		Signer: f.signer, PDFSig: f.pdfSigner, Now: clock.Now}
 	mux := http.NewServeMux()
 	(&report.API{Reader: f.store, Metrics: f.store, Programme: f.store, Library: f.store, Training: renderer,
 		Programmes: publisher, ProgrammeReports: f.store, Tokens: tokens, Log: zaptest.NewLogger(t)}).Routes(mux)
@@ -161,7 +162,7 @@ func TestProgrammeReportPublished(t *testing.T) {
 		t.Errorf("event = %+v, %v", ev, err)
 	}
 
-	now = now.Add(time.Hour) // an hour later the figures are the same: the 2099 recovery is still in the future
+	clock.Advance(time.Hour) // an hour later the figures are the same: the 2099 recovery is still in the future
 	if code, body := do(http.MethodPost, "/v1/programme-reports", `{"period": "2026-03"}`); code != http.StatusOK ||
 		!strings.Contains(string(body), `"version": 1,`) {
 		t.Errorf("publishing unchanged figures again: %d %s, want 200 and version 1", code, body)
