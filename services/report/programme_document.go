@@ -207,10 +207,10 @@ func programmeSections(c ProgrammeContent) []pdf.Section {
 	impact.Rows = append(impact.Rows, []string{"Records affected", strconv.FormatInt(f.Impact.RecordsAffected, 10)},
 		[]string{"Downtime (minutes)", strconv.FormatInt(f.Impact.DowntimeMinutes, 10)})
 	recurrence := pdf.Section{Heading: "Recurrence",
-		Intro: fmt.Sprintf("%d incidents recur an earlier one (%d by the same category and an affected asset, %d by the same "+
-			"root cause): an incident closed at most %.0f days before this one started, exercises left out. Each "+
-			"earlier incident is listed with its improvement actions and their state today.",
-			f.Recurrence.Recurring, f.Recurrence.SameCategoryAsset, f.Recurrence.SameRootCause, c.RecurrenceDays),
+		Intro: fmt.Sprintf("Recurring: %s (%d by the same category and an affected asset, %d by the same root cause) "+
+			"of an incident closed at most %.0f days before it started, exercises left out. Each earlier incident is "+
+			"listed with its improvement actions and their state today.",
+			incidentsText(f.Recurrence.Recurring), f.Recurrence.SameCategoryAsset, f.Recurrence.SameRootCause, c.RecurrenceDays),
 		Empty:   "No incident of this period recurs an earlier one.",
 		Columns: []string{"Incident", "Earlier incident", "Earlier closed", "Why", "Earlier actions"},
 		Widths:  []float64{2, 2, 1.2, 1.8, 2.2}}
