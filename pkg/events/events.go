@@ -86,6 +86,7 @@ var registry = map[string]eventKind{
 	TypeReviewAnswered:       {newValue: func() any { return new(ReviewAnswered) }, subject: SubjectReviewAnswered},
 	TypeNotificationFailed:   {newValue: func() any { return new(NotificationFailed) }, subject: SubjectNotificationFailed},
 	TypeBridgeDeliveryFailed: {newValue: func() any { return new(BridgeDeliveryFailed) }, dlq: true},
+	TypeEvidenceExpired:      {newValue: func() any { return new(EvidenceExpired) }, subject: SubjectEvidenceExpired},
 }
 
 // Types returns every known ce-type, sorted.

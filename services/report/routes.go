@@ -58,8 +58,10 @@ type API struct {
 	Trusted TrustedKeys
 	// TrustedCerts are the certificates whose signatures inside a PDF verify.
 	TrustedCerts []*x509.Certificate
-	Tokens       httpapi.Tokens
-	Log          *zap.Logger
+	// Evidence serves the legal holds (routes_hold.go); nil leaves them out.
+	Evidence *Evidence
+	Tokens   httpapi.Tokens
+	Log      *zap.Logger
 }
 
 // Routes registers the whole HTTP surface on mux. Every /v1 route needs a
@@ -86,6 +88,7 @@ type API struct {
 //	GET  /v1/programme-reports               every programme report version, newest period first
 //	GET  /v1/programme-reports/{id}/pdf      the latest version's PDF
 //	GET  /v1/programme-reports/{id}/versions/{n}/pdf  version n's PDF
+//	GET|PUT|DELETE /v1/incidents/{id}/legal-hold  legal hold and retention (compliance only; routes_hold.go)
 //
 // /healthz, /readyz and /metrics are registered by Run.
 func (a *API) Routes(mux *http.ServeMux) {
@@ -111,6 +114,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	handle("GET /v1/programme-reports", a.listProgrammeReports)
 	handle("GET /v1/programme-reports/{id}/pdf", a.getProgrammePDF)
 	handle("GET /v1/programme-reports/{id}/versions/{n}/pdf", a.getProgrammePDF)
+	a.holdRoutes(mux)
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
