@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -20,6 +21,7 @@ import (
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/bus/bustest"
 	"github.com/afteraction/afteraction/pkg/events"
+	"github.com/afteraction/afteraction/pkg/postgres/pgtest"
 	"github.com/afteraction/afteraction/services/intake/webhook"
 )
 
@@ -222,6 +224,79 @@ func TestImportCancelledInTheMiddleThenRerunPublishesEachRecordOnce(t *testing.T
 	}
 	if len(externals) != n {
 		t.Errorf("stream holds %d distinct incidents, want %d", len(externals), n)
+	}
+}
+
+// TestImportKilledInTheMiddleThenRerunRegistersAndOpensEachOnce drops the
+// import's connection while publishes are in flight (as a killed process
+// does: some records were stored, some not, and the import does not know
+// which), then imports the file again into the running stack: intake holds
+// every record once (one incident and one revision each, no gap in the
+// external ids) and review opened exactly one review per incident.
+func TestImportKilledInTheMiddleThenRerunRegistersAndOpensEachOnce(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.NewDatabase(t)
+	s := startTestStackOn(t, dsn)
+	const n = 300
+	records := closedRecords(t, n)
+	cfg := webhook.DefaultConfig()
+	connect := func() *bus.Bus {
+		b, err := bus.Connect(context.Background(), s.NATSURL, "import", zap.NewNop(), s.Client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+
+	killed := connect()
+	ticks := 0
+	st, err := importRecords(context.Background(), killed, cfg, "servicenow", records, io.Discard, func() {
+		if ticks++; ticks == 80 {
+			go killed.Close()
+		}
+	}, importWindow)
+	if err == nil || st.Published >= n {
+		t.Fatalf("killed import: %+v, %v; want an error and fewer than %d published", st, err, n)
+	}
+
+	b := connect()
+	defer b.Close()
+	var report bytes.Buffer
+	if st, err := importRecords(context.Background(), b, cfg, "servicenow", records, &report, func() {}, importWindow); err != nil || st.Published != n {
+		t.Fatalf("re-run: %+v, %v\n%s", st, err, report.String())
+	}
+
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	scan := func(query string, dest ...any) {
+		t.Helper()
+		if err := pool.QueryRow(context.Background(), query).Scan(dest...); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+	}
+	// Review opens a few dozen reviews a second on a loaded machine.
+	for deadline, reviews := time.Now().Add(3*time.Minute), 0; reviews < n && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		scan(`SELECT count(*) FROM review.reviews`, &reviews)
+	}
+	var incidents, distinct, revisions, maxRevision, reviews, reviewed int
+	var first, last string
+	scan(`SELECT count(*), count(DISTINCT external_id), max(revision), min(external_id), max(external_id) FROM intake.incidents`,
+		&incidents, &distinct, &maxRevision, &first, &last)
+	scan(`SELECT count(*) FROM intake.incident_revisions`, &revisions)
+	scan(`SELECT count(*), count(DISTINCT incident_id) FROM review.reviews`, &reviews, &reviewed)
+	if incidents != n || distinct != n || revisions != n || maxRevision != 1 {
+		t.Errorf("intake holds %d incidents (%d distinct), %d revisions, latest revision %d; want %d, %d, %d, 1",
+			incidents, distinct, revisions, maxRevision, n, n, n)
+	}
+	if first != "INC1000000" || last != fmt.Sprintf("INC%07d", 1000000+n-1) {
+		t.Errorf("external ids run from %s to %s: a gap", first, last)
+	}
+	if reviews != n || reviewed != n {
+		t.Errorf("review opened %d reviews for %d incidents, want %d each", reviews, reviewed, n)
 	}
 }
 
