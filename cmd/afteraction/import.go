@@ -216,9 +216,12 @@ func importRecords(ctx context.Context, b *bus.Bus, cfg webhook.Config, source s
 	return st, nil
 }
 
-// prepareChunk is how many records are normalised together, ahead of the
-// publisher.
-const prepareChunk = 1024
+// prepareChunk is how many records are normalised together, and
+// preparedAhead how many such chunks may wait for the publisher.
+const (
+	prepareChunk  = 128
+	preparedAhead = 4
+)
 
 // preparedRecord is what importEnvelope made of a record.
 type preparedRecord struct {
@@ -228,10 +231,10 @@ type preparedRecord struct {
 }
 
 // prepareRecords normalises records (see importEnvelope) on every core, in
-// chunks of prepareChunk, and sends the chunks in file order, one chunk ahead
-// of the reader. It stops when ctx is done; the channel is then closed.
+// chunks of prepareChunk, and sends the chunks in file order, up to
+// preparedAhead chunks ahead of the reader. It stops when ctx is done; the channel is then closed.
 func prepareRecords(ctx context.Context, cfg webhook.Config, source string, records []json.RawMessage) <-chan []preparedRecord {
-	out := make(chan []preparedRecord, 1)
+	out := make(chan []preparedRecord, preparedAhead)
 	go func() {
 		defer close(out)
 		for lo := 0; lo < len(records); lo += prepareChunk {
