@@ -40,7 +40,7 @@ func (s *Service) routes(auth guard, reg *prometheus.Registry, checks map[string
 	// No bearer token: package webhook verifies each system's own signature.
 	mux.HandleFunc("POST /v1/webhooks/{source}", s.postWebhook)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	httpapi.Health(mux, checks)
+	httpapi.HealthWithLog(mux, checks, s.log.Named("http"))
 	return httpapi.Logged(mux, s.log.Named("http"))
 }
 
@@ -170,6 +170,10 @@ func (s *Service) writeInvalid(w http.ResponseWriter, r *http.Request, route, so
 func (s *Service) writeStoreError(w http.ResponseWriter, r *http.Request, err error, what string) {
 	if errors.Is(err, postgres.ErrNotFound) {
 		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusNotFound, what+" not found", ""))
+		return
+	}
+	if errors.Is(err, postgres.ErrPurged) {
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusGone, what+" purged", err.Error()))
 		return
 	}
 	s.log.Error("read "+what+" failed", zap.Error(err))

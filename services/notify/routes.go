@@ -78,7 +78,7 @@ func Handler(svc *Service, tokens httpapi.Tokens, gatherer prometheus.Gatherer, 
 	mux.Handle("GET /v1/deliveries", tokens.Require(http.HandlerFunc(a.list), readers...))
 	mux.Handle("GET /v1/deliveries/{id}", tokens.Require(http.HandlerFunc(a.get), readers...))
 	mux.Handle("POST /v1/deliveries/{id}/retry", tokens.Require(http.HandlerFunc(a.retry), "facilitator"))
-	httpapi.Health(mux, checks)
+	httpapi.HealthWithLog(mux, checks, a.log)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return httpapi.Logged(mux, a.log)
 }
@@ -93,8 +93,8 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, httpapi.FieldError{Field: p.field, Reason: "must be a UUID"})
 		}
 	}
-	if f.Status != "" && !slices.Contains([]string{postgres.StatusPending, postgres.StatusSending, postgres.StatusSent, postgres.StatusDead}, f.Status) {
-		problems = append(problems, httpapi.FieldError{Field: "status", Reason: "one of pending, sending, sent, dead"})
+	if f.Status != "" && !slices.Contains([]string{postgres.StatusPending, postgres.StatusSending, postgres.StatusSent, postgres.StatusDead, postgres.StatusWithdrawn}, f.Status) {
+		problems = append(problems, httpapi.FieldError{Field: "status", Reason: "one of pending, sending, sent, dead, withdrawn"})
 	}
 	if f.Reason != "" && !slices.Contains(Reasons(), Reason(f.Reason)) {
 		problems = append(problems, httpapi.FieldError{Field: "reason", Reason: "unknown reason"})

@@ -52,8 +52,10 @@ type API struct {
 	Trusted TrustedKeys
 	// TrustedCerts are the certificates whose signatures inside a PDF verify.
 	TrustedCerts []*x509.Certificate
-	Tokens       httpapi.Tokens
-	Log          *zap.Logger
+	// Evidence serves the legal holds (routes_hold.go); nil leaves them out.
+	Evidence *Evidence
+	Tokens   httpapi.Tokens
+	Log      *zap.Logger
 }
 
 // Routes registers the whole HTTP surface on mux. Every /v1 route needs a
@@ -75,6 +77,7 @@ type API struct {
 //	                                         with the time series per month or quarter
 //	GET  /v1/library?q=&category=&severity=&tag=&asset=&from=&to=&limit=  the case library
 //	GET  /v1/library/training-pack.pdf?category=  the training pack of one category (PDF)
+//	GET|PUT|DELETE /v1/incidents/{id}/legal-hold  legal hold and retention (compliance only; routes_hold.go)
 //
 // /healthz, /readyz and /metrics are registered by Run.
 func (a *API) Routes(mux *http.ServeMux) {
@@ -96,6 +99,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	handle("GET /v1/metrics/programme", a.programme)
 	handle("GET /v1/library", a.library)
 	handle("GET /v1/library/training-pack.pdf", a.trainingPack)
+	a.holdRoutes(mux)
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -58,6 +58,10 @@ type Input struct {
 	// Redacted marks the rendition for external distribution: "REDACTED" on
 	// every page and a note on the cover saying what was masked.
 	Redacted bool
+	// Retention (until when the evidence behind the report is kept) and
+	// LegalHold (the hold in force when it was rendered) are printed in the
+	// document-integrity block; "" leaves the row out.
+	Retention, LegalHold string
 }
 
 // Output is a rendered report.
