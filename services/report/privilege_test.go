@@ -92,6 +92,11 @@ func TestServiceRoleCannotChangeWhatItWrote(t *testing.T) {
 		t.Fatalf("download as the service role: %d", resp.StatusCode)
 	}
 
+	// A programme report is published as the service role too (the example closed in March 2026).
+	if resp, body := r.do(http.MethodPost, "/v1/programme-reports", []byte(`{"period": "2026-03"}`), true); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("publish a programme report as the service role: %d %s", resp.StatusCode, body)
+	}
+
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, runtimeDSN)
 	if err != nil {
@@ -106,12 +111,13 @@ func TestServiceRoleCannotChangeWhatItWrote(t *testing.T) {
 		t.Fatalf("custody entries written as the service role: %d (%v), want rendered, rendered (redacted), published, downloaded", entries, err)
 	}
 	var denied []string
-	for _, table := range []string{"report_versions", "custody_log", "signing_keys", "signing_certificates"} {
+	for _, table := range []string{"report_versions", "custody_log", "signing_keys", "signing_certificates", "programme_reports"} {
 		trigger := map[string]string{"report_versions": "report_versions_immutable", "custody_log": "custody_log_append_only",
-			"signing_keys": "signing_keys_immutable", "signing_certificates": "signing_certificates_immutable"}[table]
+			"signing_keys": "signing_keys_immutable", "signing_certificates": "signing_certificates_immutable",
+			"programme_reports": "programme_reports_immutable"}[table]
 		denied = append(denied,
 			`UPDATE `+table+` SET `+map[string]string{"report_versions": "pages = 1", "custody_log": "actor = 'x'",
-				"signing_keys": "algorithm = 'x'", "signing_certificates": "subject = 'x'"}[table],
+				"signing_keys": "algorithm = 'x'", "signing_certificates": "subject = 'x'", "programme_reports": "pages = 1"}[table],
 			`DELETE FROM `+table,
 			`TRUNCATE `+table+` CASCADE`,
 			`ALTER TABLE `+table+` DISABLE TRIGGER `+trigger,
