@@ -46,8 +46,18 @@ func (s *Service) FormURL(r postgres.Review, p postgres.Participant) string {
 // notify service mails reasons opened and added once per participant and
 // every resent.
 func (s *Service) EnqueueInvitation(ctx context.Context, tx *postgres.Tx, r postgres.Review, p postgres.Participant, reason events.InvitationReason) (bool, error) {
+	env, ok, err := s.invitation(r, p, reason)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, tx.Enqueue(ctx, env)
+}
+
+// invitation builds participant p's invitation to review r (see
+// EnqueueInvitation); false: p gets none.
+func (s *Service) invitation(r postgres.Review, p postgres.Participant, reason events.InvitationReason) (events.Envelope, bool, error) {
 	if r.Historical || !ValidEmail(p.Email) {
-		return false, nil
+		return events.Envelope{}, false, nil
 	}
 	inv := events.ReviewInvitation{
 		ReviewID: r.ID, IncidentID: r.IncidentID, Title: r.Title, Severity: r.Severity,
@@ -59,19 +69,25 @@ func (s *Service) EnqueueInvitation(ctx context.Context, tx *postgres.Tx, r post
 	}
 	env, err := newEvent(events.TypeReviewInvitation, r.ID, inv)
 	if err != nil {
-		return false, err
+		return events.Envelope{}, false, err
 	}
-	return true, tx.Enqueue(ctx, env)
+	return env, true, nil
 }
 
-// enqueueInvitations invites every participant of ps to r (see EnqueueInvitation).
+// enqueueInvitations invites every participant of ps to r (see
+// EnqueueInvitation) with one outbox statement.
 func (s *Service) enqueueInvitations(ctx context.Context, tx *postgres.Tx, r postgres.Review, ps []postgres.Participant, reason events.InvitationReason) error {
+	var envs []events.Envelope
 	for _, p := range ps {
-		if _, err := s.EnqueueInvitation(ctx, tx, r, p, reason); err != nil {
+		env, ok, err := s.invitation(r, p, reason)
+		if err != nil {
 			return err
 		}
+		if ok {
+			envs = append(envs, env)
+		}
 	}
-	return nil
+	return tx.EnqueueAll(ctx, envs)
 }
 
 // enqueueAnswered writes afteraction.review.answered.v1 for participantID of
