@@ -60,27 +60,30 @@ type eventKind struct {
 	newValue func() any
 	subject  string // "" for inbound types, whose subject ends in the sender's name
 	inbound  bool
+	// dlq: written only to the DLQ stream, on dlq.<service>.<...>.
+	dlq bool
 }
 
 // registry maps every ce-type to its Go type and subject. The tests check it
 // against the schema files in both directions.
 var registry = map[string]eventKind{
-	TypeIncidentClosed:     {newValue: func() any { return new(IncidentClosed) }, inbound: true},
-	TypeIncidentRegistered: {newValue: func() any { return new(IncidentRegistered) }, subject: SubjectIncidentRegistered},
-	TypeIncidentRejected:   {newValue: func() any { return new(IncidentRejected) }, subject: SubjectIncidentRejected},
-	TypeReviewOpened:       {newValue: func() any { return new(ReviewOpened) }, subject: SubjectReviewOpened},
-	TypeReviewReminder:     {newValue: func() any { return new(ReviewReminder) }, subject: SubjectReviewReminder},
-	TypeReviewCompleted:    {newValue: func() any { return new(ReviewCompleted) }, subject: SubjectReviewCompleted},
-	TypeReportPublished:    {newValue: func() any { return new(ReportPublished) }, subject: SubjectReportPublished},
-	TypeActionCreated:      {newValue: func() any { return new(ActionCreated) }, subject: SubjectActionCreated},
-	TypeActionUpdated:      {newValue: func() any { return new(ActionUpdated) }, subject: SubjectActionUpdated},
-	TypeActionOverdue:      {newValue: func() any { return new(ActionOverdue) }, subject: SubjectActionOverdue},
-	TypeActionStatus:       {newValue: func() any { return new(ActionStatus) }, inbound: true},
-	TypeActionDigest:       {newValue: func() any { return new(ActionDigest) }, subject: SubjectActionDigest},
-	TypeReviewInvitation:   {newValue: func() any { return new(ReviewInvitation) }, subject: SubjectReviewInvitation},
-	TypeReviewMeeting:      {newValue: func() any { return new(ReviewMeeting) }, subject: SubjectReviewMeeting},
-	TypeReviewAnswered:     {newValue: func() any { return new(ReviewAnswered) }, subject: SubjectReviewAnswered},
-	TypeNotificationFailed: {newValue: func() any { return new(NotificationFailed) }, subject: SubjectNotificationFailed},
+	TypeIncidentClosed:       {newValue: func() any { return new(IncidentClosed) }, inbound: true},
+	TypeIncidentRegistered:   {newValue: func() any { return new(IncidentRegistered) }, subject: SubjectIncidentRegistered},
+	TypeIncidentRejected:     {newValue: func() any { return new(IncidentRejected) }, subject: SubjectIncidentRejected},
+	TypeReviewOpened:         {newValue: func() any { return new(ReviewOpened) }, subject: SubjectReviewOpened},
+	TypeReviewReminder:       {newValue: func() any { return new(ReviewReminder) }, subject: SubjectReviewReminder},
+	TypeReviewCompleted:      {newValue: func() any { return new(ReviewCompleted) }, subject: SubjectReviewCompleted},
+	TypeReportPublished:      {newValue: func() any { return new(ReportPublished) }, subject: SubjectReportPublished},
+	TypeActionCreated:        {newValue: func() any { return new(ActionCreated) }, subject: SubjectActionCreated},
+	TypeActionUpdated:        {newValue: func() any { return new(ActionUpdated) }, subject: SubjectActionUpdated},
+	TypeActionOverdue:        {newValue: func() any { return new(ActionOverdue) }, subject: SubjectActionOverdue},
+	TypeActionStatus:         {newValue: func() any { return new(ActionStatus) }, inbound: true},
+	TypeActionDigest:         {newValue: func() any { return new(ActionDigest) }, subject: SubjectActionDigest},
+	TypeReviewInvitation:     {newValue: func() any { return new(ReviewInvitation) }, subject: SubjectReviewInvitation},
+	TypeReviewMeeting:        {newValue: func() any { return new(ReviewMeeting) }, subject: SubjectReviewMeeting},
+	TypeReviewAnswered:       {newValue: func() any { return new(ReviewAnswered) }, subject: SubjectReviewAnswered},
+	TypeNotificationFailed:   {newValue: func() any { return new(NotificationFailed) }, subject: SubjectNotificationFailed},
+	TypeBridgeDeliveryFailed: {newValue: func() any { return new(BridgeDeliveryFailed) }, dlq: true},
 }
 
 // Types returns every known ce-type, sorted.
@@ -105,6 +108,9 @@ func SubjectOf(typ string) (string, error) {
 	}
 	if k.inbound {
 		return "", fmt.Errorf("subject of %q: inbound type, its subject ends in the sender's name", typ)
+	}
+	if k.dlq {
+		return "", fmt.Errorf("subject of %q: dead-letter type, published only on the DLQ stream (dlq.<service>.<...>)", typ)
 	}
 	return k.subject, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"reflect"
 	"regexp"
@@ -411,6 +412,12 @@ func TestSubjectOf(t *testing.T) {
 			}
 			continue
 		}
+		if typ == TypeBridgeDeliveryFailed {
+			if err == nil {
+				t.Errorf("SubjectOf(%s) = %q, want an error for a dead-letter type", typ, subject)
+			}
+			continue
+		}
 		if private := privateSubjects[typ]; private != "" {
 			if subject != private || err != nil || !strings.HasPrefix(subject, "notify.") {
 				t.Errorf("SubjectOf(%s) = %q, %v; want %q in the private NOTIFY stream", typ, subject, err, private)
@@ -468,4 +475,37 @@ func TestEnums(t *testing.T) {
 	if !StatusWontDo.Valid() || Status("closed").Valid() {
 		t.Error("Status.Valid")
 	}
+}
+
+// An invitation carries its link; a withdrawal never does.
+func TestInvitationLinkOnlyWhenNotWithdrawn(t *testing.T) {
+	t.Parallel()
+	b, err := fs.ReadFile(schemas.FS(), "events/examples/afteraction.review.invitation.v1.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, mutate func(map[string]any), wantField string) {
+		t.Helper()
+		d := maps.Clone(doc)
+		mutate(d)
+		data, _ := json.Marshal(d)
+		err := Validate(TypeReviewInvitation, data)
+		if wantField == "" {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			return
+		}
+		var verr *ValidationError
+		if !errors.As(err, &verr) || !strings.Contains(verr.Error(), wantField) {
+			t.Errorf("%s: error %v, want one naming %s", name, err, wantField)
+		}
+	}
+	check("opened without a link", func(d map[string]any) { delete(d, "form_url") }, "form_url")
+	check("withdrawn with a link", func(d map[string]any) { d["reason"] = "withdrawn" }, "form_url")
+	check("withdrawn without a link", func(d map[string]any) { d["reason"] = "withdrawn"; delete(d, "form_url") }, "")
 }

@@ -40,17 +40,22 @@ const (
 // InvitationReason says why an invitation is sent.
 type InvitationReason string
 
-// Invitation reasons: the review opened, a participant was added later, or the
-// facilitator asked for the invitation to be sent again (every resend is mailed).
+// Invitation reasons: the review opened, a participant was added later, the
+// facilitator asked for the invitation to be sent again (every resend is
+// mailed), or the facilitator revoked the invitation or removed the
+// participant (withdrawn: the event carries no link, and the notify service
+// forgets the one it holds and reminds the participant no more).
 const (
-	InvitationOpened InvitationReason = "opened"
-	InvitationAdded  InvitationReason = "added"
-	InvitationResent InvitationReason = "resent"
+	InvitationOpened    InvitationReason = "opened"
+	InvitationAdded     InvitationReason = "added"
+	InvitationResent    InvitationReason = "resent"
+	InvitationWithdrawn InvitationReason = "withdrawn"
 )
 
 // ReviewInvitation is one participant's personal invitation to a review
-// (afteraction.review.invitation.v1). FormURL is a bearer capability: whoever
-// holds it answers as the participant; it is never logged.
+// (afteraction.review.invitation.v1), or its withdrawal. FormURL is a bearer
+// capability: whoever holds it answers as the participant; it is never logged.
+// A withdrawal (Reason InvitationWithdrawn) has no FormURL.
 type ReviewInvitation struct {
 	ReviewID    string           `json:"review_id"`
 	IncidentID  string           `json:"incident_id"`
@@ -58,7 +63,7 @@ type ReviewInvitation struct {
 	Severity    Severity         `json:"severity"`
 	Participant Participant      `json:"participant"`
 	Facilitator *Contact         `json:"facilitator,omitempty"`
-	FormURL     string           `json:"form_url"`
+	FormURL     string           `json:"form_url,omitempty"`
 	DueAt       *time.Time       `json:"due_at,omitempty"`
 	ExpiresAt   time.Time        `json:"expires_at"`
 	InvitedAt   time.Time        `json:"invited_at"`
@@ -141,4 +146,23 @@ func ValidEmail(addr string) bool {
 	a, err := mail.ParseAddress(addr)
 	at := strings.LastIndexByte(addr, '@')
 	return err == nil && a.Address == addr && at > 0 && strings.Contains(addr[at+1:], ".") && !strings.HasSuffix(addr, ".")
+}
+
+// TypeBridgeDeliveryFailed is the ce-type of the DLQ copy of an action
+// delivery a remote tracker refused for good; the tracker writes it on
+// dlq.tracker.bridge.<bridge>.
+const TypeBridgeDeliveryFailed = "afteraction.bridge.delivery_failed.v1"
+
+// BridgeDeliveryFailed is an action delivery a bridge's remote refused for
+// good (afteraction.bridge.delivery_failed.v1).
+type BridgeDeliveryFailed struct {
+	ID         int64     `json:"id"`
+	ActionID   string    `json:"action_id"`
+	Bridge     string    `json:"bridge"`
+	Intent     string    `json:"intent"`
+	Version    int64     `json:"version"`
+	HTTPStatus int       `json:"http_status"`
+	Message    string    `json:"message"`
+	Attempts   int       `json:"attempts"`
+	FailedAt   time.Time `json:"failed_at"`
 }

@@ -232,11 +232,25 @@ func (s *Service) handle(ctx context.Context, eventID string, fn func(tx *postgr
 	return n, err
 }
 
+// linkReasons are the reasons whose messages carry the participant's form link.
+var linkReasons = []string{string(ReasonInvitation), string(ReasonReminder), string(ReasonDueSoon), string(ReasonOverdue)}
+
 // HandleInvitation mails a participant their personal invitation, once per
 // participant for reasons opened and added and once per event for resent, and
-// keeps the link for reminders.
+// keeps the link for reminders. A withdrawal (the facilitator revoked the
+// invitation or removed the participant) forgets the link, so no reminder
+// follows, and withdraws the participant's messages not yet sent that carry it.
 func (s *Service) HandleInvitation(ctx context.Context, eventID string, e events.ReviewInvitation) (int, error) {
 	return s.handle(ctx, eventID, func(tx *postgres.Tx) ([]notice, error) {
+		if e.Reason == events.InvitationWithdrawn {
+			n, err := tx.WithdrawInvitee(ctx, e.ReviewID, e.Participant.ParticipantID, e.Participant.Email, e.InvitedAt,
+				linkReasons, "invitation withdrawn by the facilitator")
+			if n > 0 {
+				s.log.Info("pending deliveries withdrawn with the invitation", zap.String("review_id", e.ReviewID),
+					zap.String("participant_id", e.Participant.ParticipantID), zap.Int64("deliveries", n))
+			}
+			return nil, err
+		}
 		rev := postgres.Review{ID: e.ReviewID, IncidentID: e.IncidentID, Title: e.Title, DueAt: e.DueAt}
 		if e.Facilitator != nil {
 			rev.Facilitator = *e.Facilitator
@@ -290,6 +304,12 @@ func (s *Service) HandleReminder(ctx context.Context, eventID string, e events.R
 	return s.handle(ctx, eventID, func(tx *postgres.Tx) ([]notice, error) {
 		p := e.Participant
 		inv, err := tx.Invitee(ctx, e.ReviewID, p.ParticipantID)
+		if errors.Is(err, postgres.ErrNotFound) {
+			withdrawn, werr := tx.Withdrawn(ctx, e.ReviewID, p.ParticipantID)
+			if werr != nil || withdrawn {
+				return nil, werr // a reminder sent before the facilitator withdrew the invitation
+			}
+		}
 		switch {
 		case errors.Is(err, postgres.ErrNotFound) && events.ValidEmail(p.Email):
 			return nil, fmt.Errorf("reminder of %s: %w", p.ParticipantID, ErrNoInvitationYet)

@@ -93,8 +93,8 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, httpapi.FieldError{Field: p.field, Reason: "must be a UUID"})
 		}
 	}
-	if f.Status != "" && !slices.Contains([]string{postgres.StatusPending, postgres.StatusSending, postgres.StatusSent, postgres.StatusDead}, f.Status) {
-		problems = append(problems, httpapi.FieldError{Field: "status", Reason: "one of pending, sending, sent, dead"})
+	if f.Status != "" && !slices.Contains([]string{postgres.StatusPending, postgres.StatusSending, postgres.StatusSent, postgres.StatusDead, postgres.StatusWithdrawn}, f.Status) {
+		problems = append(problems, httpapi.FieldError{Field: "status", Reason: "one of pending, sending, sent, dead, withdrawn"})
 	}
 	if f.Reason != "" && !slices.Contains(Reasons(), Reason(f.Reason)) {
 		problems = append(problems, httpapi.FieldError{Field: "reason", Reason: "unknown reason"})

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -198,4 +200,50 @@ func TestRunDigest(t *testing.T) {
 	if ds := e.deliveries("reason=action_digest"); len(ds) != 1 {
 		t.Errorf("digest deliveries = %d, want 1", len(ds))
 	}
+}
+
+// The facilitator revokes an invitation (or removes the participant): notify
+// forgets the link, reminds the participant no more, and withdraws the
+// messages carrying the link that it has not managed to send yet.
+func TestRunWithdrawnInvitationStopsReminders(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close() // nothing answers there: every attempt fails for now and stays pending
+	e := newEnv(t, mailpit.Options{}, map[string]string{
+		"NOTIFY_SMTP_PORT": closed, "NOTIFY_RETRY_BACKOFF": "1h", "NOTIFY_SMTP_TIMEOUT": "1s",
+		"NOTIFY_REMINDER_EVERY": "200ms", "NOTIFY_REMINDER_INTERVAL": "100ms", "NOTIFY_REMINDER_MAX": "50",
+	})
+	e.start(Deps{})
+	inv := invitation("Wanda Withdrawn", "wanda@ok.example")
+	e.publish(events.TypeReviewInvitation, inv.ReviewID, inv)
+	servicetest.Eventually(t, "the invitation and a reminder pending", func() bool {
+		return len(e.deliveries("status=pending&reason=invitation&review_id="+inv.ReviewID)) == 1 &&
+			len(e.deliveries("status=pending&reason=reminder&review_id="+inv.ReviewID)) >= 1
+	})
+	w := inv
+	w.FormURL, w.Reason, w.InvitedAt = "", events.InvitationWithdrawn, time.Now().UTC()
+	e.publish(events.TypeReviewInvitation, inv.ReviewID, w)
+	servicetest.Eventually(t, "nothing carrying the link pending", func() bool {
+		return len(e.deliveries("status=pending&review_id="+inv.ReviewID)) == 0
+	})
+	withdrawn := e.deliveries("status=withdrawn&review_id=" + inv.ReviewID)
+	reminders := len(e.deliveries("reason=reminder&review_id=" + inv.ReviewID))
+	if len(withdrawn) < 2 || withdrawn[0].LastError == "" {
+		t.Errorf("withdrawn deliveries = %+v, want the invitation and its reminders, with why", withdrawn)
+	}
+	time.Sleep(time.Second) // five reminder periods: a reminder would show
+	if n := len(e.deliveries("reason=reminder&review_id=" + inv.ReviewID)); n != reminders {
+		t.Errorf("reminders after the withdrawal: %d, were %d", n, reminders)
+	}
+	// A resend brings the participant back with a new link.
+	r := inv
+	r.FormURL, r.Reason, r.InvitedAt = inv.FormURL+"-new", events.InvitationResent, time.Now().UTC()
+	e.publish(events.TypeReviewInvitation, inv.ReviewID, r)
+	servicetest.Eventually(t, "the resent invitation pending", func() bool {
+		return len(e.deliveries("status=pending&reason=invitation&review_id="+inv.ReviewID)) == 1
+	})
 }

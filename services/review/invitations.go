@@ -53,25 +53,48 @@ func (s *Service) EnqueueInvitation(ctx context.Context, tx *postgres.Tx, r post
 	return true, tx.Enqueue(ctx, env)
 }
 
-// invitation builds participant p's invitation to review r (see
-// EnqueueInvitation); false: p gets none.
+// invitation builds participant p's invitation to review r, with its link
+// (see EnqueueInvitation); false: p gets none.
 func (s *Service) invitation(r postgres.Review, p postgres.Participant, reason events.InvitationReason) (events.Envelope, bool, error) {
 	if r.Historical || !ValidEmail(p.Email) {
 		return events.Envelope{}, false, nil
 	}
+	inv := s.invitationEvent(r, p, reason)
+	inv.FormURL = s.FormURL(r, p)
+	env, err := newEvent(events.TypeReviewInvitation, inv.ReviewID, inv)
+	if err != nil {
+		return events.Envelope{}, false, err
+	}
+	return env, true, nil
+}
+
+// invitationEvent is participant p's invitation to r for reason, without its link.
+func (s *Service) invitationEvent(r postgres.Review, p postgres.Participant, reason events.InvitationReason) events.ReviewInvitation {
 	inv := events.ReviewInvitation{
 		ReviewID: r.ID, IncidentID: r.IncidentID, Title: r.Title, Severity: r.Severity,
-		Participant: eventParticipant(p), FormURL: s.FormURL(r, p), DueAt: r.DueAt,
+		Participant: eventParticipant(p), DueAt: r.DueAt,
 		ExpiresAt: s.cfg.Invites.Expiry(r.OpenedAt).UTC(), InvitedAt: s.now(), Reason: reason,
 	}
 	if r.Facilitator.Name != "" {
 		inv.Facilitator = contactOf(r.Facilitator)
 	}
-	env, err := newEvent(events.TypeReviewInvitation, r.ID, inv)
-	if err != nil {
-		return events.Envelope{}, false, err
+	return inv
+}
+
+// enqueueWithdrawal tells the notify service, in tx, that participant p's
+// invitation to r was revoked or that p was removed: the event carries no
+// link, and notify forgets the one it holds and stops reminding p. Like
+// EnqueueInvitation it enqueues nothing for a historical review or a
+// participant without a valid e-mail address (notify never had their link).
+func (s *Service) enqueueWithdrawal(ctx context.Context, tx *postgres.Tx, r postgres.Review, p postgres.Participant) error {
+	if r.Historical || !ValidEmail(p.Email) {
+		return nil
 	}
-	return env, true, nil
+	env, err := newEvent(events.TypeReviewInvitation, r.ID, s.invitationEvent(r, p, events.InvitationWithdrawn))
+	if err != nil {
+		return err
+	}
+	return tx.Enqueue(ctx, env)
 }
 
 // enqueueInvitations invites every participant of ps to r (see

@@ -218,7 +218,10 @@ func (s *Service) RemoveParticipant(ctx context.Context, reviewID, participantID
 		if err := tx.RemoveParticipant(ctx, reviewID, participantID, now); err != nil {
 			return err
 		}
-		return tx.RecordParticipantChange(ctx, reviewID, participantID, now, by, postgres.ChangeRemoved, "")
+		if err := tx.RecordParticipantChange(ctx, reviewID, participantID, now, by, postgres.ChangeRemoved, ""); err != nil {
+			return err
+		}
+		return s.enqueueWithdrawal(ctx, tx, r, p)
 	})
 }
 
@@ -248,7 +251,10 @@ func (s *Service) RenewInvitation(ctx context.Context, reviewID, participantID, 
 		change := postgres.ChangeResent
 		if revoke {
 			change, p.RevokedAt = postgres.ChangeRevoked, &now
-			return tx.RecordParticipantChange(ctx, reviewID, participantID, now, by, change, "")
+			if err := tx.RecordParticipantChange(ctx, reviewID, participantID, now, by, change, ""); err != nil {
+				return err
+			}
+			return s.enqueueWithdrawal(ctx, tx, r, p)
 		}
 		p.RevokedAt, p.InvitedAt = nil, now
 		if err := tx.RecordParticipantChange(ctx, reviewID, participantID, now, by, change, ""); err != nil {

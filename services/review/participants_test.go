@@ -129,12 +129,24 @@ func TestManageParticipantsByAPI(t *testing.T) {
 	if code, _ := call(t, "GET", base+"/v1/reviews/"+r.ReviewID+"/questions", resent.InvitationToken, "", ""); code != http.StatusUnauthorized {
 		t.Errorf("questions with a revoked invitation: %d, want 401", code)
 	}
+	// notify is told, without the link, so that it reminds Lea no more.
+	if n := invitations("withdrawn"); n != 1 {
+		t.Errorf("withdrawal events after a revoke = %d, want 1", n)
+	}
+	for _, raw := range f.outbox(events.TypeReviewInvitation) {
+		if strings.Contains(string(raw), `"reason":"withdrawn"`) && strings.Contains(string(raw), "form_url") {
+			t.Errorf("a withdrawal carries a link: %s", raw)
+		}
+	}
 	// Remove: gone from the list; someone who answered cannot be removed.
 	if code, _ := call(t, "POST", url+"/"+lea.ParticipantID+"/remove", facilitatorToken, "", ``); code != http.StatusNoContent {
 		t.Errorf("remove: %d, want 204", code)
 	}
 	if n := len(f.only(r.IncidentID).Participants); n != len(r.Participants) {
 		t.Errorf("participants after removal = %d, want %d", n, len(r.Participants))
+	}
+	if n := invitations("withdrawn"); n != 2 {
+		t.Errorf("withdrawal events after a revoke and a removal = %d, want 2", n)
 	}
 	if _, err := f.submit(r, 0, events.Answer{QuestionID: "what_happened.account", Text: "x"}); err != nil {
 		t.Fatal(err)

@@ -257,7 +257,7 @@ func (s *Service) issueOf(a Action, dl Delivery) bridge.Issue {
 
 // TypeDeliveryFailed is the ce-type of the DLQ copy of a delivery a remote
 // refused for good (dlq.tracker.bridge.<bridge>); its data is the Failure.
-const TypeDeliveryFailed = "afteraction.bridge.delivery_failed.v1"
+const TypeDeliveryFailed = events.TypeBridgeDeliveryFailed
 
 // deadLetterDelivery writes the failure to the DLQ through the outbox, in
 // the transaction that lists it.

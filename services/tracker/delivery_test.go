@@ -347,6 +347,9 @@ func TestDeliveryPermanentFailureIsListed(t *testing.T) {
 	if err != nil || subject != "dlq.tracker.bridge.gh" || !strings.Contains(string(data), "Validation Failed") {
 		t.Errorf("DLQ copy %q %s: %v", subject, data, err)
 	}
+	if err := events.Validate(TypeDeliveryFailed, data); err != nil {
+		t.Errorf("DLQ copy against its schema: %v", err)
+	}
 	// A failed delivery is not retried until the action changes or an operator retries it.
 	gh.fail = nil
 	if n := f.drain(d); n != len(rc.ActionItems)-1 {

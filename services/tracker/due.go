@@ -13,10 +13,14 @@ import (
 // the review's completion, by priority ("" for items without one).
 type DuePolicy map[events.Priority]int
 
-// DefaultDuePolicy is critical 7 days, high 14, medium 30, low 60, none 30.
+// DefaultDuePolicy is critical 7 days, high 30, medium 90, low 180, none 90:
+// the review service's default (REVIEW_ACTION_DUE), which gives the items of
+// every review it completes their due dates, so that the two agree on an
+// item that reaches the tracker without one (an event from before
+// REVIEW_ACTION_DUE, or from another producer).
 func DefaultDuePolicy() DuePolicy {
-	return DuePolicy{events.PriorityCritical: 7, events.PriorityHigh: 14, events.PriorityMedium: 30,
-		events.PriorityLow: 60, "": 30}
+	return DuePolicy{events.PriorityCritical: 7, events.PriorityHigh: 30, events.PriorityMedium: 90,
+		events.PriorityLow: 180, "": 90}
 }
 
 // DueDate returns the due date (YYYY-MM-DD) of an item of priority p for a

@@ -32,7 +32,7 @@ type Config struct {
 	// Bridges are the remote trackers and the routes to them, from
 	// TRACKER_BRIDGES (JSON) or TRACKER_BRIDGES_FILE; see BridgesConfig.
 	Bridges *Bridges
-	// DuePolicy (TRACKER_DUE_DAYS, e.g. "critical=7,high=14,medium=30,low=60,none=30")
+	// DuePolicy (TRACKER_DUE_DAYS, e.g. "critical=7,high=30,medium=90,low=180,none=90")
 	// dates the action items that come without a due date.
 	DuePolicy DuePolicy
 	// Delivery tunes the delivery loops (TRACKER_BRIDGE_POLL, TRACKER_BRIDGE_LEASE,

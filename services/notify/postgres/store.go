@@ -44,6 +44,9 @@ const (
 	StatusSending = "sending"
 	StatusSent    = "sent"
 	StatusDead    = "dead"
+	// StatusWithdrawn: a pending delivery that carried a form link the
+	// facilitator has since revoked; never sent, never retried.
+	StatusWithdrawn = "withdrawn"
 )
 
 // Delivery is one message to one person for one reason over one channel.
@@ -169,7 +172,7 @@ func (t *Tx) Review(ctx context.Context, id string) (Review, error) {
 const upsertInvitee = `INSERT INTO invitees (review_id, participant_id, name, email, form_url, expires_at, invited_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (review_id, participant_id) DO UPDATE SET name = $3, email = $4, form_url = $5, expires_at = $6,
-	invited_at = coalesce(invitees.invited_at, $7)`
+	invited_at = coalesce(invitees.invited_at, $7), withdrawn_at = NULL`
 
 // SaveInvitee records an invitation (keeping an answer already recorded).
 func (t *Tx) SaveInvitee(ctx context.Context, i Invitee) error {
@@ -177,6 +180,34 @@ func (t *Tx) SaveInvitee(ctx context.Context, i Invitee) error {
 		return fmt.Errorf("save invitee %s: %w", i.ParticipantID, err)
 	}
 	return nil
+}
+
+// WithdrawInvitee forgets a participant's form link (they are reminded no
+// more) and withdraws every delivery to them for the review that is still
+// pending and carries the link (invitations and reminders), with why. It
+// returns how many deliveries it withdrew.
+func (t *Tx) WithdrawInvitee(ctx context.Context, reviewID, participantID, email string, at time.Time, reasons []string, why string) (int64, error) {
+	if _, err := t.tx.Exec(ctx, `INSERT INTO invitees (review_id, participant_id, email, withdrawn_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (review_id, participant_id) DO UPDATE SET form_url = '', withdrawn_at = $4`,
+		reviewID, participantID, email, at); err != nil {
+		return 0, fmt.Errorf("withdraw invitee %s: %w", participantID, err)
+	}
+	tag, err := t.tx.Exec(ctx, `UPDATE deliveries SET status = 'withdrawn', last_error = $4
+		WHERE review_id = $1 AND lower(recipient_email) = lower($2) AND status = 'pending' AND reason = ANY($3)`,
+		reviewID, email, reasons, why)
+	if err != nil {
+		return 0, fmt.Errorf("withdraw deliveries to %s: %w", participantID, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// Withdrawn reports whether a participant's invitation to a review was
+// withdrawn (and not sent again since).
+func (t *Tx) Withdrawn(ctx context.Context, reviewID, participantID string) (bool, error) {
+	var w bool
+	err := t.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM invitees WHERE review_id = $1 AND participant_id = $2
+		AND withdrawn_at IS NOT NULL)`, reviewID, participantID).Scan(&w)
+	return w, err
 }
 
 // MarkAnswered records that a participant answered (before or after their

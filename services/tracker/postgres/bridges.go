@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/jackc/pgx/v5"
 
 	platform "github.com/afteraction/afteraction/pkg/postgres"
@@ -36,18 +37,9 @@ type Delivery struct {
 	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
-// Failure is a delivery a remote refused for good.
-type Failure struct {
-	ID         int64     `json:"id"`
-	ActionID   string    `json:"action_id"`
-	Bridge     string    `json:"bridge"`
-	Intent     string    `json:"intent"`
-	Version    int64     `json:"version"`
-	HTTPStatus int       `json:"http_status"`
-	Message    string    `json:"message"`
-	Attempts   int       `json:"attempts"`
-	FailedAt   time.Time `json:"failed_at"`
-}
+// Failure is a delivery a remote refused for good: the event the tracker
+// writes to the DLQ for it (afteraction.bridge.delivery_failed.v1).
+type Failure = events.BridgeDeliveryFailed
 
 const deliveryColumns = `action_id::text, bridge, external_id, external_url, version, delivered_version, state, attempts,
 create_calls, next_attempt_at, last_status, last_error, remote_updated_at, updated_at`
