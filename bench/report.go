@@ -41,6 +41,17 @@ var figures = []figure{
 	{"report render allocation, embedded fonts vs core font", "services/report/pdf", "BenchmarkRenderCoreFont", "BenchmarkRender", "B/op", false},
 	{"close → review opened p50, 500/s vs 100/s", "cmd/afteraction", "BenchmarkCloseToReview/rate=100", "BenchmarkCloseToReview/rate=500", "p50-ms", false},
 	{"close → review opened p99, 500/s vs 100/s", "cmd/afteraction", "BenchmarkCloseToReview/rate=100", "BenchmarkCloseToReview/rate=500", "p99-ms", false},
+	{"intake RSS after the load vs idle", "cmd/afteraction", "BenchmarkServiceRSS/intake/idle", "BenchmarkServiceRSS/intake/loaded", "rss-MiB", false},
+	{"review RSS after the load vs idle", "cmd/afteraction", "BenchmarkServiceRSS/review/idle", "BenchmarkServiceRSS/review/loaded", "rss-MiB", false},
+	{"report RSS after the load vs idle", "cmd/afteraction", "BenchmarkServiceRSS/report/idle", "BenchmarkServiceRSS/report/loaded", "rss-MiB", false},
+	{"tracker RSS after the load vs idle", "cmd/afteraction", "BenchmarkServiceRSS/tracker/idle", "BenchmarkServiceRSS/tracker/loaded", "rss-MiB", false},
+	{"notify RSS after the load vs idle", "cmd/afteraction", "BenchmarkServiceRSS/notify/idle", "BenchmarkServiceRSS/notify/loaded", "rss-MiB", false},
+}
+
+// goals are the absolute limits some metrics have besides their ratio: a
+// result at or over one is flagged in the table and results.json.
+var goals = map[string]float64{
+	"rss-MiB": 150, // each service's resident set after the load
 }
 
 // Row is one figure as measured.
@@ -51,6 +62,8 @@ type Row struct {
 	Result     float64 `json:"result"`
 	Ratio      float64 `json:"ratio"`
 	Regression bool    `json:"regression,omitempty"`
+	Goal       float64 `json:"goal,omitempty"`
+	OverGoal   bool    `json:"over_goal,omitempty"`
 	Missing    bool    `json:"missing,omitempty"`
 }
 
@@ -111,6 +124,9 @@ func run(in, out, baselinePath, loadBefore string) error {
 		if r.Regression {
 			regressions++
 		}
+		if g, ok := goals[f.Metric]; ok {
+			r.Goal, r.OverGoal = g, !r.Missing && r.Result >= g
+		}
 		res.Rows = append(res.Rows, r)
 	}
 	printTable(res, base)
@@ -156,6 +172,9 @@ func printTable(res Results, base *Results) {
 		if r.Regression {
 			flag = "  REGRESSION >20%"
 		}
+		if r.OverGoal {
+			flag += "  OVER THE GOAL (< " + human(r.Goal, r.Metric) + ")"
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%.2f×\t%s%s\t\n", r.Name, human(r.Baseline, r.Metric), human(r.Result, r.Metric), r.Ratio, committed, flag)
 	}
 	w.Flush()
@@ -170,6 +189,8 @@ func human(v float64, unit string) string {
 		return fmt.Sprintf("%.0f ms", v)
 	case "B/op":
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case "rss-MiB":
+		return fmt.Sprintf("%.0f MiB", v)
 	}
 	return fmt.Sprintf("%.0f %s", v, unit)
 }

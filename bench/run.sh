@@ -19,4 +19,5 @@ bench services/tracker '^BenchmarkConsumer$' 500x
 bench services/report '^BenchmarkConsumer$' 500x
 bench services/report/pdf '^BenchmarkRender' 20x
 bench cmd/afteraction '^BenchmarkCloseToReview$' 1x
+bench cmd/afteraction '^BenchmarkServiceRSS$' 1x
 GOWORK=off go run bench/report.go -in "$raw" -out bench/results.json -baseline bench/baseline.json -load-before "$load_before"

@@ -371,7 +371,9 @@ func (h *harness) startNATS() error {
 
 // serviceProc is one replica of a service running as a child process.
 type serviceProc struct {
-	name    string
+	name string
+	// exe is the binary to run; empty runs this one as the service's child.
+	exe     string
 	replica int
 	addr    string
 	env     []string
@@ -382,9 +384,12 @@ type serviceProc struct {
 }
 
 func (p *serviceProc) start() error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
+	exe := p.exe
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return err
+		}
 	}
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -29,7 +29,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	out := fs.String("out", "out", "directory for the report PDF")
 	dsn := fs.String("database-url", envOr("DEMO_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/afteraction_demo?sslmode=disable"),
-		"Postgres database for the demo; it is dropped and created afresh")
+		"Postgres database for the demo; it is dropped and created afresh (no server answering on this machine: a throwaway cluster)")
 	verbose := fs.Bool("v", false, "log every service at info level")
 	keep := fs.Bool("keep", false, "keep the stack (and the console) running after the demo until Ctrl-C")
 	if err := fs.Parse(args); err != nil {
@@ -44,9 +44,6 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	if err := recreateDatabase(ctx, *dsn); err != nil {
-		return err
-	}
 	store, err := os.MkdirTemp("", "afteraction-demo-nats-")
 	if err != nil {
 		return err
@@ -74,12 +71,15 @@ func runDemo(ctx context.Context, args []string) error {
 		}
 	}
 	fmt.Println("starting embedded NATS, the five services and mailpit ...")
-	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, StoreDir: store, Log: log, Env: env,
-		Mail: true, MailDir: filepath.Join(*out, "mailpit")})
+	stack, err := StartStack(ctx, StackConfig{DatabaseURL: *dsn, FreshDatabase: true, ThrowawayPostgres: true,
+		StoreDir: store, Log: log, Env: env, Mail: true, MailDir: filepath.Join(*out, "mailpit")})
 	if err != nil {
 		return err
 	}
 	defer stack.Stop() //nolint:errcheck
+	if stack.PostgresNote != "" {
+		fmt.Println("no Postgres answers at the demo's database URL: started a " + stack.PostgresNote)
+	}
 
 	var inc events.IncidentClosed
 	if err := json.Unmarshal(demoIncident, &inc); err != nil {

@@ -41,7 +41,7 @@ func startTestStack(t *testing.T) *Stack {
 	return s
 }
 
-func demoIncidentForTest(t *testing.T, externalID string) events.IncidentClosed {
+func demoIncidentForTest(t testing.TB, externalID string) events.IncidentClosed {
 	t.Helper()
 	var inc events.IncidentClosed
 	if err := json.Unmarshal(demoIncident, &inc); err != nil {

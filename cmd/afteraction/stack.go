@@ -31,6 +31,12 @@ import (
 // the five services against one Postgres database (each in its own schema).
 type StackConfig struct {
 	DatabaseURL string
+	// ThrowawayPostgres: when no Postgres answers at DatabaseURL on this
+	// machine, start a throwaway cluster with the installed binaries instead
+	// of failing (Stack.PostgresNote says so); Stop removes it.
+	ThrowawayPostgres bool
+	// FreshDatabase drops DatabaseURL's database first, so the run starts empty.
+	FreshDatabase bool
 	// NATSPort for the embedded server; 0 picks a free port, never 4222 by accident.
 	NATSPort int
 	// StoreDir keeps JetStream's files; it survives restarts when it is not a temp dir.
@@ -63,9 +69,12 @@ type StackConfig struct {
 
 // Stack is a running single-process pipeline.
 type Stack struct {
-	NATSURL    string
-	URLs       map[string]string // service → base URL
-	AdminToken string
+	NATSURL string
+	// DatabaseURL is the database the services use: StackConfig.DatabaseURL,
+	// or the same database on the throwaway cluster PostgresNote describes.
+	DatabaseURL, PostgresNote string
+	URLs                      map[string]string // service → base URL
+	AdminToken                string
 	// ConsolePassword signs the accounts "facilitator" and "approver" in to the review console.
 	ConsolePassword string
 	// Client is how the CLI connects to the stack's NATS (see StackConfig.Client).
@@ -74,6 +83,7 @@ type Stack struct {
 	// MailNote says why none runs when one was asked for.
 	MailURL, MailNote string
 	mailpit           *mailpit.Server
+	postgres          *throwawayPostgres
 	nats              *server.Server
 	cancel            context.CancelFunc
 	group             *errgroup.Group
@@ -83,8 +93,23 @@ var serviceNames = []string{"intake", "review", "report", "tracker", "notify"}
 
 // StartStack starts NATS, then every service, and returns once each answers
 // /readyz. Stop shuts everything down.
-func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
-	if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
+func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
+	dsn, pg, err := postgresFor(ctx, cfg.DatabaseURL, cfg.ThrowawayPostgres)
+	if err != nil {
+		return nil, err
+	}
+	if pg != nil {
+		defer func() {
+			if err != nil {
+				_ = pg.Stop()
+			}
+		}()
+	}
+	prepare := ensureDatabase
+	if cfg.FreshDatabase {
+		prepare = recreateDatabase
+	}
+	if err := prepare(ctx, dsn); err != nil {
 		return nil, err
 	}
 	ns, err := bus.StartEmbedded(bus.EmbeddedConfig{Port: cfg.NATSPort, StoreDir: cfg.StoreDir, SyncAlways: true,
@@ -93,9 +118,12 @@ func StartStack(ctx context.Context, cfg StackConfig) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{NATSURL: ns.ClientURL(), URLs: map[string]string{}, nats: ns, AdminToken: orDefault(cfg.AdminToken, randomToken()),
-		Client: cfg.Client}
+		Client: cfg.Client, DatabaseURL: dsn, postgres: pg}
+	if pg != nil {
+		s.PostgresNote = pg.Note()
+	}
 	env := map[string]string{
-		"DATABASE_URL":           cfg.DatabaseURL,
+		"DATABASE_URL":           dsn,
 		"NATS_URL":               s.NATSURL,
 		"API_TOKENS":             "admin:" + s.AdminToken,
 		"REVIEW_INVITE_SECRET":   randomToken(),
@@ -199,7 +227,8 @@ func (s *Stack) waitReady(ctx, gctx context.Context) error {
 // Wait blocks until a service fails or the stack is stopped.
 func (s *Stack) Wait() error { return s.group.Wait() }
 
-// Stop cancels every service, waits for them to drain, then stops NATS.
+// Stop cancels every service, waits for them to drain, then stops NATS and
+// the throwaway Postgres cluster, if one was started, removing it.
 func (s *Stack) Stop() error {
 	s.cancel()
 	err := s.group.Wait()
@@ -210,6 +239,9 @@ func (s *Stack) Stop() error {
 	}
 	if errors.Is(err, context.Canceled) {
 		err = nil
+	}
+	if s.postgres != nil {
+		err = errors.Join(err, s.postgres.Stop())
 	}
 	return err
 }

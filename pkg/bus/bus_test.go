@@ -604,6 +604,32 @@ func TestDeadLetterIsReplayedOnceTheCauseIsFixed(t *testing.T) {
 	}
 }
 
+// An event a service writes to the DLQ itself (the tracker's refused bridge
+// deliveries) is listed under that service, says what it is, and is not
+// replayed (it has no original subject).
+func TestServiceWrittenDeadLetterIsListedNotReplayed(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	ev := updated(t, "bridge refused")
+	ev.Type = events.TypeBridgeDeliveryFailed
+	if err := e.bus.Publish(ctx, "dlq.tracker.bridge.gh", ev); err != nil {
+		t.Fatal(err)
+	}
+	var dl []bus.DeadLetterMsg
+	servicetest.Eventually(t, "the tracker's dead letter", func() bool {
+		var err error
+		dl, err = e.bus.DeadLetters(ctx, "tracker")
+		return err == nil && len(dl) == 1
+	})
+	if dl[0].Service != "tracker" || dl[0].Type != events.TypeBridgeDeliveryFailed || !strings.Contains(dl[0].Reason, "not replayable") {
+		t.Errorf("dead letter = %+v", dl[0])
+	}
+	if _, err := e.bus.Replay(ctx, dl[0].Seq); err == nil {
+		t.Error("replayed a dead letter that has no original subject")
+	}
+}
+
 func TestEnsureTopologyIsIdempotentAndAppliesChanges(t *testing.T) {
 	t.Parallel()
 	e := setup(t) // has ensured the topology once

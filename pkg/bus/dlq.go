@@ -63,12 +63,25 @@ func deadLetterOf(raw *jetstream.RawStreamMsg) DeadLetterMsg {
 	h := raw.Header
 	delivered, _ := strconv.ParseUint(h.Get(HeaderDLQDelivered), 10, 64)
 	seq, _ := strconv.ParseUint(h.Get(HeaderDLQStreamSeq), 10, 64)
-	return DeadLetterMsg{
+	d := DeadLetterMsg{
 		Stream: h.Get(HeaderDLQStream), StreamSeq: seq, DataOmitted: h.Get(HeaderDLQOmitted) != "",
 		Seq: raw.Sequence, Service: h.Get(HeaderDLQService), Subject: h.Get(HeaderDLQSubject),
 		EventID: decodeHeader(h.Get(HeaderID)), Type: decodeHeader(h.Get(HeaderType)),
 		Reason: decodeHeader(h.Get(HeaderDLQReason)), Delivered: delivered, DeadAt: raw.Time, Size: len(raw.Data),
 	}
+	if d.Service == "" && d.Subject == "" {
+		// Not a consumer's dead letter but an event a service wrote to the DLQ
+		// itself (the tracker's afteraction.bridge.delivery_failed.v1 on
+		// dlq.tracker.bridge.<bridge>): its subject names the service, and
+		// there is no original subject to replay it on.
+		if rest, ok := strings.CutPrefix(raw.Subject, "dlq."); ok {
+			d.Service, _, _ = strings.Cut(rest, ".")
+		}
+		if d.Reason == "" {
+			d.Reason = "written to the DLQ by " + d.Service + " (" + d.Type + "); see that service's API, not replayable"
+		}
+	}
+	return d
 }
 
 // Replay publishes the dead letter with DLQ sequence seq again on the subject

@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +163,35 @@ func TestRetentionShorterThanTheStreamsIsRefused(t *testing.T) {
 	l = config.NewLoader(func(string) string { return "" })
 	if c := l.Common(":1"); c.Retention.ProcessedEvents != 120*24*time.Hour || l.Err() != nil {
 		t.Errorf("default retention = %v (%v)", c.Retention.ProcessedEvents, l.Err())
+	}
+}
+
+func TestInspect(t *testing.T) {
+	t.Parallel()
+	load := func(getenv func(string) string) (config.Common, error) {
+		l := config.NewLoader(getenv)
+		c := l.Common(":9999")
+		if c.NATSUser == "" {
+			l.Fail(errors.New("NATS_USER: required"))
+		}
+		return c, l.Err()
+	}
+	in := config.Inspect(load, map[string]string{"NATS_USER": "intake", "HTTP_ADDR": ":8081", "NATS_PASWORD": "typo"})
+	if in.Err != nil {
+		t.Errorf("err = %v", in.Err)
+	}
+	if !slices.Equal(in.Unknown, []string{"NATS_PASWORD"}) {
+		t.Errorf("unknown = %q, want the misspelt NATS_PASWORD", in.Unknown)
+	}
+	if !slices.Equal(in.Required, []string{"NATS_USER"}) {
+		t.Errorf("required = %q, want NATS_USER", in.Required)
+	}
+	for _, known := range []string{"DATABASE_URL", "NATS_PASSWORD", "HTTP_ADDR", "API_TOKENS", "RETENTION_INTERVAL"} {
+		if !slices.Contains(in.Read, known) {
+			t.Errorf("read %q, want it to include %s", in.Read, known)
+		}
+	}
+	if in := config.Inspect(load, map[string]string{"HTTP_ADDR": ":8081"}); in.Err == nil || !strings.Contains(in.Err.Error(), "NATS_USER") {
+		t.Errorf("without NATS_USER: err = %v, want it named", in.Err)
 	}
 }

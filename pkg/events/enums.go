@@ -63,6 +63,22 @@ func (r Role) Valid() bool {
 		RoleCommunications, RoleLegal, RoleObserver, RoleManagement, RoleExternal, RoleOther}, r)
 }
 
+// roleLabels are the roles as people read them.
+var roleLabels = map[Role]string{
+	RoleCommander: "Incident commander", RoleResponder: "Responder", RoleReporter: "Reporter",
+	RoleBusinessOwner: "Business owner", RoleCommunications: "Communications", RoleLegal: "Legal",
+	RoleObserver: "Observer", RoleManagement: "Management", RoleExternal: "External partner", RoleOther: "Other",
+}
+
+// Label is the role as a person reads it ("Business owner" for
+// business_owner); an unknown role is shown as it is.
+func (r Role) Label() string {
+	if l, ok := roleLabels[r]; ok {
+		return l
+	}
+	return string(r)
+}
+
 // Status is the state of an improvement action.
 type Status string
 

@@ -477,6 +477,33 @@ func TestEnums(t *testing.T) {
 	}
 }
 
+// Every role of the contract has a label a person reads.
+func TestRoleLabels(t *testing.T) {
+	t.Parallel()
+	b, err := fs.ReadFile(schemas.FS(), "events/incident.closed.v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sch struct {
+		Defs struct {
+			Role struct {
+				Enum []Role `json:"enum"`
+			} `json:"role"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(b, &sch); err != nil || len(sch.Defs.Role.Enum) == 0 {
+		t.Fatalf("roles of the schema: %v", err)
+	}
+	for _, r := range sch.Defs.Role.Enum {
+		if l := r.Label(); l == string(r) || l == "" || strings.Contains(l, "_") {
+			t.Errorf("role %s has label %q", r, l)
+		}
+	}
+	if RoleBusinessOwner.Label() != "Business owner" || Role("auditor").Label() != "auditor" {
+		t.Errorf("labels: %q %q", RoleBusinessOwner.Label(), Role("auditor").Label())
+	}
+}
+
 // An invitation carries its link; a withdrawal never does.
 func TestInvitationLinkOnlyWhenNotWithdrawn(t *testing.T) {
 	t.Parallel()

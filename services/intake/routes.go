@@ -40,7 +40,7 @@ func (s *Service) routes(auth guard, reg *prometheus.Registry, checks map[string
 	// No bearer token: package webhook verifies each system's own signature.
 	mux.HandleFunc("POST /v1/webhooks/{source}", s.postWebhook)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	httpapi.Health(mux, checks)
+	httpapi.HealthWithLog(mux, checks, s.log.Named("http"))
 	return httpapi.Logged(mux, s.log.Named("http"))
 }
 

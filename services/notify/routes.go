@@ -78,7 +78,7 @@ func Handler(svc *Service, tokens httpapi.Tokens, gatherer prometheus.Gatherer, 
 	mux.Handle("GET /v1/deliveries", tokens.Require(http.HandlerFunc(a.list), readers...))
 	mux.Handle("GET /v1/deliveries/{id}", tokens.Require(http.HandlerFunc(a.get), readers...))
 	mux.Handle("POST /v1/deliveries/{id}/retry", tokens.Require(http.HandlerFunc(a.retry), "facilitator"))
-	httpapi.Health(mux, checks)
+	httpapi.HealthWithLog(mux, checks, a.log)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return httpapi.Logged(mux, a.log)
 }

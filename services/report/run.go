@@ -243,10 +243,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	mux := http.NewServeMux()
 	api := &API{Reader: store, Metrics: store, Programme: store, Library: store, Training: renderer, Trusted: trusted, TrustedCerts: signing.Trusted, Tokens: cfg.APITokens, Log: log}
 	api.Routes(mux)
-	httpapi.Health(mux, map[string]httpapi.Check{
+	httpapi.HealthWithLog(mux, map[string]httpapi.Check{
 		"postgres": store.Ping,
 		"nats":     b.Ping,
-	})
+	}, log.Named("http"))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	// The relay outlives the workers: its final pass publishes everything they

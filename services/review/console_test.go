@@ -187,7 +187,7 @@ func TestConsoleWithoutJavaScript(t *testing.T) {
 		"role": {"business_owner"}}); code != http.StatusOK {
 		t.Fatalf("add participant: %d", code)
 	}
-	fac.contains("after adding", "Participant added", "Bea &lt;b&gt;Owner&lt;/b&gt;", "person:fac")
+	fac.contains("after adding", "Participant added", "Bea &lt;b&gt;Owner&lt;/b&gt;", "person:fac", "<td>Business owner</td>")
 	var link string
 	for _, m := range linkRE.FindAllStringSubmatch(fac.last, -1) {
 		link = m[1] // the newest participant is listed last

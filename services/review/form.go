@@ -19,7 +19,10 @@ import (
 //go:embed templates/*.html
 var templatesFS embed.FS
 
-var pages = template.Must(template.ParseFS(templatesFS, "templates/*.html"))
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	// role shows a role as a person reads it: "Business owner", not business_owner.
+	"role": func(r any) string { return events.Role(fmt.Sprint(r)).Label() },
+}).ParseFS(templatesFS, "templates/*.html"))
 
 // topicHeadings titles the questionnaire's topics on the form.
 var topicHeadings = map[string]string{

@@ -87,7 +87,7 @@ func Routes(svc *Service, tokens httpapi.Tokens, console ConsoleConfig, metrics 
 	mux.HandleFunc("POST /console/reviews/{id}/signoff", h.page(h.consoleSignOff, RoleFacilitator))
 	mux.HandleFunc("POST /console/reviews/{id}/approval", h.page(h.consoleApproval, RoleApprover))
 	mux.HandleFunc("POST /console/reviews/{id}/amendments", h.page(h.consoleAmend, RoleFacilitator))
-	httpapi.Health(mux, checks)
+	httpapi.HealthWithLog(mux, checks, h.log)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	return httpapi.Logged(mux, log)
 }

@@ -65,7 +65,7 @@ func routes(svc *Service, tokens httpapi.Tokens, gatherer prometheus.Gatherer, c
 	mux.Handle("GET /v1/bridges/failures", tokens.Require(http.HandlerFunc(a.listFailures), readRoles...))
 	mux.HandleFunc("POST /v1/bridges/{name}/webhook", a.bridgeWebhook)
 	mux.Handle("POST /v1/bridges/{name}/actions/{id}/retry", tokens.Require(http.HandlerFunc(a.retryDelivery), writeRoles...))
-	httpapi.Health(mux, checks)
+	httpapi.HealthWithLog(mux, checks, a.log)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return httpapi.Logged(mux, a.log)
 }
