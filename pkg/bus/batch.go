@@ -97,7 +97,11 @@ func InOneTxSet(pool *pgxpool.Pool, write BatchWriter, h Handler) BatchHandler {
 			}
 			bctx := postgres.WithTx(ctx, pool, tx)
 			for _, m := range rest {
-				i := index[m]
+				i, ok := index[m]
+				if !ok { // a writer bug: one message at a time still handles the batch right
+					fallback = true
+					return fmt.Errorf("batch writer returned a message that is not of the batch (%s)", m.Envelope.ID)
+				}
 				errs[i] = safeCall(bctx, h, m)
 				if IsInfrastructure(errs[i]) {
 					return errs[i]
