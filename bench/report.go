@@ -39,6 +39,8 @@ var figures = []figure{
 	{"report read model consumer, batch 64 vs 1", "services/report", "BenchmarkConsumer/batch=1", "BenchmarkConsumer/batch=64", "msgs/s", true},
 	{"report render time, embedded fonts vs core font", "services/report/pdf", "BenchmarkRenderCoreFont", "BenchmarkRender", "ns/op", false},
 	{"report render allocation, embedded fonts vs core font", "services/report/pdf", "BenchmarkRenderCoreFont", "BenchmarkRender", "B/op", false},
+	{"report render time, font subsets not cached, vs core font", "services/report/pdf", "BenchmarkRenderCoreFont", "BenchmarkRenderDistinct", "ns/op", false},
+	{"report render allocation, font subsets not cached, vs core font", "services/report/pdf", "BenchmarkRenderCoreFont", "BenchmarkRenderDistinct", "B/op", false},
 	{"close → review opened p50, 500/s vs 100/s", "cmd/afteraction", "BenchmarkCloseToReview/rate=100", "BenchmarkCloseToReview/rate=500", "p50-ms", false},
 	{"close → review opened p99, 500/s vs 100/s", "cmd/afteraction", "BenchmarkCloseToReview/rate=100", "BenchmarkCloseToReview/rate=500", "p99-ms", false},
 	{"intake RSS after the load vs idle", "cmd/afteraction", "BenchmarkServiceRSS/intake/idle", "BenchmarkServiceRSS/intake/loaded", "rss-MiB", false},

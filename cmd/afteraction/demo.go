@@ -86,6 +86,10 @@ func runDemo(ctx context.Context, args []string) error {
 		return fmt.Errorf("demo incident: %w", err)
 	}
 	shiftToNow(&inc, time.Now().UTC().Add(-2*time.Hour))
+	earlier, err := publishEarlierIncident(ctx, stack, log)
+	if err != nil {
+		return err
+	}
 	res, err := runScenario(ctx, stack, inc, log)
 	if err != nil {
 		return err
@@ -106,6 +110,10 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	prog, err := demoProgrammeReport(ctx, stack, res, earlier, inc.Timestamps.ClosedAt, *out)
+	if err != nil {
+		return err
+	}
 	fmt.Printf(`
 incident     %s  %q (%s, source %s/%s)
 review       %s  %d participants answered, completed by %s
@@ -116,6 +124,7 @@ report       %s  version %d, %d bytes
 actions      %d open action items:
 %s
 bridge       %s
+programme    %s
 written      %s
              %s (redacted rendition, for outside the organisation)
              %s (the certificate to pin: afteraction verify --cert %s %s)
@@ -123,7 +132,7 @@ console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", pas
 `, res.IncidentID, inc.Title, inc.Severity, inc.Source, inc.ExternalID,
 		res.ReviewID, res.Answered, res.Facilitator,
 		res.ReportID, res.Version, len(res.PDF), res.PDFSHA256, res.KeyID, res.Verified, offline,
-		len(res.Actions), indentLines(res.Actions, "               - "), bridged, path, redactedPath, certPath, certPath, path,
+		len(res.Actions), indentLines(res.Actions, "               - "), bridged, prog, path, redactedPath, certPath, certPath, path,
 		stack.URLs["review"], res.ReviewID, stack.ConsolePassword)
 	mails, err := settledDeliveries(ctx, stack)
 	printMails(mails, stack, filepath.Join(*out, "mailpit"))
@@ -136,6 +145,104 @@ console      %s/console/reviews/%s  (sign in as "facilitator" or "approver", pas
 	fmt.Println("serving until Ctrl-C ...")
 	<-ctx.Done()
 	return nil
+}
+
+// publishEarlierIncident publishes an incident like the demo's, closed 35
+// days ago with the same category, asset and root cause and nobody to invite
+// (its review is historical), so that the programme report shows the demo
+// incident as a recurrence of it. It returns the earlier incident's id.
+func publishEarlierIncident(ctx context.Context, s *Stack, log *zap.Logger) (string, error) {
+	var inc events.IncidentClosed
+	if err := json.Unmarshal(demoIncident, &inc); err != nil {
+		return "", fmt.Errorf("demo incident: %w", err)
+	}
+	shiftToNow(&inc, time.Now().UTC().Add(-35*24*time.Hour))
+	inc.ExternalID += "-EARLIER"
+	inc.Title = "Earlier: " + inc.Title
+	inc.People, inc.Timeline = nil, nil
+	b, err := bus.Connect(ctx, s.NATSURL, "demo", log, s.Client)
+	if err != nil {
+		return "", err
+	}
+	defer b.Close()
+	env, err := events.New(events.TypeIncidentClosed, "afteraction/demo", inc.ExternalID, inc)
+	if err != nil {
+		return "", err
+	}
+	if err := b.Publish(ctx, events.SubjectIncidentClosedPrefix+inc.Source, env); err != nil {
+		return "", err
+	}
+	fmt.Printf("published an earlier incident of the same kind, %s/%s, closed 35 days ago\n", inc.Source, inc.ExternalID)
+	return intake.IncidentID(inc.Source, inc.ExternalID), nil
+}
+
+// demoProgrammeReport publishes the programme report of the month the demo
+// incident closed in, once the report service has seen its review, its
+// action items and the earlier incident it recurs, writes it to dir and
+// checks it as a compliance team would: offline against the pinned
+// certificate and with the service.
+func demoProgrammeReport(ctx context.Context, s *Stack, res Scenario, earlier string, closedAt time.Time, dir string) (string, error) {
+	label := closedAt.UTC().Format("2006-01")
+	from := closedAt.UTC().Format("2006-01") + "-01"
+	err := poll(ctx, "the programme figures", 30*time.Second, func() (bool, error) {
+		var m struct {
+			Recurrences []struct {
+				Earlier []struct {
+					IncidentID string `json:"incident_id"`
+				} `json:"earlier"`
+			} `json:"recurrences"`
+			Series []struct {
+				Total struct {
+					Incidents int `json:"incidents"`
+					Actions   struct {
+						Created int `json:"created"`
+					} `json:"actions"`
+				} `json:"all"`
+			} `json:"series"`
+		}
+		if err := getJSON(ctx, s.URLs["report"]+"/v1/metrics/programme?period=month&from="+from, s.AdminToken, &m); err != nil {
+			return false, err
+		}
+		recurs := len(m.Recurrences) > 0 && len(m.Recurrences[0].Earlier) > 0 && m.Recurrences[0].Earlier[0].IncidentID == earlier
+		return recurs && len(m.Series) > 0 && m.Series[0].Total.Incidents > 0 &&
+			m.Series[0].Total.Actions.Created >= len(res.Actions), nil
+	})
+	if err != nil {
+		return "", err
+	}
+	var v struct {
+		ReportID     string `json:"report_id"`
+		Version      int    `json:"version"`
+		Pages        int    `json:"pages"`
+		Incidents    int    `json:"incidents"`
+		DownloadPath string `json:"download_path"`
+	}
+	if err := call(ctx, http.MethodPost, s.URLs["report"]+"/v1/programme-reports", s.AdminToken,
+		map[string]string{"period": label}, &v); err != nil {
+		return "", fmt.Errorf("publish the programme report: %w", err)
+	}
+	var doc []byte
+	if err := call(ctx, http.MethodGet, s.URLs["report"]+v.DownloadPath, s.AdminToken, nil, &doc); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "programme-report-"+label+".pdf")
+	if err := os.WriteFile(path, doc, 0o644); err != nil {
+		return "", err
+	}
+	offline, err := verifyOffline(doc, res.CertPEM)
+	if err != nil {
+		return "", fmt.Errorf("programme report: %w", err)
+	}
+	var answer verifyAnswer
+	if err := callRaw(ctx, s.URLs["report"]+"/v1/verify", s.AdminToken, doc, &answer); err != nil {
+		return "", err
+	}
+	if !answer.Valid {
+		return "", fmt.Errorf("programme report: the service does not vouch for it: %s", answer.Reason)
+	}
+	return fmt.Sprintf("%s  %s version %d, %d incident(s), %d pages; the demo incident recurs %s\n"+
+		"             in the pdf  %s\n             written     %s",
+		v.ReportID, label, v.Version, v.Incidents, v.Pages, earlier, offline, path), nil
 }
 
 // demoSigningCert returns the demo's report signing certificate and key in

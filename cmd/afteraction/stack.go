@@ -142,6 +142,8 @@ func StartStack(ctx context.Context, cfg StackConfig) (_ *Stack, err error) {
 		s.URLs[name] = "http://" + ln.Addr().String()
 	}
 	env["REVIEW_PUBLIC_URL"] = s.URLs["review"]
+	// The console's case library reads the report service with the admin token.
+	env["REVIEW_REPORT_URL"], env["REVIEW_REPORT_TOKEN"] = s.URLs["report"], s.AdminToken
 	s.ConsolePassword = orDefault(cfg.ConsolePassword, randomToken())
 	accounts, err := writeConsoleAccounts(cfg.StoreDir, s.ConsolePassword)
 	if err != nil {

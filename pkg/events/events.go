@@ -67,13 +67,15 @@ type eventKind struct {
 // registry maps every ce-type to its Go type and subject. The tests check it
 // against the schema files in both directions.
 var registry = map[string]eventKind{
-	TypeIncidentClosed:       {newValue: func() any { return new(IncidentClosed) }, inbound: true},
-	TypeIncidentRegistered:   {newValue: func() any { return new(IncidentRegistered) }, subject: SubjectIncidentRegistered},
-	TypeIncidentRejected:     {newValue: func() any { return new(IncidentRejected) }, subject: SubjectIncidentRejected},
-	TypeReviewOpened:         {newValue: func() any { return new(ReviewOpened) }, subject: SubjectReviewOpened},
-	TypeReviewReminder:       {newValue: func() any { return new(ReviewReminder) }, subject: SubjectReviewReminder},
-	TypeReviewCompleted:      {newValue: func() any { return new(ReviewCompleted) }, subject: SubjectReviewCompleted},
-	TypeReportPublished:      {newValue: func() any { return new(ReportPublished) }, subject: SubjectReportPublished},
+	TypeIncidentClosed:     {newValue: func() any { return new(IncidentClosed) }, inbound: true},
+	TypeIncidentRegistered: {newValue: func() any { return new(IncidentRegistered) }, subject: SubjectIncidentRegistered},
+	TypeIncidentRejected:   {newValue: func() any { return new(IncidentRejected) }, subject: SubjectIncidentRejected},
+	TypeReviewOpened:       {newValue: func() any { return new(ReviewOpened) }, subject: SubjectReviewOpened},
+	TypeReviewReminder:     {newValue: func() any { return new(ReviewReminder) }, subject: SubjectReviewReminder},
+	TypeReviewCompleted:    {newValue: func() any { return new(ReviewCompleted) }, subject: SubjectReviewCompleted},
+	TypeReportPublished:    {newValue: func() any { return new(ReportPublished) }, subject: SubjectReportPublished},
+	TypeProgrammeReportPublished: {newValue: func() any { return new(ProgrammeReportPublished) },
+		subject: SubjectProgrammeReportPublished},
 	TypeActionCreated:        {newValue: func() any { return new(ActionCreated) }, subject: SubjectActionCreated},
 	TypeActionUpdated:        {newValue: func() any { return new(ActionUpdated) }, subject: SubjectActionUpdated},
 	TypeActionOverdue:        {newValue: func() any { return new(ActionOverdue) }, subject: SubjectActionOverdue},
@@ -84,6 +86,7 @@ var registry = map[string]eventKind{
 	TypeReviewAnswered:       {newValue: func() any { return new(ReviewAnswered) }, subject: SubjectReviewAnswered},
 	TypeNotificationFailed:   {newValue: func() any { return new(NotificationFailed) }, subject: SubjectNotificationFailed},
 	TypeBridgeDeliveryFailed: {newValue: func() any { return new(BridgeDeliveryFailed) }, dlq: true},
+	TypeEvidenceExpired:      {newValue: func() any { return new(EvidenceExpired) }, subject: SubjectEvidenceExpired},
 }
 
 // Types returns every known ce-type, sorted.

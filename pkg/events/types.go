@@ -42,6 +42,11 @@ const (
 	// SubjectReportPublished is the NATS subject of TypeReportPublished.
 	SubjectReportPublished = "afteraction.report.published"
 
+	// TypeProgrammeReportPublished is the ce-type of a rendered, signed programme report version.
+	TypeProgrammeReportPublished = "afteraction.report.programme.published.v1"
+	// SubjectProgrammeReportPublished is the NATS subject of TypeProgrammeReportPublished.
+	SubjectProgrammeReportPublished = "afteraction.report.programme.published"
+
 	// TypeActionCreated is the ce-type of an improvement action created from a review.
 	TypeActionCreated = "afteraction.action.created.v1"
 	// SubjectActionCreated is the NATS subject of TypeActionCreated.
@@ -356,6 +361,33 @@ type ReportPublished struct {
 	DownloadPath string    `json:"download_path"`
 	Signature    string    `json:"signature"`
 	KeyID        string    `json:"key_id"`
+}
+
+// ProgrammeReportPublished announces an immutable, signed programme report
+// version: the programme's figures for one month or quarter
+// (afteraction.report.programme.published.v1). Signature is the base64
+// Ed25519 signature over (report id, version, PDF digest, data digest) with
+// the programme report manifest prefix; the PDF is also signed inside (PAdES)
+// by the certificate CertSHA256 names.
+type ProgrammeReportPublished struct {
+	ReportID     string    `json:"report_id"`
+	Period       string    `json:"period"`
+	Label        string    `json:"label"`
+	PeriodStart  time.Time `json:"period_start"`
+	PeriodEnd    time.Time `json:"period_end"`
+	Version      int       `json:"version"`
+	Incidents    int       `json:"incidents"`
+	PublishedAt  time.Time `json:"published_at"`
+	PDFSHA256    string    `json:"pdf_sha256"`
+	DataSHA256   string    `json:"data_sha256"`
+	SizeBytes    int64     `json:"size_bytes"`
+	Pages        int       `json:"pages"`
+	ObjectBucket string    `json:"object_bucket"`
+	ObjectKey    string    `json:"object_key"`
+	DownloadPath string    `json:"download_path"`
+	Signature    string    `json:"signature"`
+	KeyID        string    `json:"key_id"`
+	CertSHA256   string    `json:"cert_sha256"`
 }
 
 // ActionCreated announces a tracked improvement action (afteraction.action.created.v1).

@@ -172,6 +172,10 @@ func (s *Service) writeStoreError(w http.ResponseWriter, r *http.Request, err er
 		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusNotFound, what+" not found", ""))
 		return
 	}
+	if errors.Is(err, postgres.ErrPurged) {
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusGone, what+" purged", err.Error()))
+		return
+	}
 	s.log.Error("read "+what+" failed", zap.Error(err))
 	httpapi.WriteError(w, r, err)
 }

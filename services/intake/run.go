@@ -15,6 +15,7 @@ import (
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/config"
+	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/services/intake/postgres"
@@ -181,6 +182,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	err = relay.RunAlongside(ctx,
 		func(ctx context.Context) error {
 			return b.ConsumeBatch(ctx, incidentsClosedConsumer(cfg.BatchSize), svc.HandleClosed)
+		},
+		func(ctx context.Context) error {
+			return b.ConsumeInTx(ctx, evidenceExpiredConsumer(), pool,
+				bus.Typed(events.TypeEvidenceExpired, svc.HandleEvidenceExpired))
 		},
 		func(ctx context.Context) error { return httpapi.Serve(ctx, ln, handler, log) },
 		func(ctx context.Context) error { return pg.RunRetention(ctx, pool, cfg.Retention, log) },

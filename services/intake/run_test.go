@@ -523,3 +523,30 @@ func TestLoadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestRunPurgesOnEvidenceExpired: the report service's expiry reaches intake
+// over NATS and the incident's raw payload is gone, with an audit line.
+func TestRunPurgesOnEvidenceExpired(t *testing.T) {
+	e := start(t, nil)
+	inc := incident(t, "jira", "SEC-RET-1")
+	e.publish(inc)
+	e.settle()
+	id := intake.IncidentID("jira", "SEC-RET-1")
+	raw := "/v1/incidents/" + id + "/revisions/1/raw"
+	if status, _ := e.do(http.MethodGet, raw, readToken, nil); status != http.StatusOK {
+		t.Fatalf("raw payload before expiry: %d", status)
+	}
+	expired := events.EvidenceExpired{IncidentID: id, IncidentRevision: 1, Severity: inc.Severity, ClosedAt: inc.Timestamps.ClosedAt,
+		Rule: "default=30d", RetainUntil: inc.Timestamps.ClosedAt.AddDate(0, 0, 30), ExpiredAt: time.Now().UTC()}
+	if _, err := e.bus.PublishEvent(context.Background(), events.TypeEvidenceExpired, id, expired); err != nil {
+		t.Fatal(err)
+	}
+	servicetest.Eventually(t, "raw payload purged", func() bool {
+		status, _ := e.do(http.MethodGet, raw, readToken, nil)
+		return status == http.StatusGone
+	})
+	var lines int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM purges WHERE incident_id = $1 AND rule = 'default=30d'`, id).Scan(&lines); err != nil || lines != 1 {
+		t.Errorf("purge audit lines = %d (%v), want 1", lines, err)
+	}
+}

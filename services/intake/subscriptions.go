@@ -17,6 +17,9 @@ import (
 // Consumes:
 //   - incidents.closed.<source> (stream INCIDENTS, incident.closed.v1, with or
 //     without ce-* headers), durable DurableIncidentsClosed, in batches.
+//   - afteraction.evidence.expired (stream AFTERACTION), durable
+//     DurableEvidenceExpired: the report service's retention decision; the
+//     incident's raw payloads are deleted (HandleEvidenceExpired).
 //
 // Emits (through the outbox, in the transaction that stores the batch):
 //   - afteraction.incident.registered.v1 on afteraction.incident.registered:
@@ -39,6 +42,32 @@ func incidentsClosedConsumer(batchSize int) bus.ConsumerConfig {
 		BatchSize: batchSize,
 		Prepare:   prepareClosed,
 	}
+}
+
+// DurableEvidenceExpired is the durable consumer of evidence expiries.
+const DurableEvidenceExpired = "intake-evidence-expired"
+
+func evidenceExpiredConsumer() bus.ConsumerConfig {
+	return bus.ConsumerConfig{Durable: DurableEvidenceExpired, Stream: bus.StreamAfteraction,
+		Subjects: []string{events.SubjectEvidenceExpired}, BatchSize: bus.TxBatchSize}
+}
+
+// HandleEvidenceExpired deletes the raw payloads of e's incident up to
+// e.IncidentRevision and writes the purge's audit line, in one transaction
+// that also records the event as handled: a redelivery does nothing. The
+// incident, its content digests and the inbox keys stay, so a late copy of a
+// purged incident is still a duplicate.
+func (s *Service) HandleEvidenceExpired(ctx context.Context, m *bus.Message, e events.EvidenceExpired) error {
+	p, fresh, err := s.store.Purge(ctx, m.Envelope.ID, e, s.now())
+	if err != nil {
+		return fmt.Errorf("purge evidence of incident %s: %w", e.IncidentID, err)
+	}
+	if fresh {
+		s.log.Info("evidence purged", zap.String("event_id", m.Envelope.ID), zap.Uint64("stream_seq", m.StreamSeq),
+			zap.String("incident_id", e.IncidentID), zap.Int("incident_revision", e.IncidentRevision), zap.String("rule", e.Rule),
+			zap.Int64("revision_payloads", p.Revisions), zap.Int64("webhook_bodies", p.WebhookBodies), zap.Int64("bytes", p.Bytes))
+	}
+	return nil
 }
 
 // prepareClosed is the consumer's Prepare: decoding and schema validation are

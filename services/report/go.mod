@@ -37,3 +37,5 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace codeberg.org/go-pdf/fpdf => ../../third_party/fpdf

@@ -150,6 +150,11 @@ func TestLibraryAndProgrammeHTTP(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	rv := exampleReview(t)
+	rv.Questions = append(rv.Questions, events.Question{ID: "team_performance.procedures_followed", Topic: "team_performance",
+		Kind: events.QuestionChoice, Prompt: "Were the documented procedures followed?", Choices: []string{"fully", "mostly", "partly"}})
+	for i, choice := range []string{"mostly", "partly", "mostly"} {
+		rv.Responses[i].Answers = append(rv.Responses[i].Answers, events.Answer{QuestionID: "team_performance.procedures_followed", Choice: choice})
+	}
 	if err := f.svc.HandleReviewCompleted(ctx, message("rv-1"), rv); err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +235,30 @@ func TestLibraryAndProgrammeHTTP(t *testing.T) {
 	if len(prog.DataQuality) != 1 || prog.DataQuality[0].IncidentID != future.IncidentID || prog.DataQuality[0].Figure != report.FigureStartToRecovery {
 		t.Errorf("data quality = %+v", prog.DataQuality)
 	}
+	// The example: started 08:47, impact assessed 13:10, management told at
+	// 14:00, customers at 14:30; 25.25 hours of labour, EUR 18450.00, impact
+	// medium then high; playbook named and "mostly" followed (2 of 3). It
+	// recurs the other incident (closed that morning, same category, asset
+	// and root cause); both carry the same notifications.
+	hours := func(h, m int) float64 { return float64(h) + float64(m)/60 }
+	// The other has no impact_assessed_at: its initial impact's assessed_at (10:20) stands in.
+	checkDuration(t, "March assessment", mar.Durations[report.FigureStartToAssessment],
+		wantDuration{count: 2, mean: (hours(4, 23) + hours(34, 20)) / 2, median: (hours(4, 23) + hours(34, 20)) / 2})
+	checkDuration(t, "March management", mar.Durations[report.FigureStartToManagement],
+		wantDuration{count: 2, mean: (hours(5, 13) + 38) / 2, median: (hours(5, 13) + 38) / 2})
+	checkDuration(t, "March external", mar.Durations[report.FigureStartToExternal],
+		wantDuration{count: 2, mean: (hours(5, 43) + 38.5) / 2, median: (hours(5, 43) + 38.5) / 2})
+	if mar.Labour.Incidents != 2 || !near(mar.Labour.TotalHours, 50.5) || mar.Cost["EUR"].Total != "36900.00" ||
+		mar.Impact.Raised != 2 || mar.Impact.RecordsAffected != 824 {
+		t.Errorf("March labour %+v cost %+v impact %+v", mar.Labour, mar.Cost, mar.Impact)
+	}
+	if o := mar.Objective; o.PlaybookNamed != 2 || o.PlaybookFollowed != 1 || o.ProceduresAssessed != 1 || o.Procedures["mostly"] != 1 {
+		t.Errorf("March objective = %+v", o)
+	}
+	if len(prog.Recurrences) != 1 || prog.Recurrences[0].IncidentID != rv.IncidentID || len(prog.Recurrences[0].Earlier) != 1 ||
+		prog.Recurrences[0].Earlier[0].IncidentID != future.IncidentID || len(prog.Recurrences[0].Earlier[0].Reasons) != 2 {
+		t.Errorf("recurrences = %+v", prog.Recurrences)
+	}
 	if code, body := get("/v1/metrics/programme?period=week"); code != http.StatusBadRequest {
 		t.Errorf("period=week: %d %s", code, body)
 	}
@@ -255,8 +284,20 @@ afteraction_programme_data_quality_excluded{figure="start_to_containment",period
 afteraction_programme_data_quality_excluded{figure="start_to_containment",period="quarter"} 0
 afteraction_programme_data_quality_excluded{figure="start_to_detection",period="month"} 0
 afteraction_programme_data_quality_excluded{figure="start_to_detection",period="quarter"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_eradication",period="month"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_eradication",period="quarter"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_external_notification",period="month"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_external_notification",period="quarter"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_initial_assessment",period="month"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_initial_assessment",period="quarter"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_management_notification",period="month"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_management_notification",period="quarter"} 0
 afteraction_programme_data_quality_excluded{figure="start_to_recovery",period="month"} 1
 afteraction_programme_data_quality_excluded{figure="start_to_recovery",period="quarter"} 1
+afteraction_programme_data_quality_excluded{figure="start_to_report",period="month"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_report",period="quarter"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_resolution",period="month"} 0
+afteraction_programme_data_quality_excluded{figure="start_to_resolution",period="quarter"} 0
 afteraction_programme_data_quality_excluded{figure="start_to_review_completion",period="month"} 1
 afteraction_programme_data_quality_excluded{figure="start_to_review_completion",period="quarter"} 1
 # HELP afteraction_programme_incidents Incidents closed in the current period, exercises excluded.
@@ -265,13 +306,30 @@ afteraction_programme_incidents{period="month",severity="all"} 2
 afteraction_programme_incidents{period="month",severity="high"} 2
 afteraction_programme_incidents{period="quarter",severity="all"} 2
 afteraction_programme_incidents{period="quarter",severity="high"} 2
+# HELP afteraction_programme_estimated_cost Estimated cost of the current period's incidents, by currency.
+# TYPE afteraction_programme_estimated_cost gauge
+afteraction_programme_estimated_cost{currency="EUR",period="month"} 36900
+afteraction_programme_estimated_cost{currency="EUR",period="quarter"} 36900
+# HELP afteraction_programme_labour_hours Hours people spent on the current period's incidents.
+# TYPE afteraction_programme_labour_hours gauge
+afteraction_programme_labour_hours{period="month"} 50.5
+afteraction_programme_labour_hours{period="quarter"} 50.5
 # HELP afteraction_programme_rating_mean Mean of the review rating answers (1-5) of the current period.
 # TYPE afteraction_programme_rating_mean gauge
 afteraction_programme_rating_mean{period="month"} 4
 afteraction_programme_rating_mean{period="quarter"} 4
+# HELP afteraction_programme_recurring_incidents Incidents of the current period that recur an earlier one, by reason.
+# TYPE afteraction_programme_recurring_incidents gauge
+afteraction_programme_recurring_incidents{period="month",reason="any"} 1
+afteraction_programme_recurring_incidents{period="month",reason="same_category_and_asset"} 1
+afteraction_programme_recurring_incidents{period="month",reason="same_root_cause"} 1
+afteraction_programme_recurring_incidents{period="quarter",reason="any"} 1
+afteraction_programme_recurring_incidents{period="quarter",reason="same_category_and_asset"} 1
+afteraction_programme_recurring_incidents{period="quarter",reason="same_root_cause"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "afteraction_programme_incidents",
-		"afteraction_programme_rating_mean", "afteraction_programme_data_quality_excluded"); err != nil {
+		"afteraction_programme_rating_mean", "afteraction_programme_data_quality_excluded", "afteraction_programme_labour_hours",
+		"afteraction_programme_estimated_cost", "afteraction_programme_recurring_incidents"); err != nil {
 		t.Error(err)
 	}
 	if n, err := testutil.GatherAndCount(reg, "afteraction_programme_duration_hours"); err != nil || n == 0 {

@@ -18,12 +18,32 @@ type ProgrammeSource interface {
 type IncidentFacts struct {
 	IncidentID, Severity, Category, Subcategory string
 	Exercise                                    bool
-	StartedAt, DetectedAt                       *time.Time
-	ContainedAt, RecoveredAt                    *time.Time
-	ClosedAt, RegisteredAt                      time.Time
-	ReviewCompletedAt                           *time.Time
+	StartedAt, DetectedAt, ReportedAt           *time.Time
+	ImpactAssessedAt, ContainedAt, EradicatedAt *time.Time
+	RecoveredAt, ResolvedAt                     *time.Time
+	// ManagementNotifiedAt and ExternalNotifiedAt are the earliest
+	// notification of management and of an outside party (regulator, law
+	// enforcement, customers, partners).
+	ManagementNotifiedAt, ExternalNotifiedAt *time.Time
+	ClosedAt, RegisteredAt                   time.Time
+	ReviewCompletedAt                        *time.Time
+	// LabourHours is the sum of the incident's labour entries (nil: none recorded).
+	LabourHours *float64
+	// CostAmount is the estimated cost as an exact decimal in CostCurrency ("": unknown).
+	CostAmount, CostCurrency string
+	// InitialImpact and FinalImpact are the impact levels judged at the start and at the end.
+	InitialImpact, FinalImpact       string
+	RecordsAffected, DowntimeMinutes *int64
+	// RootCause and Assets (lower-cased names and identifiers) find recurrences.
+	RootCause string
+	Assets    []string
+	// Playbook names the response procedure the incident says was followed.
+	Playbook string
 	// Ratings are the review's rating answers per question id.
 	Ratings map[string]RatingTotal
+	// ProcedureAnswers counts the review's answers to "were the documented
+	// procedures followed?" per choice.
+	ProcedureAnswers map[string]int
 }
 
 // RatingTotal sums the rating answers to one question.
@@ -34,6 +54,8 @@ type ActionFacts struct {
 	ActionID, IncidentID, Status string
 	StatusAt                     time.Time
 	CreatedAt                    *time.Time
+	// DueDate is the day (UTC midnight) the action is due by, if it has one.
+	DueDate *time.Time
 	// Overdue is true for an action reported overdue and not done or dropped.
 	Overdue bool
 }
@@ -88,8 +110,14 @@ func (p Period) Label(start time.Time) string {
 // measured from the incident's start (NIST SP 800-61 §3.4.2).
 const (
 	FigureStartToDetection   = "start_to_detection"
+	FigureStartToReport      = "start_to_report"
+	FigureStartToAssessment  = "start_to_initial_assessment"
 	FigureStartToContainment = "start_to_containment"
+	FigureStartToEradication = "start_to_eradication"
 	FigureStartToRecovery    = "start_to_recovery"
+	FigureStartToResolution  = "start_to_resolution"
+	FigureStartToManagement  = "start_to_management_notification"
+	FigureStartToExternal    = "start_to_external_notification"
 	FigureStartToClosure     = "start_to_closure"
 	FigureStartToReview      = "start_to_review_completion"
 	FigureClosureToReview    = "closure_to_review_completion"
@@ -107,10 +135,17 @@ var (
 	review   = func(f IncidentFacts) *time.Time { return f.ReviewCompletedAt }
 )
 
+// durationFigures are the duration figures in the order of an incident's handling.
 var durationFigures = []durationFigure{
 	{FigureStartToDetection, startOf, func(f IncidentFacts) *time.Time { return f.DetectedAt }},
+	{FigureStartToReport, startOf, func(f IncidentFacts) *time.Time { return f.ReportedAt }},
+	{FigureStartToAssessment, startOf, func(f IncidentFacts) *time.Time { return f.ImpactAssessedAt }},
 	{FigureStartToContainment, startOf, func(f IncidentFacts) *time.Time { return f.ContainedAt }},
+	{FigureStartToEradication, startOf, func(f IncidentFacts) *time.Time { return f.EradicatedAt }},
 	{FigureStartToRecovery, startOf, func(f IncidentFacts) *time.Time { return f.RecoveredAt }},
+	{FigureStartToResolution, startOf, func(f IncidentFacts) *time.Time { return f.ResolvedAt }},
+	{FigureStartToManagement, startOf, func(f IncidentFacts) *time.Time { return f.ManagementNotifiedAt }},
+	{FigureStartToExternal, startOf, func(f IncidentFacts) *time.Time { return f.ExternalNotifiedAt }},
 	{FigureStartToClosure, startOf, closedOf},
 	{FigureStartToReview, startOf, review},
 	{FigureClosureToReview, closedOf, review},
@@ -131,6 +166,8 @@ type ProgrammeOptions struct {
 	Now time.Time
 	// BackfillAfter is DefaultBackfillAfter when zero.
 	BackfillAfter time.Duration
+	// RecurrenceWindow is DefaultRecurrenceWindow when zero.
+	RecurrenceWindow time.Duration
 }
 
 // Programme is the programme's figures over time (NIST SP 800-61 §3.4.2).
@@ -138,7 +175,10 @@ type Programme struct {
 	Period             Period          `json:"period"`
 	GeneratedAt        time.Time       `json:"generated_at"`
 	BackfillAfterHours float64         `json:"backfill_after_hours"`
+	RecurrenceDays     float64         `json:"recurrence_window_days"`
 	Series             []PeriodFigures `json:"series"`
+	// Recurrences lists every incident of the series that recurs earlier ones.
+	Recurrences []Recurrence `json:"recurrences"`
 	// DataQuality lists every figure left out because a timestamp is in the
 	// future or a milestone comes before the one it is measured from.
 	DataQuality []DataProblem `json:"data_quality"`
@@ -163,8 +203,14 @@ type Figures struct {
 	Backfilled        int                 `json:"backfilled"`
 	ExercisesExcluded int                 `json:"exercises_excluded"`
 	Durations         map[string]Duration `json:"durations"`
-	Actions           ActionFigures       `json:"actions"`
-	Ratings           RatingFigures       `json:"ratings"`
+	Labour            LabourFigures       `json:"labour"`
+	// Cost is the estimated cost by ISO 4217 currency.
+	Cost       map[string]CostFigures `json:"cost"`
+	Impact     ImpactFigures          `json:"impact"`
+	Recurrence RecurrenceFigures      `json:"recurrence"`
+	Actions    ActionFigures          `json:"actions"`
+	Ratings    RatingFigures          `json:"ratings"`
+	Objective  ObjectiveFigures       `json:"objective"`
 }
 
 // Duration summarises one duration figure in hours. Missing counts incidents
@@ -210,25 +256,45 @@ type DataProblem struct {
 // BuildProgramme computes the programme's figures from the facts of the
 // incidents closed in [o.From, o.To) and their actions, one entry per
 // calendar period (UTC) from the one holding o.From to the one holding the
-// last instant before o.To, empty periods included. A duration whose ends
-// are out of order or later than o.Now is never negative: it is left out and
-// counted as a data-quality problem.
+// last instant before o.To, empty periods included. Incidents closed before
+// the first period only serve to find recurrences. A duration whose ends are
+// out of order or later than o.Now is never negative: it is left out and
+// counted as a data-quality problem, as is a cost that is not a decimal or
+// is negative.
 func BuildProgramme(o ProgrammeOptions, incidents []IncidentFacts, actions []ActionFacts) Programme {
 	if o.BackfillAfter == 0 {
 		o.BackfillAfter = DefaultBackfillAfter
 	}
+	if o.RecurrenceWindow == 0 {
+		o.RecurrenceWindow = DefaultRecurrenceWindow
+	}
 	p := Programme{Period: o.Period, GeneratedAt: o.Now, BackfillAfterHours: o.BackfillAfter.Hours(),
-		Series: []PeriodFigures{}, DataQuality: []DataProblem{}}
+		RecurrenceDays: o.RecurrenceWindow.Hours() / 24,
+		Series:         []PeriodFigures{}, Recurrences: []Recurrence{}, DataQuality: []DataProblem{}}
 	index := map[time.Time]int{}
 	for start := o.Period.Start(o.From); start.Before(o.To); start = o.Period.Next(start) {
 		index[start] = len(p.Series)
 		p.Series = append(p.Series, PeriodFigures{Label: o.Period.Label(start), Start: start, End: o.Period.Next(start),
 			ByCategory: map[string]Figures{}, BySubcategory: map[string]Figures{}, BySeverity: map[string]Figures{}})
 	}
+	periodOf := func(f IncidentFacts) (int, bool) {
+		if f.ClosedAt.Before(o.From) || !f.ClosedAt.Before(o.To) {
+			return 0, false
+		}
+		i, ok := index[o.Period.Start(f.ClosedAt)]
+		return i, ok
+	}
+	var counted []IncidentFacts
+	for _, f := range incidents {
+		if _, ok := periodOf(f); ok && !f.Exercise {
+			counted = append(counted, f)
+		}
+	}
+	earlier := recurrences(counted, incidents, actions, o.RecurrenceWindow, o.Now)
 	accs := map[accKey]*accumulator{}
 	groups := map[string][]*accumulator{} // incident id → the accumulators it counts in
 	for _, f := range incidents {
-		i, ok := index[o.Period.Start(f.ClosedAt)]
+		i, ok := periodOf(f)
 		if !ok {
 			continue
 		}
@@ -264,6 +330,18 @@ func BuildProgramme(o ProgrammeOptions, incidents []IncidentFacts, actions []Act
 				a.add(d.name, h, problem, ok)
 			}
 		}
+		in := incidentFacts{f: f, verdict: procedureVerdict(f.ProcedureAnswers), earlier: earlier[f.IncidentID]}
+		var problem string
+		if in.cost, problem = parseCost(f); problem != "" {
+			p.DataQuality = append(p.DataQuality, DataProblem{IncidentID: f.IncidentID, Figure: FigureCost, Reason: problem})
+		}
+		if len(in.earlier) > 0 {
+			p.Recurrences = append(p.Recurrences, Recurrence{IncidentID: f.IncidentID, Period: p.Series[i].Label,
+				Category: f.Category, Earlier: in.earlier})
+		}
+		for _, a := range mine {
+			a.inc.add(in)
+		}
 		for q, r := range f.Ratings {
 			for _, a := range mine {
 				t := a.ratings[q]
@@ -297,6 +375,7 @@ func BuildProgramme(o ProgrammeOptions, incidents []IncidentFacts, actions []Act
 				a.f.Actions.Done++
 				a.add(FigureActionCompletion, h, problem, measured)
 			}
+			a.inc.addAction(act, o.Now)
 		}
 	}
 	for k, a := range accs {
@@ -347,7 +426,7 @@ func span(a, b *time.Time, now time.Time) (hours float64, problem string, ok boo
 	case a == nil || b == nil:
 		return 0, "", false
 	case a.After(now) || b.After(now):
-		return 0, "timestamp in the future (after " + now.UTC().Format(time.RFC3339) + ")", false
+		return 0, "timestamp in the future", false
 	case b.Before(*a):
 		return 0, "out of order: ends " + a.Sub(*b).String() + " before it starts", false
 	}
@@ -373,6 +452,7 @@ func keysOf(period int, f IncidentFacts) []accKey {
 
 type accumulator struct {
 	f        Figures
+	inc      incidentAcc
 	values   map[string][]float64
 	missing  map[string]int
 	excluded map[string]int
@@ -380,8 +460,8 @@ type accumulator struct {
 }
 
 func newAccumulator() *accumulator {
-	return &accumulator{values: map[string][]float64{}, missing: map[string]int{}, excluded: map[string]int{},
-		ratings: map[string]RatingTotal{}}
+	return &accumulator{inc: newIncidentAcc(), values: map[string][]float64{}, missing: map[string]int{},
+		excluded: map[string]int{}, ratings: map[string]RatingTotal{}}
 }
 
 func (a *accumulator) add(figure string, hours float64, problem string, ok bool) {
@@ -422,6 +502,7 @@ func (a *accumulator) figures() Figures {
 		f.Durations[d.name] = a.duration(d.name)
 	}
 	f.Actions.CompletionTime = a.duration(FigureActionCompletion)
+	a.inc.figures(&f)
 	f.Ratings.ByQuestion = map[string]RatingMean{}
 	var sum int
 	for q, r := range a.ratings {
@@ -436,9 +517,14 @@ func (a *accumulator) figures() Figures {
 	return f
 }
 
-// ComputeProgramme reads the facts of o's window from src and computes its figures.
+// ComputeProgramme reads the facts of o's window, and of the recurrence
+// window before it, from src and computes its figures.
 func ComputeProgramme(ctx context.Context, src ProgrammeSource, o ProgrammeOptions) (Programme, error) {
-	incidents, actions, err := src.ProgrammeFacts(ctx, o.From, o.To)
+	window := o.RecurrenceWindow
+	if window == 0 {
+		window = DefaultRecurrenceWindow
+	}
+	incidents, actions, err := src.ProgrammeFacts(ctx, o.Period.Start(o.From).Add(-window), o.To)
 	if err != nil {
 		return Programme{}, err
 	}

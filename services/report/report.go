@@ -184,6 +184,9 @@ type Rendition struct {
 type Draft struct {
 	ReportID string
 	Version  int
+	// Hold is the legal hold in force on the incident's evidence (nil: none),
+	// printed in the version.
+	Hold *LegalHold
 }
 
 // Store is the persistence the Service needs.
@@ -221,6 +224,7 @@ type Service struct {
 	signer   *Signer
 	pdfSig   *pades.Signer
 	redactor *Redactor
+	policy   RetentionPolicy
 	log      *zap.Logger
 	now      func() time.Time
 
@@ -259,6 +263,31 @@ func NewService(store Store, objects ObjectStore, renderer *pdf.Renderer, signer
 // rendition made by r.
 func (s *Service) RedactWith(r *Redactor) { s.redactor = r }
 
+// RetainWith makes every version published from now on print the retention
+// date policy gives the evidence behind it.
+func (s *Service) RetainWith(policy RetentionPolicy) { s.policy = policy }
+
+// retentionRows are the retention date and legal hold lines of a version of
+// rc rendered under hold (nil: none).
+func (s *Service) retentionRows(rc events.ReviewCompleted, hold *LegalHold) (retention, legalHold string) {
+	inc := rc.Incident
+	r := s.policy.For(inc.Category, inc.Severity, inc.Timestamps.ClosedAt)
+	switch {
+	case r.Indefinite && r.Rule == "":
+		retention = "indefinitely: no retention rule applies"
+	case r.Indefinite:
+		retention = "indefinitely (rule " + r.Rule + ")"
+	default:
+		retention = r.Until.Format(time.DateOnly) + " (rule " + r.Rule + ", from the incident's closing on " +
+			inc.Timestamps.ClosedAt.UTC().Format(time.DateOnly) + "); raw payloads and answers are then deleted, this report is kept"
+	}
+	legalHold = "none when this version was rendered"
+	if hold != nil {
+		legalHold = "in force since " + hold.At.UTC().Format(time.DateOnly) + ": nothing is deleted while it lasts"
+	}
+	return retention, legalHold
+}
+
 // render renders and signs one rendition of a version.
 func (s *Service) render(in pdf.Input) (pdf.Output, error) {
 	cert := s.pdfSig.Certificate()
@@ -287,8 +316,10 @@ func (s *Service) redacted(rc events.ReviewCompleted, d Draft, generatedAt time.
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", pdf.ErrRender, err)
 	}
-	out, err := s.render(pdf.Input{Review: red, ReportID: d.ReportID, Version: d.Version, DataSHA256: dataSHA,
-		GeneratedAt: generatedAt, Redacted: true})
+	in := pdf.Input{Review: red, ReportID: d.ReportID, Version: d.Version, DataSHA256: dataSHA,
+		GeneratedAt: generatedAt, Redacted: true}
+	in.Retention, in.LegalHold = s.retentionRows(rc, d.Hold)
+	out, err := s.render(in)
 	if err != nil {
 		return nil, err
 	}
@@ -317,8 +348,9 @@ func (s *Service) HandleReviewCompleted(ctx context.Context, m *bus.Message, rc 
 	generatedAt = generatedAt.UTC().Truncate(time.Second)
 	v, err := s.store.PublishVersion(ctx, m.Envelope.ID, rc, dataSHA, func(ctx context.Context, d Draft) (Publication, error) {
 		start := time.Now()
-		out, err := s.render(pdf.Input{Review: rc, ReportID: d.ReportID, Version: d.Version,
-			DataSHA256: dataSHA, GeneratedAt: generatedAt})
+		in := pdf.Input{Review: rc, ReportID: d.ReportID, Version: d.Version, DataSHA256: dataSHA, GeneratedAt: generatedAt}
+		in.Retention, in.LegalHold = s.retentionRows(rc, d.Hold)
+		out, err := s.render(in)
 		if err != nil {
 			return Publication{}, err
 		}

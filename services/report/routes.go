@@ -34,6 +34,7 @@ type Reader interface {
 	Custody(ctx context.Context, reportID string) ([]custody.Entry, error)
 	AppendCustody(ctx context.Context, e custody.Entry) (custody.Entry, error)
 	RedactedPDF(ctx context.Context, reportID string, n int) (Version, string, []byte, error)
+	ProgrammeReportByDigest(ctx context.Context, pdfSHA256 string) (ProgrammeReportVersion, error)
 }
 
 // MaxVerifyBytes bounds the PDF POST /v1/verify accepts.
@@ -48,12 +49,19 @@ type API struct {
 	Library   Library
 	// Training renders the training packs of the case library.
 	Training *pdf.Renderer
+	// Programmes publishes programme reports; ProgrammeReports serves them.
+	Programmes       *ProgrammePublisher
+	ProgrammeReports ProgrammeReportStore
+	// RecurrenceWindow is DefaultRecurrenceWindow when zero.
+	RecurrenceWindow time.Duration
 	// Trusted are the keys POST /v1/verify accepts signatures of.
 	Trusted TrustedKeys
 	// TrustedCerts are the certificates whose signatures inside a PDF verify.
 	TrustedCerts []*x509.Certificate
-	Tokens       httpapi.Tokens
-	Log          *zap.Logger
+	// Evidence serves the legal holds (routes_hold.go); nil leaves them out.
+	Evidence *Evidence
+	Tokens   httpapi.Tokens
+	Log      *zap.Logger
 }
 
 // Routes registers the whole HTTP surface on mux. Every /v1 route needs a
@@ -75,6 +83,12 @@ type API struct {
 //	                                         with the time series per month or quarter
 //	GET  /v1/library?q=&category=&severity=&tag=&asset=&from=&to=&limit=  the case library
 //	GET  /v1/library/training-pack.pdf?category=  the training pack of one category (PDF)
+//	POST /v1/programme-reports               body {"period": "2026-11" | "2026-Q4"}: render, sign, store and
+//	                                         announce the period's programme report (201; 200 if unchanged)
+//	GET  /v1/programme-reports               every programme report version, newest period first
+//	GET  /v1/programme-reports/{id}/pdf      the latest version's PDF
+//	GET  /v1/programme-reports/{id}/versions/{n}/pdf  version n's PDF
+//	GET|PUT|DELETE /v1/incidents/{id}/legal-hold  legal hold and retention (compliance only; routes_hold.go)
 //
 // /healthz, /readyz and /metrics are registered by Run.
 func (a *API) Routes(mux *http.ServeMux) {
@@ -96,6 +110,11 @@ func (a *API) Routes(mux *http.ServeMux) {
 	handle("GET /v1/metrics/programme", a.programme)
 	handle("GET /v1/library", a.library)
 	handle("GET /v1/library/training-pack.pdf", a.trainingPack)
+	handle("POST /v1/programme-reports", a.publishProgramme)
+	handle("GET /v1/programme-reports", a.listProgrammeReports)
+	handle("GET /v1/programme-reports/{id}/pdf", a.getProgrammePDF)
+	handle("GET /v1/programme-reports/{id}/versions/{n}/pdf", a.getProgrammePDF)
+	a.holdRoutes(mux)
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -200,7 +219,10 @@ func (a *API) getPDF(w http.ResponseWriter, r *http.Request) {
 
 // VerifyResult is the answer of POST /v1/verify.
 type VerifyResult struct {
-	Valid       bool       `json:"valid"`
+	Valid bool `json:"valid"`
+	// Kind is "incident" for an incident report version, "programme" for a
+	// programme report version, "" when the file is neither.
+	Kind        string     `json:"kind,omitempty"`
 	ReportID    string     `json:"report_id,omitempty"`
 	Version     int        `json:"version,omitempty"`
 	PDFSHA256   string     `json:"pdf_sha256"`
@@ -229,12 +251,12 @@ func Verify(ctx context.Context, reader Reader, trusted TrustedKeys, certs []*x5
 	res.Embedded, res.EmbeddedReason, res.CertSHA256 = embedded.Status.String(), embedded.Reason, embedded.Fingerprint
 	v, err := reader.VersionByDigest(ctx, res.PDFSHA256)
 	if errors.Is(err, ErrNotFound) {
-		res.Reason = "no report version has this SHA-256: the file was altered or is not an afteraction report"
-		return res, nil
+		return verifyProgramme(ctx, reader, trusted, embedded, res)
 	}
 	if err != nil {
 		return res, err
 	}
+	res.Kind = "incident"
 	res.ReportID, res.Version, res.DataSHA256, res.KeyID = v.ReportID, v.Version, v.DataSHA256, v.KeyID
 	res.PublishedAt = &v.PublishedAt
 	pub, ok := trusted[v.KeyID]
@@ -270,7 +292,7 @@ func (a *API) verify(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if res.ReportID != "" {
+	if res.Kind == "incident" {
 		outcome := "invalid: " + res.Reason
 		if res.Valid {
 			outcome = "valid: " + res.Reason

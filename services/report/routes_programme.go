@@ -2,11 +2,14 @@ package report
 
 import (
 	"context"
+	"errors"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/httpapi"
@@ -21,7 +24,8 @@ func (a *API) programmeSeries(ctx context.Context, period Period, from, to time.
 			return Programme{}, badParam("from", "the window spans more than "+strconv.Itoa(MaxProgrammePeriods)+" periods")
 		}
 	}
-	return ComputeProgramme(ctx, a.Programme, ProgrammeOptions{Period: period, From: from, To: to, Now: time.Now().UTC()})
+	return ComputeProgramme(ctx, a.Programme, ProgrammeOptions{Period: period, From: from, To: to, Now: time.Now().UTC(),
+		RecurrenceWindow: a.RecurrenceWindow})
 }
 
 // maxLibraryText bounds the free-text query of GET /v1/library.
@@ -98,10 +102,92 @@ func (a *API) trainingPack(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	writePDF(w, "training-pack-"+category+".pdf", out.PDF)
+}
+
+// writePDF serves doc as an attachment named filename.
+func writePDF(w http.ResponseWriter, filename string, doc []byte) {
 	w.Header().Set("Content-Type", "application/pdf")
-	w.Header().Set("Content-Length", strconv.Itoa(len(out.PDF)))
-	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment",
-		map[string]string{"filename": "training-pack-" + category + ".pdf"}))
+	w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": filename}))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(out.PDF)
+	_, _ = w.Write(doc)
+}
+
+// maxProgrammeBody bounds the body of POST /v1/programme-reports.
+const maxProgrammeBody = 4 << 10
+
+// publishProgramme publishes the programme report of a period: 201 with the
+// new version, or 200 with the latest one when the figures are unchanged.
+func (a *API) publishProgramme(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Period string `json:"period"`
+	}
+	if _, err := httpapi.ReadJSON(r, maxProgrammeBody, &body); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	period, start, err := ParsePeriodLabel(strings.TrimSpace(body.Period))
+	if err != nil {
+		a.fail(w, r, badParam("period", err.Error()))
+		return
+	}
+	v, created, err := a.Programmes.Publish(r.Context(), period, start)
+	if errors.Is(err, ErrPeriodNotStarted) {
+		a.fail(w, r, badParam("period", "the period has not started yet"))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		a.Log.Info("programme report published", zap.String("report_id", v.ReportID), zap.String("label", v.Label),
+			zap.Int("version", v.Version), zap.String("pdf_sha256", v.PDFSHA256), zap.Int("pages", v.Pages))
+	}
+	w.Header().Set("Location", v.DownloadPath())
+	httpapi.WriteJSON(w, status, programmeView(v))
+}
+
+type programmeReportView struct {
+	ProgrammeReportVersion
+	DownloadPath string `json:"download_path"`
+}
+
+func programmeView(v ProgrammeReportVersion) programmeReportView {
+	return programmeReportView{v, v.DownloadPath()}
+}
+
+func (a *API) listProgrammeReports(w http.ResponseWriter, r *http.Request) {
+	vs, err := a.ProgrammeReports.ProgrammeReports(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	views := make([]programmeReportView, len(vs))
+	for i, v := range vs {
+		views[i] = programmeView(v)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"programme_reports": views})
+}
+
+func (a *API) getProgrammePDF(w http.ResponseWriter, r *http.Request) {
+	n := 0
+	if s := r.PathValue("n"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 1 {
+			a.fail(w, r, badParam("n", "a version number from 1"))
+			return
+		}
+	}
+	v, doc, err := a.ProgrammeReports.ProgrammeReportPDF(r.Context(), r.PathValue("id"), n)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", `"`+v.PDFSHA256+`"`)
+	w.Header().Set("X-Report-Version", strconv.Itoa(v.Version))
+	writePDF(w, "programme-report-"+v.Label+"-v"+strconv.Itoa(v.Version)+".pdf", doc)
 }

@@ -64,6 +64,15 @@ type Config struct {
 	// masked as "[redacted]") make the redacted rendition of every version.
 	RedactRules    []string
 	RedactPatterns []string
+	// RecurrenceWindow (REPORT_RECURRENCE_WINDOW, a Go duration, default
+	// 2160h = 90 days) is how long after an incident's closure another of the
+	// same category and asset, or the same root cause, counts as a recurrence.
+	RecurrenceWindow time.Duration
+	// EvidenceRetention (EVIDENCE_RETENTION, e.g.
+	// "default=3y;category:malware=5y;severity:critical=7y", see
+	// RetentionPolicy) is how long intake's raw payloads and review's answers
+	// are kept after an incident closed; empty keeps them indefinitely.
+	EvidenceRetention RetentionPolicy
 }
 
 // LoadConfig reads the configuration through getenv, applies defaults and
@@ -79,6 +88,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		TrustedCertsFile:   l.Raw("REPORT_TRUSTED_CERTS_FILE"),
 		MigrateDatabaseURL: l.Raw("REPORT_MIGRATE_DATABASE_URL"),
 		RedactRules:        DefaultRedactRules,
+		RecurrenceWindow:   l.Duration("REPORT_RECURRENCE_WINDOW", DefaultRecurrenceWindow.String()),
 	}
 	if s := strings.TrimSpace(l.Raw("REPORT_REDACT_RULES")); s != "" {
 		c.RedactRules = nil
@@ -92,6 +102,10 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if err := json.Unmarshal([]byte(s), &c.RedactPatterns); err != nil {
 			l.Fail(fmt.Errorf("REPORT_REDACT_PATTERNS: want a JSON array of regular expressions: %w", err))
 		}
+	}
+	var err error
+	if c.EvidenceRetention, err = ParseRetentionPolicy(l.Raw("EVIDENCE_RETENTION")); err != nil {
+		l.Fail(fmt.Errorf("EVIDENCE_RETENTION: %w", err))
 	}
 	if _, err := NewRedactor(c.RedactRules, c.RedactPatterns); err != nil {
 		l.Fail(fmt.Errorf("REPORT_REDACT_RULES or REPORT_REDACT_PATTERNS: %w", err))
@@ -151,7 +165,9 @@ func (c Config) fields() []zap.Field {
 	}
 	return append(c.Common.Fields(), zap.String("signing_key_source", keySource), zap.Strings("trusted_public_keys", trusted),
 		zap.String("migrate_database_url", migrateAs),
-		zap.String("signing_cert_source", certSource), zap.String("trusted_certs_file", c.TrustedCertsFile))
+		zap.String("signing_cert_source", certSource), zap.String("trusted_certs_file", c.TrustedCertsFile),
+		zap.Duration("recurrence_window", c.RecurrenceWindow),
+		zap.String("evidence_retention", c.EvidenceRetention.String()))
 }
 
 // Deps is what the caller may inject.
@@ -207,7 +223,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(NewProgrammeCollector(store, log))
+	collector := NewProgrammeCollector(store, log)
+	collector.RecurrenceWindow = cfg.RecurrenceWindow
+	reg.MustRegister(collector)
 
 	b, err := bus.Connect(ctx, cfg.NATSURL, ServiceName, log, cfg.BusOptions(reg))
 	if err != nil {
@@ -235,13 +253,19 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return err
 	}
 	svc.RedactWith(redactor)
+	svc.RetainWith(cfg.EvidenceRetention)
+	evidence := &Evidence{Store: store, Policy: cfg.EvidenceRetention, Log: log.Named("evidence")}
 
 	ln, err := httpapi.Listen(deps.Listener, cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	api := &API{Reader: store, Metrics: store, Programme: store, Library: store, Training: renderer, Trusted: trusted, TrustedCerts: signing.Trusted, Tokens: cfg.APITokens, Log: log}
+	programmes := &ProgrammePublisher{Source: store, Store: store, Objects: objects, Renderer: renderer, Signer: signer,
+		PDFSig: signing.Signer, RecurrenceWindow: cfg.RecurrenceWindow, Now: time.Now}
+	api := &API{Reader: store, Metrics: store, Programme: store, Library: store, Training: renderer,
+		Programmes: programmes, ProgrammeReports: store, RecurrenceWindow: cfg.RecurrenceWindow,
+		Trusted: trusted, TrustedCerts: signing.Trusted, Evidence: evidence, Tokens: cfg.APITokens, Log: log}
 	api.Routes(mux)
 	httpapi.HealthWithLog(mux, map[string]httpapi.Check{
 		"postgres": store.Ping,
@@ -261,6 +285,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		return httpapi.Serve(ctx, ln, httpapi.Logged(mux, log), log)
 	})
 	workers = append(workers, func(ctx context.Context) error { return postgres.RunRetention(ctx, pool, cfg.Retention, log) })
+	workers = append(workers, func(ctx context.Context) error { return evidence.Run(ctx, cfg.Retention.Every) })
 	err = relay.RunAlongside(ctx, workers...)
 	log.Info("stopped", zap.Error(err))
 	return err

@@ -80,7 +80,11 @@ func (s *PostgresStore) PublishVersion(ctx context.Context, eventID string, rc e
 			return fmt.Errorf("%w: amendment %d of review %s was rendered as version %d from other data",
 				ErrVersionTaken, rc.Amendment, rc.ReviewID, n)
 		}
-		p, err := build(ctx, Draft{ReportID: reportID, Version: n})
+		hold, err := readHold(ctx, tx, rc.IncidentID)
+		if err != nil {
+			return err
+		}
+		p, err := build(ctx, Draft{ReportID: reportID, Version: n, Hold: hold})
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,8 @@ import (
 //
 //	afteraction.report.published (afteraction.report.published.v1), ce-subject = incident id,
 //	one per committed report version.
+//	afteraction.report.programme.published (afteraction.report.programme.published.v1),
+//	ce-subject = programme report id, one per programme report version (POST /v1/programme-reports).
 const (
 	DurableReviewCompleted    = "report-review-completed"
 	DurableIncidentRegistered = "report-incident-registered"

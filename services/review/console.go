@@ -33,6 +33,8 @@ type ConsoleConfig struct {
 	FailureWindow time.Duration
 	// OIDC, when set, offers single sign-on with the organisation's provider.
 	OIDC *OIDC
+	// Library, when set, backs the case library page (/console/library).
+	Library *CaseLibrary
 }
 
 const (

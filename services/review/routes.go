@@ -44,6 +44,8 @@ const (
 //	POST /review/{id}?token=                   form: save a draft (action=draft) or submit
 //	GET  /console, /console/reviews/{id}       facilitator console (session; see console.go)
 //	GET, POST /console/login; POST /console/logout
+//	GET  /console/library[?q=&category=&severity=&tag=&asset=&from=&to=]  the case library (library.go), with
+//	     .../reports/{id}/versions/{n}/pdf and .../training-pack.pdf?category= fetched from the report service
 //	POST /console/reviews/{id}/participants[/{pid}/{resend|revoke|remove}], .../signoff, .../approval, .../amendments
 //	GET  /healthz, /readyz, /metrics
 func Routes(svc *Service, tokens httpapi.Tokens, console ConsoleConfig, metrics prometheus.Gatherer, checks map[string]httpapi.Check, log *zap.Logger) http.Handler {
@@ -82,6 +84,9 @@ func Routes(svc *Service, tokens httpapi.Tokens, console ConsoleConfig, metrics 
 	mux.HandleFunc("POST /console/logout", h.page(h.logout))
 	mux.HandleFunc("GET /console", h.page(h.consoleList))
 	mux.HandleFunc("GET /console/reviews/{id}", h.page(h.consoleReview))
+	mux.HandleFunc("GET /console/library", h.page(h.consoleLibrary))
+	mux.HandleFunc("GET /console/library/reports/{id}/versions/{n}/pdf", h.page(h.consoleLibraryPDF))
+	mux.HandleFunc("GET /console/library/training-pack.pdf", h.page(h.consoleTrainingPack))
 	mux.HandleFunc("POST /console/reviews/{id}/participants", h.page(h.consoleAddParticipant, RoleFacilitator))
 	mux.HandleFunc("POST /console/reviews/{id}/participants/{participant_id}/{change}", h.page(h.consoleChangeParticipant, RoleFacilitator))
 	mux.HandleFunc("POST /console/reviews/{id}/signoff", h.page(h.consoleSignOff, RoleFacilitator))

@@ -67,6 +67,11 @@ type Config struct {
 	// REVIEW_OIDC_ROLES_CLAIM (default "groups"); the callback is
 	// REVIEW_PUBLIC_URL/console/oidc/callback.
 	OIDC OIDCConfig
+	// ReportURL is REVIEW_REPORT_URL, the report service's base URL, and
+	// ReportToken REVIEW_REPORT_TOKEN (secret) an API token of role compliance
+	// or facilitator there: together they turn on the console's case library
+	// page. Unset: the page says it is not configured.
+	ReportURL, ReportToken string
 }
 
 // LoadConfig reads the configuration through getenv, applying defaults and
@@ -116,6 +121,15 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		ClientSecret: l.Raw("REVIEW_OIDC_CLIENT_SECRET"), Scopes: strings.Fields(l.String("REVIEW_OIDC_SCOPES", "")),
 		RolesClaim:  l.String("REVIEW_OIDC_ROLES_CLAIM", "groups"),
 		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/console/oidc/callback"}
+	cfg.ReportURL, cfg.ReportToken = l.String("REVIEW_REPORT_URL", ""), l.Raw("REVIEW_REPORT_TOKEN")
+	if cfg.ReportURL != "" {
+		if u, err := url.Parse(cfg.ReportURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			l.Fail(errors.New("REVIEW_REPORT_URL: want an absolute http(s) URL"))
+		}
+		if cfg.ReportToken == "" {
+			l.Fail(errors.New("REVIEW_REPORT_TOKEN: required with REVIEW_REPORT_URL"))
+		}
+	}
 	if cfg.OIDC.Issuer != "" && cfg.OIDC.ClientID == "" {
 		l.Fail(errors.New("REVIEW_OIDC_CLIENT_ID: required with REVIEW_OIDC_ISSUER"))
 	}
@@ -140,6 +154,7 @@ func (c Config) fields() []zap.Field {
 		zap.Any("approval_severities", c.ApprovalSeverities), zap.Any("action_due", c.ActionDue),
 		zap.String("oidc_issuer", c.OIDC.Issuer), zap.String("oidc_client_id", c.OIDC.ClientID),
 		zap.Bool("oidc_client_secret_set", c.OIDC.ClientSecret != ""), zap.String("oidc_roles_claim", c.OIDC.RolesClaim),
+		zap.String("report_url", c.ReportURL), zap.Bool("report_token_set", c.ReportToken != ""),
 	)
 }
 
@@ -201,6 +216,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	console := ConsoleConfig{Accounts: cfg.ConsoleAccounts, SessionTTL: cfg.SessionTTL,
 		SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://")}
+	if cfg.ReportURL != "" {
+		console.Library = &CaseLibrary{BaseURL: cfg.ReportURL, Token: cfg.ReportToken}
+	}
 	if cfg.OIDC.Issuer != "" {
 		if console.OIDC, err = NewOIDC(ctx, cfg.OIDC); err != nil {
 			return fmt.Errorf("REVIEW_OIDC_ISSUER: %w", err)

@@ -225,6 +225,26 @@ func TestRun(t *testing.T) {
 		len(detail.Amendments) != 1 || detail.Amendments[0].AmendedBy != "role:facilitator" {
 		t.Errorf("GET /v1/reviews/{id} after the amendment: %d, amendment %d, log %+v", code, detail.Amendment, detail.Amendments)
 	}
+
+	// The report service's expiry of the incident's evidence: the answers go,
+	// an audit line stays.
+	expired := events.EvidenceExpired{IncidentID: reg.IncidentID, IncidentRevision: reg.Revision, Severity: reg.Incident.Severity,
+		ClosedAt: reg.Incident.Timestamps.ClosedAt, Rule: "default=1d", RetainUntil: reg.Incident.Timestamps.ClosedAt.AddDate(0, 0, 1),
+		ExpiredAt: time.Now().UTC()}
+	if _, err := b.PublishEvent(context.Background(), events.TypeEvidenceExpired, reg.IncidentID, expired); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	servicetest.Eventually(t, "the answers purged", func() bool {
+		var lines, answered int
+		err := conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM review.purges WHERE incident_id = $1),
+	(SELECT count(*) FROM review.responses WHERE review_id = $2 AND answers <> '[]'::jsonb)`, reg.IncidentID, rv.ReviewID).Scan(&lines, &answered)
+		return err == nil && lines == 1 && answered == 0
+	})
 }
 
 func jetstreamOf(t *testing.T, u string) jetstream.JetStream {

@@ -2,9 +2,11 @@ package review
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
@@ -19,6 +21,9 @@ import (
 //     REVIEW_MAX_AGE ago), or updates its incident snapshot (and, while it is
 //     open, recomputes its due date and invites new people; once it is
 //     completed, marks it stale until it is amended).
+//   - afteraction.evidence.expired (evidence.expired.v1), durable
+//     "review-evidence-expired": the report service's retention decision;
+//     the answers to the incident's review are deleted (onEvidenceExpired).
 //
 // Emits (through the outbox, on stream AFTERACTION):
 //   - afteraction.review.opened (review.opened.v1) when a review opens;
@@ -29,6 +34,8 @@ import (
 const (
 	// DurableIncidentRegistered is the durable consumer of registered incidents.
 	DurableIncidentRegistered = "review-incident-registered"
+	// DurableEvidenceExpired is the durable consumer of evidence expiries.
+	DurableEvidenceExpired = "review-evidence-expired"
 )
 
 // IncidentRegisteredConsumer describes the durable consumer of registered incidents.
@@ -43,12 +50,41 @@ func IncidentRegisteredConsumer() bus.ConsumerConfig {
 	}
 }
 
+// EvidenceExpiredConsumer describes the durable consumer of evidence expiries.
+func EvidenceExpiredConsumer() bus.ConsumerConfig {
+	return bus.ConsumerConfig{Durable: DurableEvidenceExpired, Stream: bus.StreamAfteraction,
+		Subjects: []string{events.SubjectEvidenceExpired}, BatchSize: bus.TxBatchSize}
+}
+
 // Subscribe runs the service's consumers on b until ctx is cancelled. Each
 // batch is handled in one transaction: the reviews it opens with a few
 // statements for the whole batch (openReviews), every other message in a
 // savepoint of it (bus.InOneTxSet).
 func (s *Service) Subscribe(ctx context.Context, b *bus.Bus) error {
-	return s.subscribe(ctx, b, IncidentRegisteredConsumer())
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.subscribe(ctx, b, IncidentRegisteredConsumer()) })
+	g.Go(func() error {
+		return b.ConsumeInTx(ctx, EvidenceExpiredConsumer(), s.store.Pool(),
+			bus.Typed(events.TypeEvidenceExpired, s.onEvidenceExpired))
+	})
+	return g.Wait()
+}
+
+// onEvidenceExpired deletes the answers to the review of e's incident and
+// writes the purge's audit line, exactly once: the event is recorded as
+// handled in the same transaction, and a redelivery does nothing.
+func (s *Service) onEvidenceExpired(ctx context.Context, m *bus.Message, e events.EvidenceExpired) error {
+	p, fresh, err := s.store.Purge(ctx, m.Envelope.ID, e, s.now())
+	if err != nil {
+		return fmt.Errorf("purge answers of incident %s: %w", e.IncidentID, err)
+	}
+	if fresh {
+		s.log.Info("evidence purged", zap.String("subject", m.Subject), zap.String("event_id", m.Envelope.ID),
+			zap.Uint64("stream_seq", m.StreamSeq), zap.String("incident_id", e.IncidentID), zap.String("rule", e.Rule),
+			zap.Int64("responses", p.Responses), zap.Int64("drafts", p.Drafts),
+			zap.Int64("submission_bodies", p.Submissions), zap.Int64("bytes", p.Bytes))
+	}
+	return nil
 }
 
 func (s *Service) subscribe(ctx context.Context, b *bus.Bus, cfg bus.ConsumerConfig) error {

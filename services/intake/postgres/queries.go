@@ -39,6 +39,9 @@ type RevisionInfo struct {
 	ContentSHA256 string    `json:"content_sha256" db:"content_sha256"`
 	ReceivedAt    time.Time `json:"received_at" db:"received_at"`
 	EventID       *string   `json:"event_id,omitempty" db:"event_id"`
+	// PurgedAt is when the revision's raw payload was deleted, its evidence
+	// past retention (nil: kept).
+	PurgedAt *time.Time `json:"purged_at,omitempty" db:"purged_at"`
 }
 
 const incidentColumns = `i.id::text AS id, i.source, i.external_id, i.revision, i.title, i.severity, i.category,
@@ -61,7 +64,7 @@ JOIN incident_revisions r ON r.incident_id = i.id AND r.revision = i.revision WH
 		if err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT revision, content_sha256, received_at, event_id
+		rows, err = tx.Query(ctx, `SELECT revision, content_sha256, received_at, event_id, purged_at
 FROM incident_revisions WHERE incident_id = $1 ORDER BY revision`, id)
 		if err != nil {
 			return err
@@ -108,15 +111,19 @@ ORDER BY updated_at DESC, id LIMIT $3`, f.Source, f.ExternalID, limit)
 }
 
 // RawRevision returns the payload revision n of incident id arrived with,
-// byte for byte, or ErrNotFound.
+// byte for byte; ErrNotFound, or ErrPurged once its evidence expired.
 func (s *Store) RawRevision(ctx context.Context, id string, n int) ([]byte, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, ErrNotFound
 	}
 	var raw []byte
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(w.body, r.raw) FROM incident_revisions r
+	var purgedAt *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(w.body, r.raw), r.purged_at FROM incident_revisions r
 LEFT JOIN webhook_deliveries w ON w.event_id = r.event_id
-WHERE r.incident_id = $1 AND r.revision = $2`, id, n).Scan(&raw)
+WHERE r.incident_id = $1 AND r.revision = $2`, id, n).Scan(&raw, &purgedAt)
+	if err == nil && purgedAt != nil {
+		return nil, fmt.Errorf("revision %d of %s: %w on %s", n, id, ErrPurged, purgedAt.UTC().Format(time.DateOnly))
+	}
 	if postgres.IsNoRows(err) {
 		return nil, ErrNotFound
 	}

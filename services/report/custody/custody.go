@@ -29,6 +29,11 @@ const (
 	Downloaded = "downloaded"
 	Verified   = "verified"
 	Delivered  = "delivered"
+	// HoldPlaced and HoldLifted record a legal hold on the incident's evidence;
+	// EvidenceExpired the end of its retention (the report itself is kept).
+	HoldPlaced      = "hold_placed"
+	HoldLifted      = "hold_lifted"
+	EvidenceExpired = "evidence_expired"
 )
 
 // Genesis is the prev_sha256 of a report's first entry.

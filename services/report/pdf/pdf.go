@@ -8,15 +8,14 @@
 // characters are removed and characters the fonts lack are replaced by a
 // visible "[U+XXXX]", so hostile input neither panics nor vanishes.
 //
-// Cost: codeberg.org/go-pdf/fpdf keeps a parsed UTF-8 font inside each
-// document and offers no way to share it, so every document parses and
-// subsets the faces it registers, and compresses each subset with a zlib
-// writer of its own. A Renderer keeps what can be kept (the TTF bytes,
-// unparsed and uncopied, the per-rune coverage computed once from the fonts'
-// cmaps, and the zlib writers that compress the pages: fpdf writes pages
-// uncompressed and deflatePages compresses them afterwards) and registers only
-// the two faces the layout uses (regular and bold), after AliasNbPages so fpdf
-// starts from its smallest subset. BenchmarkRender and
+// Cost: a Renderer parses the two Go faces the layout uses (regular and
+// bold) once, and every document shares them (fpdf.ParseUTF8Font and
+// AddUTF8FontParsed, a patch of codeberg.org/go-pdf/fpdf v0.12.0 under
+// third_party/fpdf). fpdf subsets each face to the runes a document used and
+// keeps the last 32 compressed subsets per face, so a document whose runes a
+// recent one used cuts and compresses nothing. Pages are written
+// uncompressed and deflatePages compresses them with zlib writers kept on a
+// free list. BenchmarkRender, BenchmarkRenderDistinct (no subset cached) and
 // BenchmarkRenderCoreFont measure the whole.
 package pdf
 
@@ -58,6 +57,10 @@ type Input struct {
 	// Redacted marks the rendition for external distribution: "REDACTED" on
 	// every page and a note on the cover saying what was masked.
 	Redacted bool
+	// Retention (until when the evidence behind the report is kept) and
+	// LegalHold (the hold in force when it was rendered) are printed in the
+	// document-integrity block; "" leaves the row out.
+	Retention, LegalHold string
 }
 
 // Output is a rendered report.
@@ -69,20 +72,28 @@ type Output struct {
 // Renderer renders reports. It is safe for concurrent use; create one per
 // process and reuse it.
 type Renderer struct {
-	regular, bold []byte
-	family        string // "" means the registered Go fonts
+	regular, bold *fpdf.UTF8Font // parsed once, shared by every document
+	family        string         // "" means the Go fonts above
 	cover         coverage
 	writers       zlibWriters
 }
 
-// NewRenderer returns a Renderer using the Go fonts (Latin, Greek, Cyrillic).
-// It fails only if the embedded fonts cannot be parsed.
+// NewRenderer returns a Renderer using the Go fonts (Latin, Greek, Cyrillic),
+// parsed once here. It fails only if the embedded fonts cannot be parsed.
 func NewRenderer() (*Renderer, error) {
 	cov, err := newCoverage(goregular.TTF, gobold.TTF)
 	if err != nil {
 		return nil, fmt.Errorf("font coverage: %w", err)
 	}
-	return &Renderer{regular: goregular.TTF, bold: gobold.TTF, cover: cov, writers: newZlibWriters()}, nil
+	regular, err := fpdf.ParseUTF8Font(goregular.TTF)
+	if err != nil {
+		return nil, fmt.Errorf("parse Go regular font: %w", err)
+	}
+	bold, err := fpdf.ParseUTF8Font(gobold.TTF)
+	if err != nil {
+		return nil, fmt.Errorf("parse Go bold font: %w", err)
+	}
+	return &Renderer{regular: regular, bold: bold, cover: cov, writers: newZlibWriters()}, nil
 }
 
 // newCoreFontRenderer draws with the PDF core font Helvetica and ASCII only.
@@ -140,13 +151,16 @@ func (r *Renderer) newDoc(in Input) *doc {
 	family := r.family
 	if family == "" {
 		family = "go"
-		f.AddUTF8FontFromBytes(family, "", r.regular)
-		f.AddUTF8FontFromBytes(family, "B", r.bold)
+		f.AddUTF8FontParsed(family, "", r.regular)
+		f.AddUTF8FontParsed(family, "B", r.bold)
 	}
 	d := &doc{f: f, in: in, rv: &in.Review, family: family, cov: r.cover}
 	created := in.GeneratedAt.UTC()
 	if created.IsZero() {
 		created = in.Review.CompletedAt.UTC()
+	}
+	if created.IsZero() { // fpdf would write the time of rendering
+		created = time.Unix(0, 0).UTC()
 	}
 	f.SetCreationDate(created)
 	f.SetModificationDate(created)

@@ -215,6 +215,9 @@ func TestRenderEmptyReview(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !bytes.Contains(out.PDF, []byte("/CreationDate (D:19700101000000")) {
+		t.Error("empty review without dates: the creation date is not the fixed epoch, so the bytes depend on when it was rendered")
+	}
 	ft := flat(pdfText(t, out.PDF))
 	for _, h := range Headings {
 		if !strings.Contains(ft, h) {
@@ -230,20 +233,29 @@ func TestRenderConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 8 {
-		wg.Go(func() {
+	renders := make([]func() error, 8)
+	for i := range renders {
+		renders[i] = func() error {
 			got, err := renderer(t).Render(in)
 			if err == nil && !bytes.Equal(got.PDF, want.PDF) {
 				err = errors.New("concurrent render differs")
 			}
-			errs <- err
-		})
+			return err
+		}
+	}
+	concurrently(t, renders...)
+}
+
+// concurrently runs fns in goroutines of their own and reports their errors.
+func concurrently(t *testing.T, fns ...func() error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(fns))
+	for i, fn := range fns {
+		wg.Go(func() { errs[i] = fn() })
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range errs {
 		if err != nil {
 			t.Error(err)
 		}
@@ -281,22 +293,47 @@ func TestClean(t *testing.T) {
 	}
 }
 
-func benchRender(b *testing.B, r *Renderer, in Input) {
+// benchRender renders inputs in turn.
+func benchRender(b *testing.B, r *Renderer, inputs ...Input) {
 	b.ReportAllocs()
-	var size int
+	var size, i int
 	for b.Loop() {
-		out, err := r.Render(in)
+		out, err := r.Render(inputs[i%len(inputs)])
 		if err != nil {
 			b.Fatal(err)
 		}
 		size = len(out.PDF)
+		i++
 	}
 	b.ReportMetric(float64(size), "pdf-bytes")
 }
 
-// BenchmarkRender renders the example review with the embedded UTF-8 Go fonts.
+// BenchmarkRender renders the example review with the embedded UTF-8 Go
+// fonts. Every document after the first uses the runes the first used, so
+// its font subsets come from the Renderer's cache.
 func BenchmarkRender(b *testing.B) {
 	benchRender(b, renderer(b), exampleInput(b))
+}
+
+// BenchmarkRenderDistinct renders the example with one more Cyrillic letter
+// in its title (bold) and summary (regular), a different one each time and
+// from more letters than a font's subset cache keeps: no document finds its
+// subsets cached, as for a report whose runes no recent report used.
+func BenchmarkRenderDistinct(b *testing.B) {
+	benchRender(b, renderer(b), distinctInputs(b, 64)...)
+}
+
+// distinctInputs returns n examples that each use a rune, in both faces,
+// that the others do not.
+func distinctInputs(t testing.TB, n int) []Input {
+	inputs := make([]Input, n)
+	for i := range inputs {
+		letter := " " + string(rune(0x410+i))
+		inputs[i] = exampleInput(t)
+		inputs[i].Review.Incident.Title += letter
+		inputs[i].Review.Summary += letter
+	}
+	return inputs
 }
 
 // BenchmarkRenderCoreFont renders the same document with the core font

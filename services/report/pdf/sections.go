@@ -613,6 +613,12 @@ func (d *doc) integrity() {
 		rows = append(rows, [2]string{"Signed by", d.in.CertSubject},
 			[2]string{"Certificate SHA-256", d.in.CertSHA256})
 	}
+	if d.in.Retention != "" {
+		rows = append(rows, [2]string{"Evidence retained until", d.in.Retention})
+	}
+	if d.in.LegalHold != "" {
+		rows = append(rows, [2]string{"Legal hold", d.in.LegalHold})
+	}
 	d.kv(rows)
 	if d.rv.Amendment > 0 {
 		d.para("This version renders amendment " + strconv.Itoa(d.rv.Amendment) + " of the review: " +
