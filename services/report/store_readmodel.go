@@ -66,17 +66,11 @@ ON CONFLICT (incident_id) DO UPDATE SET revision = excluded.revision, severity =
 	detected_at = excluded.detected_at, closed_at = excluded.closed_at, registered_at = excluded.registered_at
 WHERE incidents.revision < excluded.revision`
 
-const updateMilestones = `UPDATE incidents i SET subcategory = u.subcategory, contained_at = u.contained_at,
-	recovered_at = u.recovered_at
-FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[], $5::timestamptz[])
-	AS u(incident_id, revision, subcategory, contained_at, recovered_at)
-WHERE i.incident_id = u.incident_id AND i.revision = u.revision`
-
 // RecordIncidents is the set-based path of the registered-incident consumer
 // (a bus.BatchWriter): in tx, the batch's transaction, it records the first
 // message of each incident of the batch exactly as ApplyIncidentRegistered
-// would, with three statements for the whole batch (processed_events, then
-// the upsert and the milestones in one round trip), and leaves the later
+// would, in two round trips for the whole batch (processed_events, then the
+// upsert and each incident's facts pipelined), and leaves the later
 // messages of an incident, and every message when one was not decoded ahead
 // (bus.PrepareTyped), to the per-message handler.
 func (s *PostgresStore) RecordIncidents(ctx context.Context, tx pgx.Tx, ms []*bus.Message) ([]*bus.Message, error) {
@@ -103,12 +97,14 @@ func (s *PostgresStore) RecordIncidents(ctx context.Context, tx pgx.Tx, ms []*bu
 		return nil, err
 	}
 	var c struct {
-		ids, severities, categories, subcategories []string
-		revisions                                  []int
-		exercise                                   []bool
-		started, detected, contained, recovered    []*time.Time
-		closed, registered                         []time.Time
+		ids, severities, categories []string
+		revisions                   []int
+		exercise                    []bool
+		started, detected           []*time.Time
+		closed, registered          []time.Time
 	}
+	batch := &pgx.Batch{}
+	var facts []*pgx.QueuedQuery
 	for _, m := range taken {
 		if !fresh[m.Envelope.ID] {
 			continue
@@ -116,17 +112,17 @@ func (s *PostgresStore) RecordIncidents(ctx context.Context, tx pgx.Tx, ms []*bu
 		e := m.Prepared.(events.IncidentRegistered)
 		inc, ts := e.Incident, e.Incident.Timestamps
 		c.ids, c.revisions, c.severities = append(c.ids, e.IncidentID), append(c.revisions, e.Revision), append(c.severities, string(inc.Severity))
-		c.categories, c.subcategories, c.exercise = append(c.categories, inc.Category), append(c.subcategories, inc.Subcategory), append(c.exercise, inc.Exercise)
+		c.categories, c.exercise = append(c.categories, inc.Category), append(c.exercise, inc.Exercise)
 		c.started, c.detected, c.closed = append(c.started, ts.StartedAt), append(c.detected, ts.DetectedAt), append(c.closed, ts.ClosedAt)
-		c.registered, c.contained, c.recovered = append(c.registered, e.RegisteredAt), append(c.contained, ts.ContainedAt), append(c.recovered, ts.RecoveredAt)
+		c.registered = append(c.registered, e.RegisteredAt)
+		facts = append(facts, &pgx.QueuedQuery{SQL: updateIncidentFacts, Arguments: incidentFactArgs(e.IncidentID, e.Revision, inc)})
 	}
 	if len(c.ids) == 0 {
 		return rest, nil
 	}
-	batch := &pgx.Batch{}
 	batch.Queue(upsertIncidents, c.ids, c.revisions, c.severities, c.categories, c.exercise, c.started, c.detected,
 		c.closed, c.registered)
-	batch.Queue(updateMilestones, c.ids, c.revisions, c.subcategories, c.contained, c.recovered)
+	batch.QueuedQueries = append(batch.QueuedQueries, facts...)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, fmt.Errorf("record %d incidents: %w", len(c.ids), err)
 	}
