@@ -151,10 +151,56 @@ func Validate(typ string, data []byte) error {
 	if err != nil {
 		return err
 	}
+	if num := outOfRangeNumber(data); num != "" {
+		// The schema library reads numbers exactly (big rationals): an
+		// exponent of a million digits costs it ~100 ms, and a payload can
+		// hold thousands. No field of the contract takes such a number.
+		return &ValidationError{Type: typ, Problems: []Problem{{Field: "",
+			Reason: fmt.Sprintf("number %s is out of range: at most %d characters and an exponent of at most %d", truncate(num, 40), maxNumberLen, maxExponent)}}}
+	}
 	if raw != nil && raw.valid(data) {
 		return nil
 	}
 	return validateTree(typ, sch, data)
+}
+
+// Bounds of a JSON number Validate accepts (float64 reaches 1.8e308).
+const (
+	maxNumberLen = 100
+	maxExponent  = 400
+)
+
+// outOfRangeNumber returns the first number token of the JSON text data
+// (outside strings) longer than maxNumberLen or with an exponent beyond
+// maxExponent, or "". It does not check that data is JSON.
+func outOfRangeNumber(data []byte) string {
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+		case c == '-' || (c >= '0' && c <= '9'):
+			start, exp, inExp := i, 0, false
+			for ; i < len(data); i++ {
+				d := data[i]
+				if d == 'e' || d == 'E' {
+					inExp = true
+				} else if inExp && d >= '0' && d <= '9' {
+					exp = min(exp*10+int(d-'0'), maxExponent+1)
+				} else if !(d >= '0' && d <= '9' || d == '.' || d == '-' || d == '+') {
+					break
+				}
+			}
+			if i-start > maxNumberLen || exp > maxExponent {
+				return string(data[start:i])
+			}
+			i--
+		}
+	}
+	return ""
 }
 
 // validateTree validates data against sch with the schema library, through
