@@ -14,10 +14,12 @@ bench() { # dir pattern benchtime
 }
 bench pkg/bus '^BenchmarkConsume$' 5000x
 bench services/intake '^BenchmarkConsumer$' 1000x
+bench services/intake '^BenchmarkConsumerReplicas$' 1000x
 bench services/review '^BenchmarkConsumer$' 500x
 bench services/tracker '^BenchmarkConsumer$' 500x
 bench services/report '^BenchmarkConsumer$' 500x
 bench services/report/pdf '^BenchmarkRender' 20x
 bench cmd/afteraction '^BenchmarkCloseToReview$' 1x
+bench cmd/afteraction '^BenchmarkImport' 1x
 bench cmd/afteraction '^BenchmarkServiceRSS$' 1x
 GOWORK=off go run bench/report.go -in "$raw" -out bench/results.json -baseline bench/baseline.json -load-before "$load_before"

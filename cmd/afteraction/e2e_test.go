@@ -23,10 +23,16 @@ import (
 
 func startTestStack(t *testing.T) *Stack {
 	t.Helper()
+	return startTestStackOn(t, pgtest.NewDatabase(t))
+}
+
+// startTestStackOn starts the stack on the database dsn.
+func startTestStackOn(t *testing.T, dsn string) *Stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s, err := StartStack(ctx, StackConfig{
-		DatabaseURL: pgtest.NewDatabase(t),
+		DatabaseURL: dsn,
 		StoreDir:    t.TempDir(),
 		Log:         zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 	})

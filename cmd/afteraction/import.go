@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -94,9 +96,9 @@ func runImport(ctx context.Context, args []string) error {
 // for its own PubAck, but the next records do not wait for it.
 const importWindow = 256
 
-// importRecords normalises each record as source and publishes the closed
-// incidents, up to window at a time (records of the same incident one after
-// the other, in file order). The Nats-Msg-Id is derived from the content, and
+// importRecords normalises each record as source (on every core, a chunk
+// ahead of the publisher) and publishes the closed incidents, up to window at
+// a time (records of the same incident one after the other, in file order). The Nats-Msg-Id is derived from the content, and
 // intake ignores an identical copy of a registered incident, so re-running an
 // import publishes nothing twice. A record without its own closure time is
 // refused: an import must not stamp historical incidents with today's date.
@@ -127,13 +129,25 @@ func importRecords(ctx context.Context, b *bus.Bus, cfg webhook.Config, source s
 	// inFlight holds, per incident, the publish a later record of the same
 	// incident waits for, so its revisions reach intake in file order.
 	inFlight := map[string]chan struct{}{}
+	var chunk []preparedRecord
 	slots := make(chan struct{}, max(window, 1))
 	// The PubAcks in flight are awaited even after ctx is cancelled.
 	pubCtx := context.WithoutCancel(ctx)
 	published, interrupted := 0, 0
-	for i, rec := range records {
+	prepCtx, stopPreparing := context.WithCancel(ctx)
+	defer stopPreparing()
+	chunks := prepareRecords(prepCtx, cfg, source, records)
+	for i := range records {
 		n := i + 1
-		inc, env, e := importEnvelope(cfg, source, rec, n)
+		if i%prepareChunk == 0 {
+			var ok bool
+			if chunk, ok = <-chunks; !ok { // ctx is done
+				interrupted = n
+				break
+			}
+		}
+		p := chunk[i%prepareChunk]
+		inc, env, e := p.inc, p.env, p.err
 		if e != nil {
 			fail(*e)
 			continue
@@ -200,6 +214,50 @@ func importRecords(ctx context.Context, b *bus.Bus, cfg webhook.Config, source s
 		return st, fmt.Errorf("%d records were not published (each is in the error report); re-running the import retries them", notPublished)
 	}
 	return st, nil
+}
+
+// prepareChunk is how many records are normalised together, and
+// preparedAhead how many such chunks may wait for the publisher.
+const (
+	prepareChunk  = 128
+	preparedAhead = 4
+)
+
+// preparedRecord is what importEnvelope made of a record.
+type preparedRecord struct {
+	inc *events.IncidentClosed
+	env events.Envelope
+	err *importError
+}
+
+// prepareRecords normalises records (see importEnvelope) on every core, in
+// chunks of prepareChunk, and sends the chunks in file order, up to
+// preparedAhead chunks ahead of the reader. It stops when ctx is done; the channel is then closed.
+func prepareRecords(ctx context.Context, cfg webhook.Config, source string, records []json.RawMessage) <-chan []preparedRecord {
+	out := make(chan []preparedRecord, preparedAhead)
+	go func() {
+		defer close(out)
+		for lo := 0; lo < len(records); lo += prepareChunk {
+			chunk := make([]preparedRecord, min(prepareChunk, len(records)-lo))
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range runtime.GOMAXPROCS(0) {
+				wg.Go(func() {
+					for i := int(next.Add(1)) - 1; i < len(chunk); i = int(next.Add(1)) - 1 {
+						p := &chunk[i]
+						p.inc, p.env, p.err = importEnvelope(cfg, source, records[lo+i], lo+i+1)
+					}
+				})
+			}
+			wg.Wait()
+			select {
+			case out <- chunk:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // importEnvelope normalises record n as source into the incident.closed

@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -57,4 +59,73 @@ func InOneTx(pool *pgxpool.Pool, h Handler) BatchHandler {
 // h's per-message rules.
 func (b *Bus) ConsumeInTx(ctx context.Context, cfg ConsumerConfig, pool *pgxpool.Pool, h Handler) error {
 	return b.ConsumeBatch(ctx, cfg, InOneTx(pool, h))
+}
+
+// BatchWriter is the set-based first pass of InOneTxSet. In tx, the batch's
+// transaction, it handles the messages of ms it can take together with a few
+// statements for all of them (recording their event ids in processed_events
+// in tx, as a handler does) and returns the others, in delivery order, for the
+// per-message handler. It must leave to the handler every message whose
+// outcome could depend on the others: a later message about something an
+// earlier one of the batch touches, or one it cannot tell is valid. A message
+// it took is acked. An error makes InOneTxSet roll the transaction back and
+// handle the batch one message at a time instead.
+type BatchWriter func(ctx context.Context, tx pgx.Tx, ms []*Message) (rest []*Message, err error)
+
+// InOneTxSet is InOneTx with a set-based first pass: in the batch's
+// transaction write takes what it can of the batch with a few statements for
+// all of it, then h handles the messages write left, in order, each in a
+// savepoint. So the common case costs a few round trips per batch instead of
+// a few per message, and one bad message still fails alone: when write fails
+// (a message the set could not take, a constraint, a panic), the transaction
+// is rolled back and the whole batch goes through InOneTx(pool, h), which
+// isolates the culprit. An infrastructure failure retries the whole batch.
+func InOneTxSet(pool *pgxpool.Pool, write BatchWriter, h Handler) BatchHandler {
+	each := InOneTx(pool, h)
+	return func(ctx context.Context, ms []*Message) []error {
+		errs := make([]error, len(ms))
+		fallback := false
+		err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+			rest, err := safeWrite(ctx, write, tx, ms)
+			if err != nil {
+				fallback = !IsInfrastructure(err)
+				return err
+			}
+			index := make(map[*Message]int, len(ms))
+			for i, m := range ms {
+				index[m] = i
+			}
+			bctx := postgres.WithTx(ctx, pool, tx)
+			for _, m := range rest {
+				i, ok := index[m]
+				if !ok { // a writer bug: one message at a time still handles the batch right
+					fallback = true
+					return fmt.Errorf("batch writer returned a message that is not of the batch (%s)", m.Envelope.ID)
+				}
+				errs[i] = safeCall(bctx, h, m)
+				if IsInfrastructure(errs[i]) {
+					return errs[i]
+				}
+			}
+			return nil
+		})
+		if fallback {
+			return each(ctx, ms)
+		}
+		if err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+}
+
+func safeWrite(ctx context.Context, write BatchWriter, tx pgx.Tx, ms []*Message) (rest []*Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("batch writer panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return write(ctx, tx, ms)
 }

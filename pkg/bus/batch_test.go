@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 
@@ -143,5 +144,165 @@ func TestInOneTxRetriesTheBatchWhenTheTransactionFails(t *testing.T) {
 	}
 	if n := len(e.dlq(events.SubjectActionUpdated)); n != 0 {
 		t.Errorf("%d messages dead-lettered, want 0", n)
+	}
+}
+
+// setWriter is a BatchWriter for the tests: it applies every message whose
+// note is "set" with one statement for all of them and leaves the others; a
+// "breaks the set" note makes its statement fail after the writes.
+func setWriter() bus.BatchWriter {
+	return func(ctx context.Context, tx pgx.Tx, ms []*bus.Message) ([]*bus.Message, error) {
+		var ids, rest []*bus.Message
+		var taken []string
+		for _, m := range ms {
+			u, ok := m.Prepared.(events.ActionUpdated)
+			switch {
+			case !ok:
+				return nil, errors.New("not prepared")
+			case u.Note == "left":
+				rest = append(rest, m)
+			default:
+				ids = append(ids, m)
+				taken = append(taken, m.Envelope.ID)
+			}
+		}
+		fresh, err := postgres.MarkProcessedBatch(ctx, tx, taken)
+		if err != nil {
+			return nil, err
+		}
+		var newIDs, newNotes []string
+		broken := false
+		for _, m := range ids {
+			if fresh[m.Envelope.ID] {
+				note := m.Prepared.(events.ActionUpdated).Note
+				newIDs, newNotes = append(newIDs, m.Envelope.ID), append(newNotes, note)
+				broken = broken || note == "breaks the set"
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO applied (event_id, note) SELECT * FROM unnest($1::text[], $2::text[])`,
+			newIDs, newNotes); err != nil {
+			return nil, err
+		}
+		if broken {
+			_, err := tx.Exec(ctx, `SELECT 1 / 0`)
+			return nil, err
+		}
+		return rest, nil
+	}
+}
+
+// InOneTxSet: the writer takes what it can of a batch, the handler gets only
+// the rest, in order, and everything commits in the batch's one transaction.
+func TestInOneTxSetWritesTogetherAndHandsTheRestToTheHandler(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	var envs []events.Envelope
+	for i := range 40 {
+		note := "set"
+		if i%4 == 1 {
+			note = "left"
+		}
+		ev := updated(t, note)
+		envs = append(envs, ev)
+		if err := e.bus.Publish(ctx, events.SubjectActionUpdated, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var handled []string
+	h := bus.Typed(events.TypeActionUpdated, func(ctx context.Context, m *bus.Message, u events.ActionUpdated) error {
+		mu.Lock()
+		handled = append(handled, m.Envelope.ID)
+		mu.Unlock()
+		return e.apply(ctx, m, u)
+	})
+	c := cfg("one-tx-set")
+	c.BatchSize = 64
+	c.Prepare = bus.PrepareTyped[events.ActionUpdated](events.TypeActionUpdated)
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.bus.ConsumeBatch(bctx, c, bus.InOneTxSet(e.pool, setWriter(), h)) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	servicetest.Eventually(t, "every message applied", func() bool {
+		var n int
+		_ = e.pool.QueryRow(ctx, `SELECT count(*) FROM applied`).Scan(&n)
+		return n == 40
+	})
+	for i, ev := range envs {
+		if n := e.count(ev.ID); n != 1 {
+			t.Errorf("message %d applied %d times, want 1", i, n)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var want []string
+	for i, ev := range envs {
+		if i%4 == 1 {
+			want = append(want, ev.ID)
+		}
+	}
+	if !slices.Equal(handled, want) {
+		t.Errorf("the handler got %d messages, want the %d the writer left, in order", len(handled), len(want))
+	}
+	if n := len(e.dlq(events.SubjectActionUpdated)); n != 0 {
+		t.Errorf("%d messages dead-lettered, want 0", n)
+	}
+}
+
+// When the set write fails, nothing of it stays and the batch goes one message
+// at a time: the message that broke the set fails alone, its neighbours commit.
+func TestInOneTxSetFallsBackToOneMessageAtATimeWhenTheWriteFails(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	var envs []events.Envelope
+	for i := range 30 {
+		note := "set"
+		if i == 9 {
+			note = "breaks the set"
+		}
+		ev := updated(t, note)
+		envs = append(envs, ev)
+		if err := e.bus.Publish(ctx, events.SubjectActionUpdated, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := bus.Typed(events.TypeActionUpdated, func(ctx context.Context, m *bus.Message, u events.ActionUpdated) error {
+		if u.Note == "breaks the set" {
+			return bus.Permanent(errors.New("bad message"))
+		}
+		return e.apply(ctx, m, u)
+	})
+	c := cfg("one-tx-set-fallback")
+	c.BatchSize = 64
+	c.Prepare = bus.PrepareTyped[events.ActionUpdated](events.TypeActionUpdated)
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.bus.ConsumeBatch(bctx, c, bus.InOneTxSet(e.pool, setWriter(), h)) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	servicetest.Eventually(t, "the bad message in the DLQ", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 1 })
+	servicetest.Eventually(t, "29 good messages applied", func() bool {
+		var n int
+		_ = e.pool.QueryRow(ctx, `SELECT count(*) FROM applied`).Scan(&n)
+		return n == 29
+	})
+	for i, ev := range envs {
+		want := 1
+		if i == 9 {
+			want = 0
+		}
+		if n := e.count(ev.ID); n != want {
+			t.Errorf("message %d applied %d times, want %d", i, n, want)
+		}
+	}
+	var processed int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM processed_events`).Scan(&processed); err != nil {
+		t.Fatal(err)
+	}
+	if processed != 29 {
+		t.Errorf("processed_events holds %d ids, want 29 (the set write rolled back)", processed)
 	}
 }

@@ -536,3 +536,32 @@ func TestInvitationLinkOnlyWhenNotWithdrawn(t *testing.T) {
 	check("withdrawn with a link", func(d map[string]any) { d["reason"] = "withdrawn" }, "form_url")
 	check("withdrawn without a link", func(d map[string]any) { d["reason"] = "withdrawn"; delete(d, "form_url") }, "")
 }
+
+// A number no field of the contract could hold is refused before the schema
+// library reads it exactly (which costs it ~100 ms for a million-digit
+// exponent); ordinary numbers, and such text inside strings, pass.
+func TestOutOfRangeNumbersRefusedCheaply(t *testing.T) {
+	t.Parallel()
+	b, err := fs.ReadFile(schemas.FS(), "events/examples/incident.closed.v1.minimal.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(impact string) []byte {
+		return []byte(strings.Replace(string(b), "{", `{"impact": {"records_affected": `+impact+`}, `, 1))
+	}
+	for _, n := range []string{"1e1000000", "1E-1000000", "-2e+401", strings.Repeat("9", 101)} {
+		var verr *ValidationError
+		if err := Validate(TypeIncidentClosed, with(n)); !errors.As(err, &verr) || !strings.Contains(verr.Error(), "out of range") {
+			t.Errorf("%.20s: %v, want out of range", n, err)
+		}
+	}
+	for _, n := range []string{"0", "12", "1e3", "1.5e+2"} {
+		if err := Validate(TypeIncidentClosed, with(n)); err != nil && strings.Contains(err.Error(), "out of range") {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	inText := []byte(strings.Replace(string(b), "{", `{"summary": "see \"1e1000000\" and 1e1000000", `, 1))
+	if err := Validate(TypeIncidentClosed, inText); err != nil && strings.Contains(err.Error(), "out of range") {
+		t.Errorf("a number inside a string: %v", err)
+	}
+}

@@ -66,26 +66,36 @@ func (e *ValidationError) Error() string {
 }
 
 // validators is the compiled schema of every event type, built once from the
-// embedded schema files on first use.
+// embedded schema files on first use, and the raw validator of every type
+// whose schema uses only the keywords rawValidator implements.
 type validators struct {
 	once    sync.Once
 	schemas map[string]*jsonschema.Schema
+	raw     map[string]*rawValidator
 	err     error
 }
 
 // compiled is the package's only mutable state: the lazily compiled schemas.
 var compiled validators
 
-func (v *validators) get(typ string) (*jsonschema.Schema, error) {
-	v.once.Do(func() { v.schemas, v.err = compileSchemas(schemas.FS()) })
+func (v *validators) get(typ string) (*jsonschema.Schema, *rawValidator, error) {
+	v.once.Do(func() {
+		v.schemas, v.err = compileSchemas(schemas.FS())
+		v.raw = map[string]*rawValidator{}
+		for typ, sch := range v.schemas {
+			if raw, err := newRawValidator(sch); err == nil {
+				v.raw[typ] = raw
+			}
+		}
+	})
 	if v.err != nil {
-		return nil, v.err
+		return nil, nil, v.err
 	}
 	sch, ok := v.schemas[typ]
 	if !ok {
-		return nil, fmt.Errorf("validate %q: %w", typ, ErrUnknownType)
+		return nil, nil, fmt.Errorf("validate %q: %w", typ, ErrUnknownType)
 	}
-	return sch, nil
+	return sch, v.raw[typ], nil
 }
 
 // compileSchemas compiles every events/<type>.json in fsys, keyed by type.
@@ -133,12 +143,69 @@ func compileSchemas(fsys fs.FS) (map[string]*jsonschema.Schema, error) {
 // Validate checks that data is a JSON document valid against the schema of
 // event type typ. It returns a *ValidationError listing the problems (not
 // valid JSON is one problem with Field ""), an error wrapping ErrUnknownType
-// for an unknown type, or nil.
+// for an unknown type, or nil. A document the raw validator (see
+// rawValidator) finds valid is accepted in one pass over its bytes; any
+// other is validated by the schema library, which words the problems.
 func Validate(typ string, data []byte) error {
-	sch, err := compiled.get(typ)
+	sch, raw, err := compiled.get(typ)
 	if err != nil {
 		return err
 	}
+	if num := outOfRangeNumber(data); num != "" {
+		// The schema library reads numbers exactly (big rationals): an
+		// exponent of a million digits costs it ~100 ms, and a payload can
+		// hold thousands. No field of the contract takes such a number.
+		return &ValidationError{Type: typ, Problems: []Problem{{Field: "",
+			Reason: fmt.Sprintf("number %s is out of range: at most %d characters and an exponent of at most %d", truncate(num, 40), maxNumberLen, maxExponent)}}}
+	}
+	if raw != nil && raw.valid(data) {
+		return nil
+	}
+	return validateTree(typ, sch, data)
+}
+
+// Bounds of a JSON number Validate accepts (float64 reaches 1.8e308).
+const (
+	maxNumberLen = 100
+	maxExponent  = 400
+)
+
+// outOfRangeNumber returns the first number token of the JSON text data
+// (outside strings) longer than maxNumberLen or with an exponent beyond
+// maxExponent, or "". It does not check that data is JSON.
+func outOfRangeNumber(data []byte) string {
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '"':
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+		case c == '-' || (c >= '0' && c <= '9'):
+			start, exp, inExp := i, 0, false
+			for ; i < len(data); i++ {
+				d := data[i]
+				if d == 'e' || d == 'E' {
+					inExp = true
+				} else if inExp && d >= '0' && d <= '9' {
+					exp = min(exp*10+int(d-'0'), maxExponent+1)
+				} else if !(d >= '0' && d <= '9' || d == '.' || d == '-' || d == '+') {
+					break
+				}
+			}
+			if i-start > maxNumberLen || exp > maxExponent {
+				return string(data[start:i])
+			}
+			i--
+		}
+	}
+	return ""
+}
+
+// validateTree validates data against sch with the schema library, through
+// the generic tree it decodes data into.
+func validateTree(typ string, sch *jsonschema.Schema, data []byte) error {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
 		return &ValidationError{Type: typ, Problems: []Problem{{Field: "", Reason: "invalid JSON: " + err.Error()}}}

@@ -210,8 +210,10 @@ func (s *Service) Wake() {
 }
 
 // handle runs fn in one transaction with the event id recorded in
-// processed_events: a redelivered event records nothing twice. It wakes the
-// sender after commit and returns how many deliveries were recorded.
+// processed_events: a redelivered event records nothing twice (consumed in a
+// batch, the transaction is a savepoint of the batch's, and the consumer wakes
+// the sender after the batch commits). It wakes the sender after commit and
+// returns how many deliveries were recorded.
 func (s *Service) handle(ctx context.Context, eventID string, fn func(tx *postgres.Tx) ([]notice, error)) (int, error) {
 	n := 0
 	err := s.store.InTx(ctx, func(tx *postgres.Tx) error {

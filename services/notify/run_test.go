@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -288,4 +289,39 @@ func (e *testEnv) deliveries2(reviewID string) postgres.Delivery {
 		e.t.Fatalf("deliveries of %s: %v %v", reviewID, ds, err)
 	}
 	return ds[0]
+}
+
+// Events are consumed in batches, one transaction each: a burst of
+// invitations is sent at once after its batch commits (the sender is woken
+// then, not at its next poll, which here is an hour away), each once, and a
+// poison event among them is dead-lettered alone.
+func TestRunBurstOfInvitationsSentAfterTheBatchCommits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, mailpit.Options{}, map[string]string{"NOTIFY_POLL": "1h"})
+	if err := e.bus.EnsureTopology(context.Background(), bus.Topology{}); err != nil {
+		t.Fatal(err) // the streams, so that the burst waits in them before notify starts
+	}
+	const n = 30
+	for i := range n {
+		inv := invitation(fmt.Sprintf("Burst %02d", i), fmt.Sprintf("burst%02d@ok.example", i))
+		e.publish(events.TypeReviewInvitation, inv.ReviewID, inv)
+		if i == n/2 {
+			bad := events.Envelope{ID: newID(), Type: events.TypeReviewInvitation, Source: "test", Subject: inv.ReviewID,
+				Time: time.Now().UTC(), Data: []byte(`{"review_id": "not a uuid"}`)}
+			if err := e.bus.Publish(context.Background(), events.SubjectReviewInvitation, bad); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.start(Deps{}) // the whole burst is waiting: the consumer takes it in batches
+	if ms := e.messages(n); len(ms) != n {
+		t.Fatalf("mails = %d, want %d", len(ms), n)
+	}
+	if ds := e.deliveries("reason=invitation&status=sent&limit=1000"); len(ds) != n {
+		t.Errorf("sent invitations = %d, want %d", len(ds), n)
+	}
+	servicetest.Eventually(t, "the poison event in the DLQ", func() bool {
+		dl, err := e.bus.DeadLetters(context.Background(), "notify")
+		return err == nil && len(dl) == 1
+	})
 }

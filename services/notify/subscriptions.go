@@ -22,9 +22,11 @@ import (
 //     .reminder, .answered, .completed and afteraction.action.created,
 //     .overdue, .digest.
 //
-// Every event is handled in one transaction that records its id in
-// processed_events and the deliveries it calls for (one per person, reason
-// and channel); the sender (sender.go) sends them afterwards.
+// Each consumer takes up to bus.TxBatchSize events per transaction (one
+// commit for the batch), each event in a savepoint of it that records its id
+// in processed_events and the deliveries it calls for (one per person, reason
+// and channel), so one failing event never fails its neighbours; the sender
+// (sender.go) is woken after the commit and sends them.
 //
 // Emits (through the outbox, on AFTERACTION):
 //   - afteraction.notification.failed (notification.failed.v1) for every
@@ -41,7 +43,7 @@ func NotifyConsumer() bus.ConsumerConfig {
 	return bus.ConsumerConfig{
 		Durable: DurableNotify, Stream: bus.StreamNotify,
 		Subjects: []string{events.SubjectReviewInvitation, events.SubjectReviewMeeting},
-		AckWait:  30 * time.Second,
+		AckWait:  30 * time.Second, BatchSize: bus.TxBatchSize,
 	}
 }
 
@@ -51,7 +53,7 @@ func EventsConsumer() bus.ConsumerConfig {
 		Durable: DurableEvents, Stream: bus.StreamAfteraction,
 		Subjects: []string{events.SubjectReviewOpened, events.SubjectReviewReminder, events.SubjectReviewAnswered,
 			events.SubjectReviewCompleted, events.SubjectActionCreated, events.SubjectActionOverdue, events.SubjectActionDigest},
-		AckWait: 30 * time.Second,
+		AckWait: 30 * time.Second, BatchSize: bus.TxBatchSize,
 	}
 }
 
@@ -59,13 +61,13 @@ func EventsConsumer() bus.ConsumerConfig {
 func (s *Service) Subscribe(ctx context.Context, b *bus.Bus) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return b.Consume(ctx, NotifyConsumer(), byType(map[string]bus.Handler{
+		return b.ConsumeBatch(ctx, NotifyConsumer(), s.inOneTx(byType(map[string]bus.Handler{
 			events.TypeReviewInvitation: typed(s, events.TypeReviewInvitation, s.HandleInvitation),
 			events.TypeReviewMeeting:    typed(s, events.TypeReviewMeeting, s.HandleMeeting),
-		}))
+		})))
 	})
 	g.Go(func() error {
-		return b.Consume(ctx, EventsConsumer(), byType(map[string]bus.Handler{
+		return b.ConsumeBatch(ctx, EventsConsumer(), s.inOneTx(byType(map[string]bus.Handler{
 			events.TypeReviewOpened:    typed(s, events.TypeReviewOpened, s.HandleOpened),
 			events.TypeReviewReminder:  typed(s, events.TypeReviewReminder, s.HandleReminder),
 			events.TypeReviewAnswered:  typed(s, events.TypeReviewAnswered, s.HandleAnswered),
@@ -73,9 +75,21 @@ func (s *Service) Subscribe(ctx context.Context, b *bus.Bus) error {
 			events.TypeActionCreated:   typed(s, events.TypeActionCreated, s.HandleActionCreated),
 			events.TypeActionOverdue:   typed(s, events.TypeActionOverdue, s.HandleActionOverdue),
 			events.TypeActionDigest:    typed(s, events.TypeActionDigest, s.HandleDigest),
-		}))
+		})))
 	})
 	return g.Wait()
+}
+
+// inOneTx handles a batch in one transaction of the store's pool (see
+// bus.InOneTx), then wakes the sender: the deliveries the batch recorded are
+// visible to it only once the batch has committed.
+func (s *Service) inOneTx(h bus.Handler) bus.BatchHandler {
+	batch := bus.InOneTx(s.store.Pool(), h)
+	return func(ctx context.Context, ms []*bus.Message) []error {
+		errs := batch(ctx, ms)
+		s.Wake()
+		return errs
+	}
 }
 
 // byType routes each message to the handler of its ce-type; an unknown type

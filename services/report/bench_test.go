@@ -31,7 +31,7 @@ func BenchmarkConsumer(b *testing.B) {
 					e.IncidentID = uuid.Must(uuid.NewV7()).String()
 					return e.IncidentID
 				},
-				Consume: func(ctx context.Context, b *bus.Bus) error { return b.ConsumeInTx(ctx, sub.Config, pool, sub.Handler) },
+				Consume: func(ctx context.Context, b *bus.Bus) error { return sub.Run(ctx, b, pool) },
 				Pool:    pool,
 			})
 		})

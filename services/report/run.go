@@ -291,7 +291,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	relay := &bus.Relay{Bus: b, Pool: pool, Schema: reportpg.Schema, Log: log}
 	var workers []func(context.Context) error
 	for _, sub := range Subscriptions(svc, Projector{Model: store}) {
-		workers = append(workers, func(ctx context.Context) error { return b.ConsumeInTx(ctx, sub.Config, pool, sub.Handler) })
+		workers = append(workers, func(ctx context.Context) error { return sub.Run(ctx, b, pool) })
 	}
 	workers = append(workers, func(ctx context.Context) error {
 		return httpapi.Serve(ctx, ln, tracing.HTTP(tp, httpapi.Logged(mux, log)), log)

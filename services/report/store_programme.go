@@ -25,6 +25,14 @@ WHERE incident_id = $1 AND revision = $2`
 // playbook) on the incident row, if that row holds this revision (an older
 // revision arriving late changes nothing).
 func recordIncidentMilestones(ctx context.Context, tx pgx.Tx, incidentID string, revision int, inc events.IncidentClosed) error {
+	if _, err := tx.Exec(ctx, updateIncidentFacts, incidentFactArgs(incidentID, revision, inc)...); err != nil {
+		return fmt.Errorf("record milestones of incident %s: %w", incidentID, err)
+	}
+	return nil
+}
+
+// incidentFactArgs are the arguments of updateIncidentFacts for revision of inc.
+func incidentFactArgs(incidentID string, revision int, inc events.IncidentClosed) []any {
 	ts := inc.Timestamps
 	assessed := ts.ImpactAssessedAt
 	var labour *float64
@@ -55,12 +63,9 @@ func recordIncidentMilestones(ctx context.Context, tx pgx.Tx, incidentID string,
 		playbook = inc.Playbook.Name
 	}
 	management, external := notifiedAt(inc.Notifications)
-	if _, err := tx.Exec(ctx, updateIncidentFacts, incidentID, revision, inc.Subcategory, ts.ContainedAt, ts.RecoveredAt,
+	return []any{incidentID, revision, inc.Subcategory, ts.ContainedAt, ts.RecoveredAt,
 		ts.ReportedAt, assessed, ts.EradicatedAt, ts.ResolvedAt, management, external, labour, amount, currency,
-		initial, final, records, downtime, inc.RootCause, assetsOf(inc), playbook); err != nil {
-		return fmt.Errorf("record milestones of incident %s: %w", incidentID, err)
-	}
-	return nil
+		initial, final, records, downtime, inc.RootCause, assetsOf(inc), playbook}
 }
 
 // externalAudiences are the notified parties outside the organisation.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
 )
@@ -54,6 +55,78 @@ func (s *PostgresStore) ApplyIncidentRegistered(ctx context.Context, eventID str
 		}
 		return recordIncidentMilestones(ctx, tx, e.IncidentID, e.Revision, inc)
 	})
+}
+
+const upsertIncidents = `INSERT INTO incidents (incident_id, revision, severity, category, exercise, started_at,
+	detected_at, closed_at, registered_at)
+SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[], $7::timestamptz[],
+	$8::timestamptz[], $9::timestamptz[])
+ON CONFLICT (incident_id) DO UPDATE SET revision = excluded.revision, severity = excluded.severity,
+	category = excluded.category, exercise = excluded.exercise, started_at = excluded.started_at,
+	detected_at = excluded.detected_at, closed_at = excluded.closed_at, registered_at = excluded.registered_at
+WHERE incidents.revision < excluded.revision`
+
+// RecordIncidents is the set-based path of the registered-incident consumer
+// (a bus.BatchWriter): in tx, the batch's transaction, it records the first
+// message of each incident of the batch exactly as ApplyIncidentRegistered
+// would, in two round trips for the whole batch (processed_events, then the
+// upsert and each incident's facts pipelined), and leaves the later
+// messages of an incident, and every message when one was not decoded ahead
+// (bus.PrepareTyped), to the per-message handler.
+func (s *PostgresStore) RecordIncidents(ctx context.Context, tx pgx.Tx, ms []*bus.Message) ([]*bus.Message, error) {
+	var taken, rest []*bus.Message
+	seen := map[string]bool{}
+	for _, m := range ms {
+		e, ok := m.Prepared.(events.IncidentRegistered)
+		if !ok {
+			return ms, nil
+		}
+		if seen[e.IncidentID] {
+			rest = append(rest, m)
+			continue
+		}
+		seen[e.IncidentID] = true
+		taken = append(taken, m)
+	}
+	ids := make([]string, len(taken))
+	for i, m := range taken {
+		ids[i] = m.Envelope.ID
+	}
+	fresh, err := pg.MarkProcessedBatch(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var c struct {
+		ids, severities, categories []string
+		revisions                   []int
+		exercise                    []bool
+		started, detected           []*time.Time
+		closed, registered          []time.Time
+	}
+	batch := &pgx.Batch{}
+	var facts []*pgx.QueuedQuery
+	for _, m := range taken {
+		if !fresh[m.Envelope.ID] {
+			continue
+		}
+		e := m.Prepared.(events.IncidentRegistered)
+		inc, ts := e.Incident, e.Incident.Timestamps
+		c.ids, c.revisions, c.severities = append(c.ids, e.IncidentID), append(c.revisions, e.Revision), append(c.severities, string(inc.Severity))
+		c.categories, c.exercise = append(c.categories, inc.Category), append(c.exercise, inc.Exercise)
+		c.started, c.detected, c.closed = append(c.started, ts.StartedAt), append(c.detected, ts.DetectedAt), append(c.closed, ts.ClosedAt)
+		c.registered = append(c.registered, e.RegisteredAt)
+		facts = append(facts, &pgx.QueuedQuery{SQL: updateIncidentFacts, Arguments: incidentFactArgs(e.IncidentID, e.Revision, inc)})
+	}
+	if len(c.ids) == 0 {
+		return rest, nil
+	}
+	batch.Queue(upsertIncidents, c.ids, c.revisions, c.severities, c.categories, c.exercise, c.started, c.detected,
+		c.closed, c.registered)
+	batch.QueuedQueries = append(batch.QueuedQueries, facts...)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("record %d incidents: %w", len(c.ids), err)
+	}
+	return rest, nil
 }
 
 // ApplyActionCreated implements ReadModel.

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
 )
@@ -29,18 +32,39 @@ const (
 	DurableActions            = "report-actions"
 )
 
-// Subscription is one consumer and the handler it runs.
+// Subscription is one consumer and the handler it runs; Write, when set,
+// takes what it can of each batch with a few statements first (bus.InOneTxSet).
 type Subscription struct {
 	Config  bus.ConsumerConfig
 	Handler bus.Handler
+	Write   bus.BatchWriter
+}
+
+// Run consumes on b until ctx is cancelled, one transaction of pool per batch.
+func (s Subscription) Run(ctx context.Context, b *bus.Bus, pool *pgxpool.Pool) error {
+	if s.Write == nil {
+		return b.ConsumeInTx(ctx, s.Config, pool, s.Handler)
+	}
+	return b.ConsumeBatch(ctx, s.Config, bus.InOneTxSet(pool, s.Write, s.Handler))
+}
+
+// incidentRecorder is a read model that records registered incidents set-wise
+// (PostgresStore.RecordIncidents).
+type incidentRecorder interface {
+	RecordIncidents(ctx context.Context, tx pgx.Tx, ms []*bus.Message) ([]*bus.Message, error)
 }
 
 // Subscriptions returns every consumer of the service; each runs in batches,
 // one transaction per batch and each message in a savepoint of it
-// (bus.ConsumeInTx). The read-model consumers take bus.TxBatchSize messages at a
+// (bus.ConsumeInTx); registered incidents are recorded set-wise for the whole
+// batch first when the read model can (RecordIncidents). The read-model consumers take bus.TxBatchSize messages at a
 // time; the review consumer takes one, because a report's render and
 // object-store put dwarf its commit, and its ack wait leaves room for them.
 func Subscriptions(svc *Service, proj Projector) []Subscription {
+	var recordIncidents bus.BatchWriter
+	if r, ok := proj.Model.(incidentRecorder); ok {
+		recordIncidents = r.RecordIncidents
+	}
 	return []Subscription{
 		{
 			Config: bus.ConsumerConfig{Durable: DurableReviewCompleted, Stream: bus.StreamAfteraction,
@@ -52,6 +76,7 @@ func Subscriptions(svc *Service, proj Projector) []Subscription {
 				Subjects: []string{events.SubjectIncidentRegistered}, BatchSize: bus.TxBatchSize,
 				Prepare: bus.PrepareTyped[events.IncidentRegistered](events.TypeIncidentRegistered)},
 			Handler: bus.Typed(events.TypeIncidentRegistered, proj.IncidentRegistered),
+			Write:   recordIncidents,
 		},
 		{
 			Config: bus.ConsumerConfig{Durable: DurableActions, Stream: bus.StreamAfteraction,

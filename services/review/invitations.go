@@ -46,12 +46,26 @@ func (s *Service) FormURL(r postgres.Review, p postgres.Participant) string {
 // notify service mails reasons opened and added once per participant and
 // every resent.
 func (s *Service) EnqueueInvitation(ctx context.Context, tx *postgres.Tx, r postgres.Review, p postgres.Participant, reason events.InvitationReason) (bool, error) {
+	env, ok, err := s.invitation(r, p, reason)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, tx.Enqueue(ctx, env)
+}
+
+// invitation builds participant p's invitation to review r, with its link
+// (see EnqueueInvitation); false: p gets none.
+func (s *Service) invitation(r postgres.Review, p postgres.Participant, reason events.InvitationReason) (events.Envelope, bool, error) {
 	if r.Historical || !ValidEmail(p.Email) {
-		return false, nil
+		return events.Envelope{}, false, nil
 	}
 	inv := s.invitationEvent(r, p, reason)
 	inv.FormURL = s.FormURL(r, p)
-	return true, enqueueInvitationEvent(ctx, tx, inv)
+	env, err := newEvent(events.TypeReviewInvitation, inv.ReviewID, inv)
+	if err != nil {
+		return events.Envelope{}, false, err
+	}
+	return env, true, nil
 }
 
 // invitationEvent is participant p's invitation to r for reason, without its link.
@@ -67,14 +81,6 @@ func (s *Service) invitationEvent(r postgres.Review, p postgres.Participant, rea
 	return inv
 }
 
-func enqueueInvitationEvent(ctx context.Context, tx *postgres.Tx, inv events.ReviewInvitation) error {
-	env, err := newEvent(events.TypeReviewInvitation, inv.ReviewID, inv)
-	if err != nil {
-		return err
-	}
-	return tx.Enqueue(ctx, env)
-}
-
 // enqueueWithdrawal tells the notify service, in tx, that participant p's
 // invitation to r was revoked or that p was removed: the event carries no
 // link, and notify forgets the one it holds and stops reminding p. Like
@@ -84,17 +90,27 @@ func (s *Service) enqueueWithdrawal(ctx context.Context, tx *postgres.Tx, r post
 	if r.Historical || !ValidEmail(p.Email) {
 		return nil
 	}
-	return enqueueInvitationEvent(ctx, tx, s.invitationEvent(r, p, events.InvitationWithdrawn))
+	env, err := newEvent(events.TypeReviewInvitation, r.ID, s.invitationEvent(r, p, events.InvitationWithdrawn))
+	if err != nil {
+		return err
+	}
+	return tx.Enqueue(ctx, env)
 }
 
-// enqueueInvitations invites every participant of ps to r (see EnqueueInvitation).
+// enqueueInvitations invites every participant of ps to r (see
+// EnqueueInvitation) with one outbox statement.
 func (s *Service) enqueueInvitations(ctx context.Context, tx *postgres.Tx, r postgres.Review, ps []postgres.Participant, reason events.InvitationReason) error {
+	var envs []events.Envelope
 	for _, p := range ps {
-		if _, err := s.EnqueueInvitation(ctx, tx, r, p, reason); err != nil {
+		env, ok, err := s.invitation(r, p, reason)
+		if err != nil {
 			return err
 		}
+		if ok {
+			envs = append(envs, env)
+		}
 	}
-	return nil
+	return tx.EnqueueAll(ctx, envs)
 }
 
 // enqueueAnswered writes afteraction.review.answered.v1 for participantID of

@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
 	pg "github.com/afteraction/afteraction/pkg/postgres"
 	"github.com/afteraction/afteraction/services/review/postgres"
@@ -302,6 +304,93 @@ func (s *Service) HandleIncidentRegistered(ctx context.Context, eventID string, 
 	return outcome, nil
 }
 
+// openReviews is the set-based path of the registered-incident consumer (a
+// bus.BatchWriter): it opens, with a few statements for the whole batch, the
+// review of every incident that has none yet, exactly as
+// HandleIncidentRegistered would one message at a time, and leaves to it every
+// other message: revisions of incidents that have a review, any later message
+// about an incident of the batch, and any message whose review or events
+// cannot be built. Event ids already processed are acked as duplicates.
+func (s *Service) openReviews(ctx context.Context, btx pgx.Tx, ms []*bus.Message) ([]*bus.Message, error) {
+	type candidate struct {
+		m *bus.Message
+		e events.IncidentRegistered
+	}
+	var cands []candidate
+	seen := map[string]bool{}
+	for _, m := range ms {
+		e, ok := m.Prepared.(events.IncidentRegistered)
+		if !ok {
+			return ms, nil // not decoded by bus.PrepareTyped: the handler decides
+		}
+		if !seen[e.IncidentID] {
+			seen[e.IncidentID] = true
+			cands = append(cands, candidate{m, e})
+		}
+	}
+	tx := postgres.WrapTx(btx)
+	ids := make([]string, len(cands))
+	for i, c := range cands {
+		ids[i] = c.e.IncidentID
+	}
+	reviewed, err := tx.ReviewedIncidents(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	taken := map[*bus.Message]bool{}
+	openings := map[string]opening{} // by event id
+	var eventIDs []string
+	for _, c := range cands {
+		if reviewed[c.e.IncidentID] {
+			continue
+		}
+		people := withoutDuplicates(append(participantsOf(c.e.Incident.People), s.ruleParticipants(c.e.Incident)...))
+		o, err := s.opening(c.e, people, facilitatorOf(c.e.Incident.People), now)
+		if err != nil {
+			continue // the handler meets the same error, for this message alone
+		}
+		taken[c.m] = true
+		openings[c.m.Envelope.ID] = o
+		eventIDs = append(eventIDs, c.m.Envelope.ID)
+	}
+	fresh, err := tx.MarkProcessedBatch(ctx, eventIDs)
+	if err != nil {
+		return nil, err
+	}
+	var reviews []postgres.Review
+	var envs []events.Envelope
+	for _, id := range eventIDs {
+		if o := openings[id]; fresh[id] {
+			reviews = append(reviews, o.review)
+			envs = append(envs, o.events...)
+		}
+	}
+	if err := tx.InsertReviews(ctx, reviews); err != nil {
+		return nil, err
+	}
+	if err := tx.EnqueueAll(ctx, envs); err != nil {
+		return nil, err
+	}
+	s.metrics.opened.Add(float64(len(reviews)))
+	var rest []*bus.Message
+	for _, c := range cands {
+		if taken[c.m] {
+			outcome := openings[c.m.Envelope.ID].outcome
+			if !fresh[c.m.Envelope.ID] {
+				outcome = OutcomeDuplicate
+			}
+			s.logHandled(c.m, c.e, outcome)
+		}
+	}
+	for _, m := range ms {
+		if !taken[m] {
+			rest = append(rest, m)
+		}
+	}
+	return rest, nil
+}
+
 // schedule applies the policy to inc for a review opened at openedAt. An
 // incident that had closed more than MaxAge before openedAt (an import of
 // history) gets a historical review: not required and without a due date, so
@@ -316,9 +405,35 @@ func (s *Service) schedule(inc events.IncidentClosed, openedAt time.Time) postgr
 }
 
 func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRegistered, people []postgres.Participant, fac events.Contact, now time.Time) (OpenOutcome, error) {
-	id, err := uuid.NewV7()
+	o, err := s.opening(e, people, fac, now)
 	if err != nil {
 		return "", err
+	}
+	if err := tx.InsertReview(ctx, o.review); err != nil {
+		return "", err
+	}
+	// review.opened and every invitation go to the outbox in one statement.
+	if err := tx.EnqueueAll(ctx, o.events); err != nil {
+		return "", err
+	}
+	return o.outcome, nil
+}
+
+// opening is a review about to open: its row with its participants, the
+// events that announce it (review.opened, then an invitation per participant
+// who gets one) and the outcome.
+type opening struct {
+	review  postgres.Review
+	events  []events.Envelope
+	outcome OpenOutcome
+}
+
+// opening builds the review that e opens at now, with its events, without
+// touching the store.
+func (s *Service) opening(e events.IncidentRegistered, people []postgres.Participant, fac events.Contact, now time.Time) (opening, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return opening{}, err
 	}
 	sched := s.schedule(e.Incident, now)
 	r := postgres.Review{
@@ -326,9 +441,6 @@ func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRe
 		Required: sched.Required, Exercise: sched.Exercise, DueAt: sched.DueAt, Historical: sched.Historical, OpenedAt: now,
 		Title: e.Incident.Title, Severity: e.Incident.Severity, QuestionnaireVersion: s.cfg.Questionnaire,
 		Facilitator: fac, Incident: e.Incident, Participants: people,
-	}
-	if err := tx.InsertReview(ctx, r); err != nil {
-		return "", err
 	}
 	opened := events.ReviewOpened{
 		ReviewID: r.ID, IncidentID: r.IncidentID, IncidentRevision: r.IncidentRevision, Title: r.Title,
@@ -344,22 +456,22 @@ func (s *Service) open(ctx context.Context, tx *postgres.Tx, e events.IncidentRe
 	}
 	env, err := newEvent(events.TypeReviewOpened, r.ID, opened)
 	if err != nil {
-		return "", err
+		return opening{}, err
 	}
-	// review.opened and every invitation go to the outbox in one statement.
-	err = tx.Batched(ctx, func() error {
-		if err := tx.Enqueue(ctx, env); err != nil {
-			return err
-		}
-		return s.enqueueInvitations(ctx, tx, r, people, events.InvitationOpened)
-	})
-	if err != nil {
-		return "", err
-	}
+	o := opening{review: r, events: []events.Envelope{env}, outcome: OutcomeOpened}
 	if r.Historical {
-		return OutcomeHistorical, nil
+		o.outcome = OutcomeHistorical
 	}
-	return OutcomeOpened, nil
+	for _, p := range people {
+		inv, ok, err := s.invitation(r, p, events.InvitationOpened)
+		if err != nil {
+			return opening{}, err
+		}
+		if ok {
+			o.events = append(o.events, inv)
+		}
+	}
+	return o, nil
 }
 
 // participantsOf turns an incident's people into participants, one per person:

@@ -57,8 +57,9 @@ func EvidenceExpiredConsumer() bus.ConsumerConfig {
 }
 
 // Subscribe runs the service's consumers on b until ctx is cancelled. Each
-// batch is handled in one transaction, each message in a savepoint of it
-// (bus.InOneTx).
+// batch is handled in one transaction: the reviews it opens with a few
+// statements for the whole batch (openReviews), every other message in a
+// savepoint of it (bus.InOneTxSet).
 func (s *Service) Subscribe(ctx context.Context, b *bus.Bus) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.subscribe(ctx, b, IncidentRegisteredConsumer()) })
@@ -87,7 +88,8 @@ func (s *Service) onEvidenceExpired(ctx context.Context, m *bus.Message, e event
 }
 
 func (s *Service) subscribe(ctx context.Context, b *bus.Bus, cfg bus.ConsumerConfig) error {
-	return b.ConsumeInTx(ctx, cfg, s.store.Pool(), bus.Typed(events.TypeIncidentRegistered, s.onIncidentRegistered))
+	return b.ConsumeBatch(ctx, cfg, bus.InOneTxSet(s.store.Pool(), s.openReviews,
+		bus.Typed(events.TypeIncidentRegistered, s.onIncidentRegistered)))
 }
 
 // onIncidentRegistered applies a registered incident exactly once; database
@@ -98,6 +100,12 @@ func (s *Service) onIncidentRegistered(ctx context.Context, m *bus.Message, e ev
 	if err != nil {
 		return err
 	}
+	s.logHandled(m, e, outcome)
+	return nil
+}
+
+// logHandled logs what handling m, about e, did.
+func (s *Service) logHandled(m *bus.Message, e events.IncidentRegistered, outcome OpenOutcome) {
 	fields := []zap.Field{zap.String("subject", m.Subject), zap.String("event_id", m.Envelope.ID),
 		zap.Uint64("stream_seq", m.StreamSeq), zap.Uint64("delivered", m.Delivered),
 		zap.String("incident_id", e.IncidentID), zap.Int("revision", e.Revision), zap.String("outcome", string(outcome))}
@@ -112,5 +120,4 @@ func (s *Service) onIncidentRegistered(ctx context.Context, m *bus.Message, e ev
 	default:
 		s.log.Info("incident registered handled", fields...)
 	}
-	return nil
 }

@@ -31,7 +31,7 @@ func BenchmarkConsumer(b *testing.B) {
 					rc.ReviewID, rc.IncidentID = uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
 					return rc.IncidentID
 				},
-				Consume: func(ctx context.Context, b *bus.Bus) error { return b.ConsumeInTx(ctx, c.cfg, pool, c.handler) },
+				Consume: func(ctx context.Context, b *bus.Bus) error { return c.run(ctx, b, pool) },
 				Pool:    pool,
 			})
 		})

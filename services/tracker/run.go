@@ -199,7 +199,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (err error) {
 	relay := &bus.Relay{Bus: b, Pool: pool, Schema: store.Schema, Log: log}
 	var workers []func(context.Context) error
 	for _, c := range svc.consumers() {
-		workers = append(workers, func(ctx context.Context) error { return b.ConsumeInTx(ctx, c.cfg, pool, c.handler) })
+		workers = append(workers, func(ctx context.Context) error { return c.run(ctx, b, pool) })
 	}
 	workers = append(workers,
 		func(ctx context.Context) error {

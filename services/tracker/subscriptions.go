@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/bus"
@@ -41,15 +42,26 @@ const (
 	DurableActionStatus    = "tracker-action-status"
 )
 
-// consumer is one durable consumer and its handler.
+// consumer is one durable consumer and its handler; write, when set, takes
+// what it can of each batch with a few statements first (bus.InOneTxSet).
 type consumer struct {
 	cfg     bus.ConsumerConfig
 	handler bus.Handler
+	write   bus.BatchWriter
+}
+
+// run consumes on b until ctx is cancelled, one transaction of pool per batch.
+func (c consumer) run(ctx context.Context, b *bus.Bus, pool *pgxpool.Pool) error {
+	if c.write == nil {
+		return b.ConsumeInTx(ctx, c.cfg, pool, c.handler)
+	}
+	return b.ConsumeBatch(ctx, c.cfg, bus.InOneTxSet(pool, c.write, c.handler))
 }
 
 // consumers lists everything the tracker consumes. Each runs in batches of
 // bus.TxBatchSize messages per transaction, each message in a savepoint of it
-// (bus.ConsumeInTx), so one that fails never fails its neighbours.
+// (bus.ConsumeInTx), so one that fails never fails its neighbours; completed
+// reviews are created set-wise for the whole batch first (createActions).
 func (s *Service) consumers() []consumer {
 	return []consumer{
 		{
@@ -61,6 +73,7 @@ func (s *Service) consumers() []consumer {
 				Prepare:   bus.PrepareTyped[events.ReviewCompleted](events.TypeReviewCompleted),
 			},
 			handler: bus.Typed(events.TypeReviewCompleted, s.onReviewCompleted),
+			write:   s.createActions,
 		},
 		{
 			cfg: bus.ConsumerConfig{
@@ -82,9 +95,13 @@ func (s *Service) onReviewCompleted(ctx context.Context, m *bus.Message, e event
 	if err != nil {
 		return err
 	}
-	s.log.Info("review completed handled", zap.String("review_id", e.ReviewID), zap.String("event_id", m.Envelope.ID),
-		zap.Int("action_items", len(e.ActionItems)), zap.Int("created", n))
+	s.logCreated(m, e, n)
 	return nil
+}
+
+func (s *Service) logCreated(m *bus.Message, e events.ReviewCompleted, created int) {
+	s.log.Info("review completed handled", zap.String("review_id", e.ReviewID), zap.String("event_id", m.Envelope.ID),
+		zap.Int("action_items", len(e.ActionItems)), zap.Int("created", created))
 }
 
 func (s *Service) onActionStatus(ctx context.Context, m *bus.Message) error {
@@ -98,9 +115,9 @@ func (s *Service) onActionStatus(ctx context.Context, m *bus.Message) error {
 	return err
 }
 
-// emitCreated writes action.created for a to the outbox.
-func emitCreated(ctx context.Context, tx *store.Tx, a Action) error {
-	return emit(ctx, tx, events.TypeActionCreated, a.ActionID, events.ActionCreated{
+// createdEvent is action.created for a.
+func createdEvent(a Action) (events.Envelope, error) {
+	return events.New(events.TypeActionCreated, Source, a.ActionID, events.ActionCreated{
 		ActionID: a.ActionID, IncidentID: a.IncidentID, ReviewID: a.ReviewID, Key: a.Key, Title: a.Title,
 		Description: a.Description, Category: a.Category, Owner: a.Owner, DueDate: a.DueDate,
 		Priority: a.Priority, Status: a.Status, CreatedAt: a.CreatedAt,

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
 	"github.com/afteraction/afteraction/pkg/postgres"
 	store "github.com/afteraction/afteraction/services/tracker/postgres"
@@ -149,34 +151,7 @@ func (s *Service) CreateFromReview(ctx context.Context, eventID string, rc event
 			return err
 		}
 		now := s.now()
-		// The status took effect when the review decided on it, but never later
-		// than now, so a tracker's first update is not mistaken for a stale one.
-		since := rc.CompletedAt.UTC()
-		if since.After(now) {
-			since = now
-		}
-		for _, item := range rc.ActionItems {
-			a := Action{
-				ActionID:        ActionID(rc.ReviewID, item.Key),
-				IncidentID:      rc.IncidentID,
-				IncidentTitle:   rc.Incident.Title,
-				ReviewID:        rc.ReviewID,
-				Key:             item.Key,
-				Title:           item.Title,
-				Description:     item.Description,
-				Category:        item.Category,
-				Owner:           item.Owner,
-				DueDate:         item.DueDate,
-				Priority:        item.Priority,
-				Facilitator:     &events.Owner{Name: rc.Facilitator.Name, Email: rc.Facilitator.Email},
-				Status:          events.StatusOpen,
-				StatusChangedAt: since,
-				CreatedAt:       now,
-				UpdatedAt:       now,
-			}
-			if a.DueDate == "" {
-				a.DueDate = s.due.DueDate(a.Priority, s.dateOf(since))
-			}
+		for _, a := range s.actionsOf(rc, now) {
 			ok, err := tx.InsertAction(ctx, a)
 			if err != nil {
 				return err
@@ -184,19 +159,20 @@ func (s *Service) CreateFromReview(ctx context.Context, eventID string, rc event
 			if !ok {
 				continue
 			}
-			if name := s.bridges.Route(a); name != "" {
-				if err := tx.RecordIntent(ctx, a.ActionID, name, now); err != nil {
+			c, err := s.creation(eventID, rc, a, now)
+			if err != nil {
+				return err
+			}
+			if c.bridge != "" {
+				if err := tx.RecordIntent(ctx, a.ActionID, c.bridge, now); err != nil {
 					return err
 				}
 			}
-			if err := tx.AddHistory(ctx, HistoryEntry{
-				ActionID: a.ActionID, EventID: eventID, Outcome: store.OutcomeCreated, Status: a.Status,
-				ChangedAt: since, ChangedBy: rc.Facilitator.Name, RecordedAt: now,
-			}); err != nil {
+			if err := tx.AddHistory(ctx, c.history); err != nil {
 				return err
 			}
-			if err := emitCreated(ctx, tx, a); err != nil {
-				return err
+			if err := tx.Enqueue(ctx, events.SubjectActionCreated, c.event); err != nil {
+				return fmt.Errorf("emit %s for %s: %w", events.TypeActionCreated, a.ActionID, err)
 			}
 			created++
 		}
@@ -206,6 +182,149 @@ func (s *Service) CreateFromReview(ctx context.Context, eventID string, rc event
 		return 0, fmt.Errorf("create actions of review %s: %w", rc.ReviewID, err)
 	}
 	return created, nil
+}
+
+// actionsOf is the open action of each of rc's action items, created at now.
+func (s *Service) actionsOf(rc events.ReviewCompleted, now time.Time) []Action {
+	// The status took effect when the review decided on it, but never later
+	// than now, so a tracker's first update is not mistaken for a stale one.
+	since := rc.CompletedAt.UTC()
+	if since.After(now) {
+		since = now
+	}
+	out := make([]Action, 0, len(rc.ActionItems))
+	for _, item := range rc.ActionItems {
+		a := Action{
+			ActionID:        ActionID(rc.ReviewID, item.Key),
+			IncidentID:      rc.IncidentID,
+			IncidentTitle:   rc.Incident.Title,
+			ReviewID:        rc.ReviewID,
+			Key:             item.Key,
+			Title:           item.Title,
+			Description:     item.Description,
+			Category:        item.Category,
+			Owner:           item.Owner,
+			DueDate:         item.DueDate,
+			Priority:        item.Priority,
+			Facilitator:     &events.Owner{Name: rc.Facilitator.Name, Email: rc.Facilitator.Email},
+			Status:          events.StatusOpen,
+			StatusChangedAt: since,
+			CreatedAt:       now,
+			UpdatedAt:       now,
+		}
+		if a.DueDate == "" {
+			a.DueDate = s.due.DueDate(a.Priority, s.dateOf(since))
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// creation is what creating action a from review rc (event eventID) writes
+// besides the action: its history entry, its action.created event, and the
+// bridge it is delivered to ("" for none).
+type creation struct {
+	history HistoryEntry
+	event   events.Envelope
+	bridge  string
+}
+
+func (s *Service) creation(eventID string, rc events.ReviewCompleted, a Action, now time.Time) (creation, error) {
+	env, err := createdEvent(a)
+	if err != nil {
+		return creation{}, err
+	}
+	return creation{
+		history: HistoryEntry{
+			ActionID: a.ActionID, EventID: eventID, Outcome: store.OutcomeCreated, Status: a.Status,
+			ChangedAt: a.StatusChangedAt, ChangedBy: rc.Facilitator.Name, RecordedAt: now,
+		},
+		event:  env,
+		bridge: s.bridges.Route(a),
+	}, nil
+}
+
+// createActions is the set-based path of the review-completed consumer (a
+// bus.BatchWriter): it creates the actions of every completed review of the
+// batch with a few statements for the whole batch, exactly as
+// CreateFromReview would one message at a time, and leaves to it any later
+// message about a review of the batch (an amendment) and any message not
+// decoded ahead (bus.PrepareTyped).
+func (s *Service) createActions(ctx context.Context, btx pgx.Tx, ms []*bus.Message) ([]*bus.Message, error) {
+	var taken []*bus.Message
+	var rest []*bus.Message
+	seen := map[string]bool{}
+	for _, m := range ms {
+		rc, ok := m.Prepared.(events.ReviewCompleted)
+		if !ok {
+			return ms, nil
+		}
+		if seen[rc.ReviewID] {
+			rest = append(rest, m)
+			continue
+		}
+		seen[rc.ReviewID] = true
+		taken = append(taken, m)
+	}
+	tx := store.WrapTx(btx)
+	ids := make([]string, len(taken))
+	for i, m := range taken {
+		ids[i] = m.Envelope.ID
+	}
+	fresh, err := tx.MarkProcessedBatch(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var actions []Action
+	from := map[string]*bus.Message{} // action id → the message that creates it
+	for _, m := range taken {
+		if !fresh[m.Envelope.ID] {
+			continue
+		}
+		for _, a := range s.actionsOf(m.Prepared.(events.ReviewCompleted), now) {
+			if from[a.ActionID] == nil {
+				from[a.ActionID] = m
+				actions = append(actions, a)
+			}
+		}
+	}
+	inserted, err := tx.InsertActions(ctx, actions)
+	if err != nil {
+		return nil, err
+	}
+	var history []HistoryEntry
+	var envs []events.Envelope
+	var intents []store.Intent
+	created := map[*bus.Message]int{}
+	for _, a := range actions {
+		if !inserted[a.ActionID] {
+			continue
+		}
+		m := from[a.ActionID]
+		c, err := s.creation(m.Envelope.ID, m.Prepared.(events.ReviewCompleted), a, now)
+		if err != nil {
+			return nil, err
+		}
+		history, envs = append(history, c.history), append(envs, c.event)
+		if c.bridge != "" {
+			intents = append(intents, store.Intent{ActionID: a.ActionID, Bridge: c.bridge})
+		}
+		created[m]++
+	}
+	if err := tx.RecordIntents(ctx, intents, now); err != nil {
+		return nil, err
+	}
+	if err := tx.AddHistories(ctx, history); err != nil {
+		return nil, err
+	}
+	if err := tx.EnqueueAll(ctx, events.SubjectActionCreated, envs); err != nil {
+		return nil, err
+	}
+	for _, m := range taken {
+		s.logCreated(m, m.Prepared.(events.ReviewCompleted), created[m])
+	}
+	return rest, nil
 }
 
 // StatusUpdate is a status change for one action, from a tracker or the API.

@@ -374,7 +374,8 @@ func TestOverdueConcurrentReplicas(t *testing.T) {
 	f := newFixture(t)
 	rc := exampleReview(t)
 	f.create(rc, "ev-1")
-	f.clock.Set(time.Date(2026, 7, 1, 8, 0, 0, 0, time.UTC))
+	// Past every due date: the undated low-priority item is due 180 days after the completion (2026-09-16).
+	f.clock.Set(time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC))
 	// Two services on the same database stand in for two replicas.
 	other := NewService(store.New(f.pool), zaptest.NewLogger(t), f.clock.Now, nil)
 	var wg sync.WaitGroup

@@ -582,28 +582,36 @@ func insertRejects(ctx context.Context, tx pgx.Tx, rows []rejectRow) error {
 	return nil
 }
 
-// registeredData is events.IncidentRegistered with the incident as the
-// canonical JSON already made, so a batch does not marshal every incident twice.
-type registeredData struct {
-	IncidentID    string          `json:"incident_id"`
-	Revision      int             `json:"revision"`
-	Source        string          `json:"source"`
-	ExternalID    string          `json:"external_id"`
-	RegisteredAt  time.Time       `json:"registered_at"`
-	ContentSHA256 string          `json:"content_sha256,omitempty"`
-	Incident      json.RawMessage `json:"incident"`
+// registeredHead is events.IncidentRegistered without the incident, which
+// registeredEvent appends as the canonical JSON already made (and already
+// compact and escaped as encoding/json writes it), so a batch neither
+// marshals every incident twice nor re-scans its canonical JSON.
+type registeredHead struct {
+	IncidentID    string    `json:"incident_id"`
+	Revision      int       `json:"revision"`
+	Source        string    `json:"source"`
+	ExternalID    string    `json:"external_id"`
+	RegisteredAt  time.Time `json:"registered_at"`
+	ContentSHA256 string    `json:"content_sha256,omitempty"`
 }
 
 // registeredEvent builds the afteraction.incident.registered.v1 event of a
-// revision. Its id is derived from (incident id, revision).
+// revision. Its id is derived from (incident id, revision). Its data are the
+// bytes json.Marshal gives for the events.IncidentRegistered.
 func registeredEvent(a *Revision, revision int, now time.Time) (postgres.OutboxMessage, error) {
-	data, err := json.Marshal(registeredData{
+	head, err := json.Marshal(registeredHead{
 		IncidentID: a.IncidentID, Revision: revision, Source: a.Incident.Source, ExternalID: a.Incident.ExternalID,
-		RegisteredAt: now, ContentSHA256: a.ContentSHA256, Incident: a.Canonical,
+		RegisteredAt: now, ContentSHA256: a.ContentSHA256,
 	})
 	if err != nil {
 		return postgres.OutboxMessage{}, fmt.Errorf("marshal registered event of %s: %w", a.IncidentID, err)
 	}
+	const member = `,"incident":`
+	data := make([]byte, 0, len(head)+len(member)+len(a.Canonical))
+	data = append(data, head[:len(head)-1]...) // without the closing brace
+	data = append(data, member...)
+	data = append(data, a.Canonical...)
+	data = append(data, '}')
 	env := events.Envelope{
 		ID:      uuid.NewSHA1(eventNamespace, fmt.Appendf(nil, "%s/%d", a.IncidentID, revision)).String(),
 		Type:    events.TypeIncidentRegistered,

@@ -104,6 +104,9 @@ type Store struct {
 // New returns a store on pool, whose search_path must be Schema.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// Pool is the store's connection pool (the consumers share its transactions).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
 // Ping checks that the database answers (for readiness probes).
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 

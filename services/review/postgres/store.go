@@ -153,9 +153,12 @@ func (s *Store) Trace(ctx context.Context, reviewID string) (tracing.Context, er
 
 // Tx is a transaction on the store: every write goes through one.
 type Tx struct {
-	tx      pgx.Tx
-	pending *[]pg.OutboxMessage // events collected by Batched
+	tx pgx.Tx
 }
+
+// WrapTx returns the store's view of tx, a transaction on its pool that the
+// caller began (a batch consumer's).
+func WrapTx(tx pgx.Tx) *Tx { return &Tx{tx: tx} }
 
 // InTx runs fn in one transaction, committing when it returns nil.
 func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) error {
@@ -167,36 +170,28 @@ func (t *Tx) MarkProcessed(ctx context.Context, eventID string) (bool, error) {
 	return pg.MarkProcessed(ctx, t.tx, eventID)
 }
 
-// Enqueue writes env to the outbox, to be published on the subject of its
-// type; inside Batched it only collects env, written when Batched's fn returns.
-func (t *Tx) Enqueue(ctx context.Context, env events.Envelope) error {
-	subject, err := events.SubjectOf(env.Type)
-	if err != nil {
-		return err
-	}
-	msg := pg.OutboxMessage{Subject: subject, Envelope: env}
-	if t.pending != nil {
-		*t.pending = append(*t.pending, msg)
-		return nil
-	}
-	return pg.EnqueueBatch(ctx, t.tx, []pg.OutboxMessage{msg})
+// MarkProcessedBatch records inbound event ids and returns those that are new.
+func (t *Tx) MarkProcessedBatch(ctx context.Context, eventIDs []string) (map[string]bool, error) {
+	return pg.MarkProcessedBatch(ctx, t.tx, eventIDs)
 }
 
-// Batched runs fn collecting every event it enqueues, then writes them all to
-// the outbox with one statement (in enqueue order). Nothing is written when fn
-// fails.
-func (t *Tx) Batched(ctx context.Context, fn func() error) error {
-	if t.pending != nil { // already batching: the outer Batched writes them
-		return fn()
-	}
-	var msgs []pg.OutboxMessage
-	t.pending = &msgs
-	err := fn()
-	t.pending = nil
-	if err != nil {
-		return err
+// EnqueueAll writes envs to the outbox with one statement, each to the
+// subject of its type.
+func (t *Tx) EnqueueAll(ctx context.Context, envs []events.Envelope) error {
+	msgs := make([]pg.OutboxMessage, len(envs))
+	for i, env := range envs {
+		subject, err := events.SubjectOf(env.Type)
+		if err != nil {
+			return err
+		}
+		msgs[i] = pg.OutboxMessage{Subject: subject, Envelope: env}
 	}
 	return pg.EnqueueBatch(ctx, t.tx, msgs)
+}
+
+// Enqueue writes env to the outbox, to be published on the subject of its type.
+func (t *Tx) Enqueue(ctx context.Context, env events.Envelope) error {
+	return t.EnqueueAll(ctx, []events.Envelope{env})
 }
 
 const selectReview = `SELECT review_id::text, incident_id::text, incident_revision, status, required, exercise,
@@ -344,6 +339,96 @@ func (t *Tx) InsertReview(ctx context.Context, r Review) error {
 	}
 	_, err = t.AddParticipants(ctx, r.ID, r.OpenedAt, r.Participants)
 	return err
+}
+
+const insertReviews = `INSERT INTO reviews (review_id, incident_id, incident_revision, status, required, exercise,
+	due_at, historical, opened_at, title, severity, questionnaire_version, facilitator_name, facilitator_email, incident)
+SELECT r.id, r.incident_id, r.revision, 'open', r.required, r.exercise, r.due_at, r.historical, r.opened_at, r.title,
+	r.severity, r.questionnaire, r.facilitator_name, r.facilitator_email, r.incident
+FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::bool[], $5::bool[], $6::timestamptz[], $7::bool[],
+	$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::jsonb[])
+	AS r(id, incident_id, revision, required, exercise, due_at, historical, opened_at, title, severity, questionnaire,
+		facilitator_name, facilitator_email, incident)`
+
+const insertNewParticipants = `INSERT INTO participants (participant_id, review_id, key, name, email, role, position,
+	added_at, added_by, invited_at)
+SELECT p.id, p.review_id, p.key, p.name, p.email, p.role, p.position, p.at, p.added_by, p.at
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::timestamptz[],
+	$9::text[]) AS p(id, review_id, key, name, email, role, position, at, added_by)`
+
+// InsertReviews stores new open reviews with their participants, as
+// InsertReview does for each, with two statements for all of them. A review
+// for an incident that has one already fails the whole call with ErrConflict.
+func (t *Tx) InsertReviews(ctx context.Context, rs []Review) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	var r struct {
+		ids, incidents                                          []string
+		revisions                                               []int
+		required, exercise, historical                          []bool
+		due                                                     []*time.Time
+		opened                                                  []time.Time
+		titles, severities, versions, facNames, facEmails, docs []string
+	}
+	var p struct {
+		ids, reviews, keys, names, emails, roles, addedBy []string
+		positions                                         []int
+		at                                                []time.Time
+	}
+	for _, rv := range rs {
+		incident, err := json.Marshal(rv.Incident)
+		if err != nil {
+			return fmt.Errorf("marshal incident of review %s: %w", rv.ID, err)
+		}
+		r.ids, r.incidents, r.revisions = append(r.ids, rv.ID), append(r.incidents, rv.IncidentID), append(r.revisions, rv.IncidentRevision)
+		r.required, r.exercise, r.historical = append(r.required, rv.Required), append(r.exercise, rv.Exercise), append(r.historical, rv.Historical)
+		r.due, r.opened = append(r.due, rv.DueAt), append(r.opened, rv.OpenedAt)
+		r.titles, r.severities, r.versions = append(r.titles, rv.Title), append(r.severities, string(rv.Severity)), append(r.versions, rv.QuestionnaireVersion)
+		r.facNames, r.facEmails, r.docs = append(r.facNames, rv.Facilitator.Name), append(r.facEmails, rv.Facilitator.Email), append(r.docs, string(incident))
+		for i, pt := range firstOfEachKey(rv.Participants) {
+			if pt.AddedBy == "" {
+				pt.AddedBy = "incident"
+			}
+			p.ids, p.reviews, p.keys = append(p.ids, pt.ID), append(p.reviews, rv.ID), append(p.keys, pt.Key)
+			p.names, p.emails, p.roles = append(p.names, pt.Name), append(p.emails, pt.Email), append(p.roles, string(pt.Role))
+			p.positions, p.at, p.addedBy = append(p.positions, i), append(p.at, rv.OpenedAt), append(p.addedBy, pt.AddedBy)
+		}
+	}
+	_, err := t.tx.Exec(ctx, insertReviews, r.ids, r.incidents, r.revisions, r.required, r.exercise, r.due, r.historical,
+		r.opened, r.titles, r.severities, r.versions, r.facNames, r.facEmails, r.docs)
+	if pg.IsUniqueViolation(err) {
+		return fmt.Errorf("insert %d reviews: %w", len(rs), pg.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert %d reviews: %w", len(rs), err)
+	}
+	if len(p.ids) == 0 {
+		return nil
+	}
+	if _, err := t.tx.Exec(ctx, insertNewParticipants, p.ids, p.reviews, p.keys, p.names, p.emails, p.roles,
+		p.positions, p.at, p.addedBy); err != nil {
+		return fmt.Errorf("insert participants of %d reviews: %w", len(rs), err)
+	}
+	return nil
+}
+
+// ReviewedIncidents returns which of incidentIDs have a review.
+func (t *Tx) ReviewedIncidents(ctx context.Context, incidentIDs []string) (map[string]bool, error) {
+	rows, err := t.tx.Query(ctx, `SELECT r.incident_id::text FROM unnest($1::uuid[]) AS i(id)
+JOIN reviews r ON r.incident_id = i.id`, incidentIDs)
+	if err != nil {
+		return nil, fmt.Errorf("reviews of %d incidents: %w", len(incidentIDs), err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reviews of %d incidents: %w", len(incidentIDs), err)
+	}
+	found := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		found[id] = true
+	}
+	return found, nil
 }
 
 const insertParticipants = `INSERT INTO participants (participant_id, review_id, key, name, email, role, position,

@@ -71,6 +71,30 @@ func (t *Tx) RecordIntent(ctx context.Context, actionID, bridge string, now time
 	return nil
 }
 
+// Intent is one action to deliver to one bridge.
+type Intent struct {
+	ActionID string
+	Bridge   string
+}
+
+// RecordIntents records every intent of is, as RecordIntent does each, with
+// one statement; an action appears at most once in is.
+func (t *Tx) RecordIntents(ctx context.Context, is []Intent, now time.Time) error {
+	if len(is) == 0 {
+		return nil
+	}
+	actions, bridges := make([]string, len(is)), make([]string, len(is))
+	for i, in := range is {
+		actions[i], bridges[i] = in.ActionID, in.Bridge
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO bridge_deliveries (action_id, bridge, state, next_attempt_at, created_at, updated_at)
+SELECT a, b, 'pending', $3, $3, $3 FROM unnest($1::uuid[], $2::text[]) AS i(a, b)`, actions, bridges, now)
+	if err != nil {
+		return fmt.Errorf("record delivery of %d actions: %w", len(is), err)
+	}
+	return nil
+}
+
 // Deliveries returns the bridges an action is delivered to, locked until
 // the transaction ends.
 func (t *Tx) Deliveries(ctx context.Context, actionID string) ([]Delivery, error) {

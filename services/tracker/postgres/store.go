@@ -138,6 +138,25 @@ type Tx struct {
 	tx pgx.Tx
 }
 
+// WrapTx returns the store's view of tx, a transaction on its pool that the
+// caller began (a batch consumer's).
+func WrapTx(tx pgx.Tx) *Tx { return &Tx{tx: tx} }
+
+// MarkProcessedBatch records event ids as handled and returns those that are new.
+func (t *Tx) MarkProcessedBatch(ctx context.Context, eventIDs []string) (map[string]bool, error) {
+	return platform.MarkProcessedBatch(ctx, t.tx, eventIDs)
+}
+
+// EnqueueAll writes envs to the outbox with one statement, to be published on
+// subject after commit.
+func (t *Tx) EnqueueAll(ctx context.Context, subject string, envs []events.Envelope) error {
+	msgs := make([]platform.OutboxMessage, len(envs))
+	for i, env := range envs {
+		msgs[i] = platform.OutboxMessage{Subject: subject, Envelope: env}
+	}
+	return platform.EnqueueBatch(ctx, t.tx, msgs)
+}
+
 // MarkProcessed records eventID as handled; false means it was handled before.
 func (t *Tx) MarkProcessed(ctx context.Context, eventID string) (bool, error) {
 	return platform.MarkProcessed(ctx, t.tx, eventID)
@@ -206,6 +225,65 @@ func (t *Tx) InsertAction(ctx context.Context, a Action) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
+const insertActions = `INSERT INTO actions (action_id, incident_id, incident_title, review_id, key, title, description,
+	category, owner_name, owner_email, due_date, priority, status, status_changed_at, created_at, updated_at,
+	facilitator_name, facilitator_email)
+SELECT a.id, a.incident_id, a.incident_title, a.review_id, a.key, a.title, a.description, a.category, a.owner_name,
+	a.owner_email, nullif(a.due_date, '')::date, a.priority, a.status, a.status_changed_at, a.created_at, a.created_at,
+	a.facilitator_name, a.facilitator_email
+FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+	$10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::text[], $17::text[])
+	WITH ORDINALITY AS a(id, incident_id, incident_title, review_id, key, title, description, category, owner_name,
+		owner_email, due_date, priority, status, status_changed_at, created_at, facilitator_name, facilitator_email, ord)
+ORDER BY a.ord
+ON CONFLICT DO NOTHING
+RETURNING action_id::text`
+
+// InsertActions creates as, as InsertAction does each, with one statement,
+// and returns the ids of those it created (the first of several with one id
+// or one (review_id, key) counts).
+func (t *Tx) InsertActions(ctx context.Context, as []Action) (map[string]bool, error) {
+	if len(as) == 0 {
+		return nil, nil
+	}
+	var c struct {
+		ids, incidents, incidentTitles, reviews, keys, titles, descriptions, categories []string
+		ownerNames, ownerEmails, dueDates, priorities, statuses, facNames, facEmails    []string
+		changed, created                                                                []time.Time
+	}
+	for _, a := range as {
+		var ownerName, ownerEmail, facName, facEmail string
+		if a.Owner != nil {
+			ownerName, ownerEmail = a.Owner.Name, a.Owner.Email
+		}
+		if a.Facilitator != nil {
+			facName, facEmail = a.Facilitator.Name, a.Facilitator.Email
+		}
+		c.ids, c.incidents, c.incidentTitles = append(c.ids, a.ActionID), append(c.incidents, a.IncidentID), append(c.incidentTitles, a.IncidentTitle)
+		c.reviews, c.keys, c.titles = append(c.reviews, a.ReviewID), append(c.keys, a.Key), append(c.titles, a.Title)
+		c.descriptions, c.categories = append(c.descriptions, a.Description), append(c.categories, string(a.Category))
+		c.ownerNames, c.ownerEmails, c.dueDates = append(c.ownerNames, ownerName), append(c.ownerEmails, ownerEmail), append(c.dueDates, a.DueDate)
+		c.priorities, c.statuses = append(c.priorities, string(a.Priority)), append(c.statuses, string(a.Status))
+		c.changed, c.created = append(c.changed, a.StatusChangedAt), append(c.created, a.CreatedAt)
+		c.facNames, c.facEmails = append(c.facNames, facName), append(c.facEmails, facEmail)
+	}
+	rows, err := t.tx.Query(ctx, insertActions, c.ids, c.incidents, c.incidentTitles, c.reviews, c.keys, c.titles,
+		c.descriptions, c.categories, c.ownerNames, c.ownerEmails, c.dueDates, c.priorities, c.statuses, c.changed,
+		c.created, c.facNames, c.facEmails)
+	if err != nil {
+		return nil, fmt.Errorf("insert %d actions: %w", len(as), err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("insert %d actions: %w", len(as), err)
+	}
+	inserted := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		inserted[id] = true
+	}
+	return inserted, nil
+}
+
 // LockAction returns the action with id, locked until the transaction ends,
 // or an error wrapping postgres.ErrNotFound.
 func (t *Tx) LockAction(ctx context.Context, id string) (Action, error) {
@@ -267,6 +345,34 @@ func (t *Tx) AddHistory(ctx context.Context, h HistoryEntry) error {
 		h.Tracker, h.ExternalKey, h.ChangedAt, h.ChangedBy, h.RecordedAt)
 	if err != nil {
 		return fmt.Errorf("add history of action %s: %w", h.ActionID, err)
+	}
+	return nil
+}
+
+const insertHistories = `INSERT INTO action_history (action_id, event_id, outcome, status, previous_status, note,
+	tracker, external_key, changed_at, changed_by, recorded_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+	$9::timestamptz[], $10::text[], $11::timestamptz[])`
+
+// AddHistories appends every entry of hs to its action's history, in order,
+// with one statement.
+func (t *Tx) AddHistories(ctx context.Context, hs []HistoryEntry) error {
+	if len(hs) == 0 {
+		return nil
+	}
+	var c struct {
+		actions, eventIDs, outcomes, statuses, previous, notes, trackers, keys, by []string
+		changed, recorded                                                          []time.Time
+	}
+	for _, h := range hs {
+		c.actions, c.eventIDs, c.outcomes = append(c.actions, h.ActionID), append(c.eventIDs, h.EventID), append(c.outcomes, string(h.Outcome))
+		c.statuses, c.previous, c.notes = append(c.statuses, string(h.Status)), append(c.previous, string(h.PreviousStatus)), append(c.notes, h.Note)
+		c.trackers, c.keys, c.by = append(c.trackers, h.Tracker), append(c.keys, h.ExternalKey), append(c.by, h.ChangedBy)
+		c.changed, c.recorded = append(c.changed, h.ChangedAt), append(c.recorded, h.RecordedAt)
+	}
+	if _, err := t.tx.Exec(ctx, insertHistories, c.actions, c.eventIDs, c.outcomes, c.statuses, c.previous, c.notes,
+		c.trackers, c.keys, c.changed, c.by, c.recorded); err != nil {
+		return fmt.Errorf("add %d history entries: %w", len(hs), err)
 	}
 	return nil
 }
