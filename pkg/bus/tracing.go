@@ -39,6 +39,18 @@ func (m *Message) Trace() tracing.Context {
 	return tracing.FromContext(m.Context(context.Background()))
 }
 
+// Traced returns env carrying the trace context of m's handling (see Trace),
+// unless env has one already. A set-based BatchWriter, which enqueues the
+// events of many messages with the batch's context, passes each event it
+// makes for m through it, so the event joins m's trace.
+func (m *Message) Traced(env events.Envelope) events.Envelope {
+	if env.TraceParent == "" {
+		tc := m.Trace()
+		env.TraceParent, env.TraceState = tc.Parent, tc.State
+	}
+	return env
+}
+
 // tracerOf returns the bus's tracer for tp and whether it records anything.
 func tracerOf(tp trace.TracerProvider) (trace.Tracer, bool) {
 	if tp == nil {

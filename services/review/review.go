@@ -351,6 +351,9 @@ func (s *Service) openReviews(ctx context.Context, btx pgx.Tx, ms []*bus.Message
 			continue // the handler meets the same error, for this message alone
 		}
 		taken[c.m] = true
+		for i := range o.events {
+			o.events[i] = c.m.Traced(o.events[i])
+		}
 		openings[c.m.Envelope.ID] = o
 		eventIDs = append(eventIDs, c.m.Envelope.ID)
 	}

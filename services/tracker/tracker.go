@@ -306,7 +306,7 @@ func (s *Service) createActions(ctx context.Context, btx pgx.Tx, ms []*bus.Messa
 		if err != nil {
 			return nil, err
 		}
-		history, envs = append(history, c.history), append(envs, c.event)
+		history, envs = append(history, c.history), append(envs, m.Traced(c.event))
 		if c.bridge != "" {
 			intents = append(intents, store.Intent{ActionID: a.ActionID, Bridge: c.bridge})
 		}
