@@ -58,6 +58,11 @@ func runDemo(ctx context.Context, args []string) error {
 		// High and critical reviews need a second approval in the demo, so it
 		// shows the whole sign-off.
 		"REVIEW_APPROVAL_SEVERITIES": "critical,high"}
+	// The demo's database is fresh, so an evidence retention policy purges
+	// nothing of anyone's history; the report prints the date it gives.
+	if os.Getenv("EVIDENCE_RETENTION") == "" {
+		env["EVIDENCE_RETENTION"] = "default=3y;severity:high=5y;severity:critical=7y"
+	}
 	// Without a bridge configured, the tracker delivers to a local generic
 	// webhook receiver; TRACKER_BRIDGES(_FILE) points it at a real tracker.
 	var hook *demoReceiver
