@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
 
 	"github.com/afteraction/afteraction/pkg/postgres"
 )
@@ -84,11 +85,13 @@ func InOneTxSet(pool *pgxpool.Pool, write BatchWriter, h Handler) BatchHandler {
 	each := InOneTx(pool, h)
 	return func(ctx context.Context, ms []*Message) []error {
 		errs := make([]error, len(ms))
-		fallback := false
+		var fallback error
 		err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
 			rest, err := safeWrite(ctx, write, tx, ms)
 			if err != nil {
-				fallback = !IsInfrastructure(err)
+				if !IsInfrastructure(err) {
+					fallback = err
+				}
 				return err
 			}
 			index := make(map[*Message]int, len(ms))
@@ -99,8 +102,8 @@ func InOneTxSet(pool *pgxpool.Pool, write BatchWriter, h Handler) BatchHandler {
 			for _, m := range rest {
 				i, ok := index[m]
 				if !ok { // a writer bug: one message at a time still handles the batch right
-					fallback = true
-					return fmt.Errorf("batch writer returned a message that is not of the batch (%s)", m.Envelope.ID)
+					fallback = fmt.Errorf("batch writer returned a message that is not of the batch (%s)", m.Envelope.ID)
+					return fallback
 				}
 				errs[i] = safeCall(bctx, h, m)
 				if IsInfrastructure(errs[i]) {
@@ -109,7 +112,10 @@ func InOneTxSet(pool *pgxpool.Pool, write BatchWriter, h Handler) BatchHandler {
 			}
 			return nil
 		})
-		if fallback {
+		if fallback != nil {
+			// Correct but slow: worth an operator's look when it repeats.
+			consumerLog(ctx).Warn("set-based batch write failed; handling the batch one message at a time",
+				zap.Int("messages", len(ms)), zap.Error(fallback))
 			return each(ctx, ms)
 		}
 		if err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/afteraction/afteraction/pkg/bus"
 	"github.com/afteraction/afteraction/pkg/events"
@@ -280,7 +282,9 @@ func TestInOneTxSetFallsBackToOneMessageAtATimeWhenTheWriteFails(t *testing.T) {
 	c.Prepare = bus.PrepareTyped[events.ActionUpdated](events.TypeActionUpdated)
 	bctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- e.bus.ConsumeBatch(bctx, c, bus.InOneTxSet(e.pool, setWriter(), h)) }()
+	core, logs := observer.New(zap.WarnLevel)
+	observed := connect(t, e.srv.URL(), zap.New(core))
+	go func() { done <- observed.ConsumeBatch(bctx, c, bus.InOneTxSet(e.pool, setWriter(), h)) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	servicetest.Eventually(t, "the bad message in the DLQ", func() bool { return len(e.dlq(events.SubjectActionUpdated)) == 1 })
@@ -304,5 +308,8 @@ func TestInOneTxSetFallsBackToOneMessageAtATimeWhenTheWriteFails(t *testing.T) {
 	}
 	if processed != 29 {
 		t.Errorf("processed_events holds %d ids, want 29 (the set write rolled back)", processed)
+	}
+	if n := logs.FilterMessageSnippet("one message at a time").Len(); n == 0 {
+		t.Error("the fallback to one message at a time was not logged")
 	}
 }

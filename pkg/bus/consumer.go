@@ -353,10 +353,22 @@ func prepare(fn func(*Message) (any, error), m *Message) {
 	m.Prepared, m.outcome = fn(m)
 }
 
+// logKey carries the consumer's logger to its batch handler (see consumerLog).
+type logKey struct{}
+
+// consumerLog is the logger of the consumer running the batch handler that
+// got ctx, or a no-op logger.
+func consumerLog(ctx context.Context) *zap.Logger {
+	if l, ok := ctx.Value(logKey{}).(*zap.Logger); ok {
+		return l
+	}
+	return zap.NewNop()
+}
+
 // handle runs h on the messages of batch without an outcome yet, then settles
 // every message of the batch in order.
 func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, batch []*Message, h BatchHandler, log *zap.Logger) {
-	hctx, cancel := context.WithTimeout(ctx, cfg.AckWait)
+	hctx, cancel := context.WithTimeout(context.WithValue(ctx, logKey{}, log), cfg.AckWait)
 	defer cancel()
 	todo := make([]*Message, 0, len(batch))
 	for _, m := range batch {
