@@ -213,6 +213,7 @@ func TestConsoleWithoutJavaScript(t *testing.T) {
 	if code := bea.post(u.RequestURI(), draft); code != http.StatusOK || !strings.Contains(bea.last, "Draft saved") {
 		t.Fatalf("save draft: %d", code)
 	}
+	bea.contains("draft saved", "Not kept as an answer") // the hidden question's text, said so
 	if code := bea.get(u.RequestURI()); code != http.StatusOK {
 		t.Fatalf("come back: %d", code)
 	}
@@ -228,6 +229,7 @@ func TestConsoleWithoutJavaScript(t *testing.T) {
 	if code := bea.post(u.RequestURI(), submit); code != http.StatusOK || !strings.Contains(bea.last, "Thank you") {
 		t.Fatalf("submit: %d", code)
 	}
+	bea.contains("submitted", "Not kept as an answer")
 
 	// The facilitator sees the answer and the audit.
 	fac.get(page)

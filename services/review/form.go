@@ -158,7 +158,7 @@ func (h *handlers) submitForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	answers, asked := answersFromForm(fc.questions, r.PostForm)
+	answers, asked, hidden := answersFromForm(fc.questions, r.PostForm)
 	body, err := json.Marshal(map[string]any{"form": r.PostForm})
 	if err != nil {
 		h.message(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a moment.")
@@ -173,7 +173,8 @@ func (h *handlers) submitForm(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			page := fc.page(answers, nil)
-			page.Notice = "Draft saved at " + savedAt.UTC().Format(timeLayout) + ". Come back with the same link to finish; it is not submitted yet."
+			page.Notice = strings.TrimSpace("Draft saved at " + savedAt.UTC().Format(timeLayout) +
+				". Come back with the same link to finish; it is not submitted yet. " + hiddenNotice(hidden))
 			h.render(w, http.StatusOK, "form", page)
 			return
 		}
@@ -209,7 +210,7 @@ func (h *handlers) submitForm(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.render(w, http.StatusOK, "thanks", formPage{
 			Title: fc.review.Title, ReviewID: fc.review.ReviewID, Token: fc.token, Participant: fc.participant.Name,
-			SubmittedAt: resp.SubmittedAt.Format("2 January 2006 15:04 MST"),
+			SubmittedAt: resp.SubmittedAt.Format("2 January 2006 15:04 MST"), Notice: hiddenNotice(hidden),
 		})
 	}
 }
@@ -217,7 +218,7 @@ func (h *handlers) submitForm(w http.ResponseWriter, r *http.Request) {
 // answersFromForm reads one answer per question from form values named by
 // question id, skipping empty ones and those to conditional questions the
 // form's own answers hide; asked[i] is the question of answers[i].
-func answersFromForm(qs []events.Question, form map[string][]string) (answers []events.Answer, asked []string) {
+func answersFromForm(qs []events.Question, form map[string][]string) (answers []events.Answer, asked, hidden []string) {
 	for _, q := range qs {
 		v := ""
 		if vs := form[q.ID]; len(vs) > 0 {
@@ -269,9 +270,22 @@ func answersFromForm(qs []events.Question, form map[string][]string) (answers []
 	for i, a := range answers {
 		if shown(byID[a.QuestionID], values) {
 			keptAnswers, keptAsked = append(keptAnswers, a), append(keptAsked, asked[i])
+		} else {
+			hidden = append(hidden, byID[a.QuestionID].Prompt)
 		}
 	}
-	return keptAnswers, keptAsked
+	return keptAnswers, keptAsked, hidden
+}
+
+// hiddenNotice tells the participant which of their texts were not kept as
+// answers because the question they belong to no longer applied (it is in
+// the submission's record all the same), or "".
+func hiddenNotice(prompts []string) string {
+	if len(prompts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Not kept as an answer, because the question no longer applies after your other answers: “%s”. "+
+		"If it should, change the answer it depends on and save again.", strings.Join(prompts, "”, “"))
 }
 
 func (h *handlers) formFailed(w http.ResponseWriter, err error) {
