@@ -47,6 +47,9 @@ type Relay struct {
 	MaxAttempts int
 }
 
+// finalPassTimeout bounds a relay pass that runs on after shutdown began.
+const finalPassTimeout = 10 * time.Second
+
 // Run relays until ctx is cancelled, then makes one last pass (bounded by ten
 // seconds) so what was committed before shutdown goes out. It returns nil on
 // shutdown; publish and database errors are logged and retried with back-off.
@@ -65,7 +68,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalPassTimeout)
 			defer cancel()
 			if _, err := r.Drain(final, batch); err != nil {
 				log.Warn("final outbox pass failed; rows stay for the next start", zap.Error(err))
@@ -74,7 +77,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-wake:
 		case <-timer.C:
 		}
-		n, err := r.Drain(ctx, batch)
+		// A pass in progress is finished even when shutdown begins: cut short,
+		// its claimed rows could stay locked (the server notices the
+		// cancelled connection late) while the final pass below skips them.
+		pass, endPass := context.WithTimeout(context.WithoutCancel(ctx), finalPassTimeout)
+		n, err := r.Drain(pass, batch)
+		endPass()
 		wait := poll
 		if err != nil && ctx.Err() == nil {
 			failures++
