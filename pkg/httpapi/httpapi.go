@@ -215,16 +215,12 @@ func (t Tokens) Require(h http.Handler, roles ...string) http.Handler {
 // Check is one readiness check; it returns nil when the dependency is usable.
 type Check func(ctx context.Context) error
 
-// Health registers GET /healthz (the process is up) and GET /readyz (every
-// check passes within two seconds) on mux. /readyz answers each check's name
-// with "ok" or "unavailable", never the error itself: it is unauthenticated,
-// and error text names hosts, users and internals. See HealthWithLog.
-func Health(mux *http.ServeMux, checks map[string]Check) {
-	HealthWithLog(mux, checks, zap.NewNop())
-}
-
-// HealthWithLog is Health that logs why a check failed, at most once a minute
-// per check, where operators (and nobody else) can read it.
+// HealthWithLog registers GET /healthz (the process is up) and GET /readyz
+// (every check passes within two seconds) on mux. /readyz answers each check's
+// name with "ok" or "unavailable", never the error itself: it is
+// unauthenticated, and error text names hosts, users and internals. Why a
+// check failed is logged instead, at most once a minute per check, where
+// operators (and nobody else) can read it.
 func HealthWithLog(mux *http.ServeMux, checks map[string]Check, log *zap.Logger) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
